@@ -1,0 +1,112 @@
+"""`voxgate` command line: serve, say, bench."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import sys
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from voxgate.config import Settings
+    from voxgate.engine import Engine
+    from voxgate.server.app import create_app
+
+    overrides: dict[str, object] = {}
+    if args.host is not None:
+        overrides["host"] = args.host
+    if args.port is not None:
+        overrides["port"] = args.port
+    settings = Settings(**overrides)  # type: ignore[arg-type]
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not settings.api_keys:
+        if not _is_loopback(settings.host):
+            print(
+                f"refusing to listen on {settings.host} without API keys: set VOXGATE_API_KEYS "
+                "(comma-separated) or listen on 127.0.0.1",
+                file=sys.stderr,
+            )
+            return 2
+        print(
+            "WARNING: no API keys configured (VOXGATE_API_KEYS): the server is OPEN to anyone on this machine",
+            file=sys.stderr,
+        )
+    engine = Engine(settings)
+    if settings.preload:
+        print("loading models (the first start assembles and checks weight files) ...", file=sys.stderr)
+        for line in engine.load():
+            print(f"  loaded {line}", file=sys.stderr)
+    app = create_app(settings, engine)
+    print(f"Voxgate listening on ws://{settings.host}:{settings.port}/v1/ws", file=sys.stderr, flush=True)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", ws_max_size=4 << 20)
+    return 0
+
+
+def say(args: argparse.Namespace) -> int:
+    """Speak text with a local voice into a WAV file (handy for making test audio)."""
+    import wave
+
+    import numpy as np
+
+    from voxgate.audio.codecs import float_to_int16
+    from voxgate.audio.resample import resample
+    from voxgate.config import Settings
+    from voxgate.engine import Engine
+
+    engine = Engine(Settings())
+    voice = engine.voices.resolve(args.voice)
+    audio = voice.backend.synthesize(args.text, voice=voice.voice, language=args.language or voice.language)
+    rate = args.rate or voice.sample_rate
+    audio = resample(audio, voice.sample_rate, rate)
+    with wave.open(args.output, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(float_to_int16(np.asarray(audio, dtype=np.float32)).tobytes())
+    print(f"{args.output}: {len(audio) / rate:.2f} s at {rate} Hz, voice {voice.voice}", file=sys.stderr)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="voxgate", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p_serve = sub.add_parser("serve", help="run the server on the embedded local models")
+    p_serve.add_argument("--host", default=None, help="default 127.0.0.1 (VOXGATE_HOST)")
+    p_serve.add_argument("--port", type=int, default=None, help="default 8000 (VOXGATE_PORT)")
+    p_serve.set_defaults(func=serve)
+
+    p_say = sub.add_parser("say", help="synthesize text to a WAV file")
+    p_say.add_argument("text")
+    p_say.add_argument("-o", "--output", required=True)
+    p_say.add_argument("--voice", default=None)
+    p_say.add_argument("--language", default=None)
+    p_say.add_argument("--rate", type=int, default=None, help="resample to this rate")
+    p_say.set_defaults(func=say)
+
+    p_bench = sub.add_parser("bench", help="benchmarks against a running server")
+    bench_sub = p_bench.add_subparsers(dest="bench", required=True)
+    p_lat = bench_sub.add_parser("latency", help="per-turn latency over WebSocket")
+    p_lat.add_argument("--url", default="ws://127.0.0.1:8000/v1/ws")
+    p_lat.add_argument("--api-key", default=None)
+    p_lat.add_argument("--turns", type=int, default=5)
+    p_lat.set_defaults(func=lambda a: __import__("voxgate.bench.latency", fromlist=["main"]).main(a))
+
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

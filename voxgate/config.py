@@ -1,0 +1,64 @@
+"""Server settings: environment variables (VOXGATE_*) over defaults, one pydantic-settings model.
+
+Every option has a default that runs the embedded local models with no API key and no network.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="VOXGATE_", extra="ignore")
+
+    # --- network and access
+    host: str = "127.0.0.1"
+    port: int = 8000
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated API keys. A key may carry a scope: 'KEY' (everything), "
+        "'KEY:sessions' (open WebSocket sessions only) or 'KEY:tokens' (mint temporary tokens only).",
+    )
+    max_sessions: int = Field(default=16, ge=1, description="Concurrent sessions before server_error.")
+    resume_window_s: float = Field(default=30.0, gt=0, description="How long a dropped session can be resumed.")
+    max_token_ttl_s: int = 600
+
+    # --- speech to text
+    stt_model: str = Field(default="base", description="Final transcripts: 'base', 'tiny.en' or a CT2 model dir.")
+    stt_partial_model: str = Field(default="tiny.en", description="Live partials; same choices as stt_model.")
+    stt_language: str = Field(default="en", description="Default input language (ISO 639-1); 'auto' detects.")
+    stt_threads: int = 2
+    partial_interval_ms: int = Field(default=600, ge=100, description="Audio between two partial decodes.")
+
+    # --- end of turn
+    smart_turn: bool = Field(default=True, description="Use Smart Turn v3.2 between min and max silence.")
+    smart_turn_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+
+    # --- language model
+    llm_model: str = Field(default="qwen2.5-coder-1.5b", description="Embedded model name or a GGUF path.")
+    llm_threads: int = 2
+    llm_context: int = 4096
+    llm_temperature: float = 0.6
+    llm_max_tokens: int = 200
+    llm_seed: int = -1
+    llm_first_token_timeout_s: float = Field(default=30.0, gt=0, description="agent_timeout past this.")
+    system_prompt: str = "You are a friendly, helpful voice assistant."
+
+    # --- speech out
+    default_voice: str = "joe"
+    tts_threads: int = 2
+    reply_lead_s: float = Field(default=0.8, gt=0, description="Audio sent ahead of real-time playback.")
+
+    # --- start-up
+    preload: bool = Field(default=True, description="Load every default model at start-up.")
+    log_level: str = "info"
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [k.strip() for k in value.split(",") if k.strip()]
+        return value

@@ -1,0 +1,201 @@
+"""The models shared by every session, and the registry of live and resumable conversations.
+
+Models are loaded once per process and shared; each backend guards itself with a lock, and every
+blocking call runs in a worker thread so the event loop keeps serving sockets. With `preload` off,
+each model loads on first use (useful for tests that need only part of the stack).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import sys
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from voxgate.backends.base import Audio, LanguageModel, SpeechToText, TurnCompletionModel, VoiceActivityDetector
+from voxgate.config import Settings
+from voxgate.session.conversation import Conversation
+from voxgate.session.store import SessionStore
+from voxgate.voices import ResolvedVoice, VoiceCatalog
+
+log = logging.getLogger("voxgate.engine")
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+class Engine:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.store: SessionStore[Conversation] = SessionStore(settings.resume_window_s)
+        self._owners: dict[str, object] = {}  # session_id -> the connection that holds it now
+        self._stt: dict[str, SpeechToText] = {}
+        self._reaper: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------ models
+
+    @functools.cached_property
+    def vad(self) -> VoiceActivityDetector:
+        from voxgate.backends.vad.silero import SileroVAD
+
+        return SileroVAD()
+
+    def stt(self, name: str) -> SpeechToText:
+        if name not in self._stt:
+            from voxgate.backends.stt.whisper import WhisperSTT
+
+            self._stt[name] = WhisperSTT(name, cpu_threads=self.settings.stt_threads)
+        return self._stt[name]
+
+    @functools.cached_property
+    def turn_model(self) -> TurnCompletionModel:
+        from voxgate.backends.turn.smart_turn import SmartTurnModel
+
+        return SmartTurnModel()
+
+    @functools.cached_property
+    def llm(self) -> LanguageModel:
+        from voxgate.backends.llm.embedded_models import resolve_gguf
+        from voxgate.backends.llm.llama_cpp_backend import LlamaCppLLM
+
+        s = self.settings
+        return LlamaCppLLM(
+            resolve_gguf(s.llm_model),
+            n_ctx=s.llm_context,
+            n_threads=s.llm_threads,
+            temperature=s.llm_temperature,
+            max_tokens=s.llm_max_tokens,
+            seed=s.llm_seed,
+            name=s.llm_model,
+        )
+
+    @functools.cached_property
+    def voices(self) -> VoiceCatalog:
+        from voxgate.backends.tts.espeak_voice import EspeakTTS
+        from voxgate.backends.tts.kokoro_voice import KokoroTTS
+        from voxgate.backends.tts.piper_voice import PiperTTS
+
+        threads = self.settings.tts_threads
+        return VoiceCatalog(
+            [PiperTTS(threads=threads), KokoroTTS(threads=threads), EspeakTTS()],
+            default_voice=self.settings.default_voice,
+        )
+
+    def partial_stt_for(self, language: str | None) -> SpeechToText:
+        name = self.settings.stt_partial_model
+        if name.endswith(".en") and language not in ("en", None):
+            name = self.settings.stt_model
+        return self.stt(name)
+
+    def load(self) -> list[str]:
+        """Load every default model now, saying what and how long; returns one line per model."""
+        s = self.settings
+        loaded: list[str] = []
+
+        def step(label: str, load: Any) -> None:
+            _say(f"loading {label} ...")
+            t0 = time.monotonic()
+            load()
+            loaded.append(f"{label} ({time.monotonic() - t0:.1f} s)")
+
+        step("VAD: Silero v6", lambda: self.vad)
+        step(f"STT final: Whisper {s.stt_model}", lambda: self.stt(s.stt_model).transcribe(
+            _silence(0.5), language=self._default_language()))
+        if s.stt_partial_model != s.stt_model:
+            step(f"STT partials: Whisper {s.stt_partial_model}", lambda: self.stt(s.stt_partial_model).transcribe(
+                _silence(0.5), language=self._default_language()))
+        if s.smart_turn:
+            step("end of turn: Smart Turn v3.2", lambda: self.turn_model.probability_complete(_silence(1.0)))
+        step(f"LLM: {s.llm_model}", self._warm_llm)
+        step("TTS voices: " + ", ".join(v.id for v in self.voices.local_voices()), self._warm_voices)
+        return loaded
+
+    def _default_language(self) -> str | None:
+        return None if self.settings.stt_language == "auto" else self.settings.stt_language
+
+    def _warm_llm(self) -> None:
+        warmup = getattr(self.llm, "warmup", None)
+        if warmup is not None:
+            warmup(self.settings.system_prompt, ())
+
+    def _warm_voices(self) -> None:
+        self.voices.resolve(None).backend.synthesize("Hello.", voice=self.voices.resolve(None).voice)
+
+    # ------------------------------------------------------------ blocking calls, off the loop
+
+    async def transcribe(
+        self, audio: Audio, *, language: str | None, keyterms: Sequence[str], partial: bool
+    ) -> str:
+        model = self.partial_stt_for(language) if partial else self.stt(self.settings.stt_model)
+        return await asyncio.to_thread(model.transcribe, audio, language=language, keyterms=list(keyterms))
+
+    async def end_of_turn_check(self, audio: Audio, silence_s: float) -> bool:
+        p = await asyncio.to_thread(self.turn_model.probability_complete, audio)
+        log.debug("smart turn", extra={"p_complete": p, "silence_s": silence_s})
+        return p >= self.settings.smart_turn_threshold
+
+    async def synthesize(self, text: str, voice: ResolvedVoice) -> tuple[Audio, int]:
+        from voxgate.backends.tts.text import speakable
+
+        spoken = speakable(text)
+        if not spoken:
+            return _silence(0.0), voice.sample_rate
+        audio = await asyncio.to_thread(
+            voice.backend.synthesize, spoken, voice=voice.voice, language=voice.language
+        )
+        return audio, voice.sample_rate
+
+    # ------------------------------------------------------------ conversations
+
+    async def open_conversation(self, owner: str) -> Conversation | None:
+        self._reap()
+        if self.store.attached_count >= self.settings.max_sessions:
+            return None
+        session_id = "sess_" + uuid.uuid4().hex[:20]
+        conversation = Conversation(self, session_id, owner)
+        self.store.add(session_id, conversation, owner)
+        return conversation
+
+    def bind(self, conversation: Conversation, connection: object) -> None:
+        self._owners[conversation.session_id] = connection
+
+    async def resume_conversation(self, session_id: str, owner: str, connection: Any) -> Conversation:
+        self._reap()
+        conversation = self.store.claim(session_id, owner)
+        previous = self._owners.get(session_id)
+        if previous is not None and previous is not connection:
+            await conversation.detach()
+            with contextlib.suppress(Exception):
+                await previous.close(4000, "session resumed on another socket")  # type: ignore[attr-defined]
+        self._owners[session_id] = connection
+        conversation.resumed()
+        return conversation
+
+    async def release(self, conversation: Conversation, connection: object) -> None:
+        """The socket holding `conversation` closed: keep it resumable for the window."""
+        if self._owners.get(conversation.session_id) is not connection:
+            return  # another socket took it over already
+        del self._owners[conversation.session_id]
+        await conversation.detach()
+        self.store.detach(conversation.session_id)
+
+    def _reap(self) -> None:
+        for conversation in self.store.expire_old():
+            self._owners.pop(conversation.session_id, None)
+
+    async def reap_forever(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            self._reap()
+
+
+def _silence(seconds: float) -> Audio:
+    import numpy as np
+
+    return np.zeros(int(seconds * 16_000), dtype=np.float32)

@@ -1,0 +1,1 @@
+"""The Voice Agent API wire protocol (pydantic models in events.py)."""

@@ -1,0 +1,238 @@
+"""One WebSocket: parse client events, route them to the conversation, survive bad input.
+
+Nothing a client sends can take the server down: every message is parsed into the protocol models,
+and anything that does not fit becomes a `session.error` with the protocol's code while the socket
+stays open. Errors are rate-limited so a flood of garbage cannot turn into a flood of replies.
+Audio is decoded here and handed to one worker task, so a slow end-of-turn check never blocks the
+reading of `tool.result` or the next message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import json
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from voxgate.backends.base import Audio
+from voxgate.protocol.events import (
+    CLIENT_EVENT_TYPES,
+    ErrorCode,
+    InputAudio,
+    ServerEvent,
+    SessionError,
+    SessionReady,
+    SessionResume,
+    SessionUpdate,
+    SessionUpdated,
+    ToolResult,
+    client_event_adapter,
+    to_wire,
+)
+from voxgate.session.config import ConfigError
+from voxgate.session.conversation import Conversation
+from voxgate.session.store import ResumeError
+
+if TYPE_CHECKING:
+    from voxgate.engine import Engine
+    from voxgate.server.auth import Principal
+
+log = logging.getLogger("voxgate.connection")
+
+MAX_AUDIO_BYTES_PER_MESSAGE = 1 << 20  # ~22 s of 24 kHz PCM; larger chunks are a client bug
+MAX_AUDIO_BACKLOG = 400  # chunks waiting for the worker (~20 s at 50 ms) before we refuse more
+ERRORS_PER_SECOND = 10
+
+
+class _ErrorBudget:
+    """Token bucket for error events: a flood of bad messages gets a bounded number of replies."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate, self.tokens, self.stamp = rate, rate, time.monotonic()
+        self.dropped = 0
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.rate, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        self.dropped += 1
+        return False
+
+
+class Connection:
+    def __init__(self, websocket: WebSocket, engine: Engine, principal: Principal) -> None:
+        self.ws = websocket
+        self.engine = engine
+        self.principal = principal
+        self.conversation: Conversation | None = None
+        self._send_lock = asyncio.Lock()
+        self._audio: asyncio.Queue[Audio | None] = asyncio.Queue(maxsize=MAX_AUDIO_BACKLOG)
+        self._errors = _ErrorBudget(ERRORS_PER_SECOND)
+        self._closed = False
+
+    # ------------------------------------------------------------ sending
+
+    async def send(self, event: ServerEvent) -> None:
+        if self._closed:
+            return
+        try:
+            async with self._send_lock:
+                await self.ws.send_text(json.dumps(to_wire(event)))
+        except (WebSocketDisconnect, RuntimeError, ConnectionError):
+            self._closed = True
+
+    async def error(self, code: ErrorCode, message: str) -> None:
+        if self._errors.take():
+            await self.send(SessionError(code=code, message=message))
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        if self._closed:
+            return
+        self._closed = True
+        with contextlib.suppress(Exception):
+            if self.ws.application_state != WebSocketState.DISCONNECTED:
+                await self.ws.close(code=code, reason=reason)
+
+    # ------------------------------------------------------------ main loop
+
+    async def run(self) -> None:
+        worker = asyncio.create_task(self._audio_worker(), name="audio-worker")
+        try:
+            while not self._closed:
+                try:
+                    message = await self.ws.receive()
+                except (WebSocketDisconnect, RuntimeError):
+                    break
+                if message["type"] == "websocket.disconnect":
+                    break
+                text = message.get("text")
+                if text is None:
+                    await self.error(ErrorCode.INVALID_FORMAT, "send JSON text frames, not binary")
+                    continue
+                try:
+                    await self._on_text(text)
+                except ConfigError as exc:
+                    await self.error(exc.code, exc.message)
+                except Exception as exc:  # a bug must cost one message, not the session
+                    log.exception("error handling a client message")
+                    await self.error(ErrorCode.SERVER_ERROR, f"internal error: {type(exc).__name__}")
+        finally:
+            worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
+            self._closed = True
+            if self.conversation is not None:
+                await self.engine.release(self.conversation, self)
+
+    async def _on_text(self, text: str) -> None:
+        try:
+            raw: Any = json.loads(text)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            await self.error(ErrorCode.INVALID_FORMAT, "message is not valid JSON")
+            return
+        if not isinstance(raw, dict) or not isinstance(raw.get("type"), str):
+            await self.error(ErrorCode.INVALID_FORMAT, "message must be a JSON object with a string 'type'")
+            return
+        kind = raw["type"]
+        if kind not in CLIENT_EVENT_TYPES:
+            await self.error(ErrorCode.INVALID_FORMAT, f"unknown event type {kind!r}")
+            return
+        try:
+            event = client_event_adapter.validate_python(raw)
+        except ValidationError as exc:
+            code = ErrorCode.INVALID_VALUE if kind == "session.update" else ErrorCode.INVALID_FORMAT
+            if kind == "input.audio":
+                code = ErrorCode.INVALID_AUDIO
+            await self.error(code, f"{kind}: {_summarize(exc)}")
+            return
+
+        if isinstance(event, SessionResume):
+            await self._on_resume(event)
+        elif isinstance(event, SessionUpdate):
+            fields = set(raw.get("session", {}) or {}) if isinstance(raw.get("session"), dict) else set()
+            await self._on_update(event, fields)
+        elif self.conversation is None or not self.conversation.ready:
+            await self.error(ErrorCode.INVALID_FORMAT, f"{kind} before session.update: configure the session first")
+        elif isinstance(event, InputAudio):
+            await self._on_audio(event)
+        elif isinstance(event, ToolResult):
+            await self.conversation.on_tool_result(event.call_id, event.result)
+
+    async def _on_update(self, event: SessionUpdate, fields: set[str]) -> None:
+        if self.conversation is None:
+            conversation = await self.engine.open_conversation(self.principal.owner)
+            if conversation is None:
+                await self.error(ErrorCode.SERVER_ERROR, "server at capacity: retry with exponential backoff")
+                await self.close(1013, "at capacity")
+                return
+            self.conversation = conversation
+            self.engine.bind(conversation, self)
+            conversation.attach(self.send)
+        first = await self.conversation.update(event.session, fields)
+        if first:
+            await self.send(SessionReady(session_id=self.conversation.session_id))
+            await self.conversation.greet()
+        else:
+            await self.send(SessionUpdated())
+
+    async def _on_resume(self, event: SessionResume) -> None:
+        if self.conversation is not None:
+            await self.error(ErrorCode.INVALID_FORMAT, "session.resume must be the first message on a socket")
+            return
+        try:
+            conversation = await self.engine.resume_conversation(event.session_id, self.principal.owner, self)
+        except ResumeError as exc:
+            await self.error(exc.code, exc.message)
+            return
+        self.conversation = conversation
+        conversation.attach(self.send)
+        await self.send(SessionReady(session_id=conversation.session_id))
+
+    async def _on_audio(self, event: InputAudio) -> None:
+        assert self.conversation is not None
+        try:
+            payload = base64.b64decode(event.audio, validate=True)
+        except (binascii.Error, ValueError):
+            await self.error(ErrorCode.INVALID_AUDIO, "audio is not valid base64")
+            return
+        if len(payload) > MAX_AUDIO_BYTES_PER_MESSAGE:
+            await self.error(ErrorCode.INVALID_AUDIO, "audio chunk too large: send ~50 ms chunks")
+            return
+        try:
+            audio = self.conversation.decode_input(payload)
+        except Exception as exc:
+            await self.error(ErrorCode.INVALID_AUDIO, f"could not convert audio: {exc}")
+            return
+        try:
+            self._audio.put_nowait(audio)
+        except asyncio.QueueFull:
+            await self.error(ErrorCode.SERVER_ERROR, "audio arrives faster than real time; chunk dropped")
+
+    async def _audio_worker(self) -> None:
+        while (audio := await self._audio.get()) is not None:
+            conversation = self.conversation
+            if conversation is None:
+                continue
+            try:
+                await conversation.on_audio(audio)
+            except Exception:
+                log.exception("audio processing failed")
+                await self.error(ErrorCode.SERVER_ERROR, "internal error while processing audio")
+
+
+def _summarize(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:3]:
+        where = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-after"))
+        parts.append(f"{where or 'value'}: {err['msg']}")
+    return "; ".join(parts)

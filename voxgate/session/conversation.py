@@ -1,0 +1,426 @@
+"""One conversation: configuration, history, the user's turns and the agent's replies.
+
+A conversation outlives its socket (for `session.resume`). Everything it runs — partial decodes, the
+turn being transcribed, the reply being spoken — is a task it tracks, so detaching cancels all of
+it and nothing leaks. The socket side (server/connection.py) only parses and forwards.
+
+A user turn goes through phases, and what user speech does depends on the phase:
+- transcribing (after end of turn, before `transcript.user`): the user went on — cancel, and the
+  closed turn's audio becomes the start of the new one;
+- thinking (LLM working, no `reply.started` yet): cancel unheard; the user message stays in history;
+- speaking (after `reply.started`): barge-in when `interrupt_response`, else the agent goes on and
+  the new turn is answered after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from voxgate.audio.codecs import WIRE_RATES, WireDecoder
+from voxgate.audio.resample import StreamResampler, resample
+from voxgate.backends.base import ANALYSIS_RATE, Audio, ChatMessage, TextDelta, ToolCallRequest
+from voxgate.protocol.events import (
+    AgentTranscript,
+    ErrorCode,
+    ReplyDone,
+    ReplyStarted,
+    ServerEvent,
+    SessionConfig,
+    SessionError,
+    SpeechStarted,
+    SpeechStopped,
+    UserTranscript,
+    UserTranscriptDelta,
+)
+from voxgate.session.clauses import ClauseSplitter
+from voxgate.session.config import LiveConfig, apply_update
+from voxgate.session.listener import Listener, NoiseEnd, PartialDue, SpeechStart, TurnEnd
+from voxgate.session.speaker import ReplySpeaker, SpeechItem, ToolCallsReady
+
+if TYPE_CHECKING:
+    from voxgate.engine import Engine
+
+log = logging.getLogger("voxgate.session")
+
+TRANSITION = "One moment, let me check."
+APOLOGY = "Sorry, I'm having trouble answering right now."
+NOTHING_TO_SAY = "Sorry, could you say that again?"
+
+Send = Callable[[ServerEvent], Awaitable[None]]
+
+
+@dataclass
+class ActiveReply:
+    reply_id: str
+    speaker: ReplySpeaker
+    task: asyncio.Task[None] | None = None
+    started: bool = False  # reply.started has been sent
+    calls: list[ToolCallRequest] = field(default_factory=list)
+
+
+class Conversation:
+    def __init__(self, engine: Engine, session_id: str, owner: str) -> None:
+        self.engine = engine
+        self.session_id = session_id
+        self.owner = owner
+        settings = engine.settings
+        self.config = LiveConfig(
+            system_prompt=settings.system_prompt,
+            language=None if settings.stt_language == "auto" else settings.stt_language,
+        )
+        self.history: list[ChatMessage] = []
+        self._send: Send | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._listener: Listener | None = None
+        self._decoder: WireDecoder | None = None
+        self._resampler: StreamResampler | None = None
+        self._turn_task: asyncio.Task[None] | None = None
+        self._turn_audio: Audio | None = None
+        self._turn_transcribed = False
+        self._reply: ActiveReply | None = None
+        self._speaking = asyncio.Lock()
+        self._partial_busy = False
+        self._last_partial = ""
+        self._pending_calls: dict[str, ToolCallRequest] = {}
+        self._results: dict[str, str] = {}
+        self._discarded_calls: set[str] = set()
+        self._waiting_reply_done = False
+
+    # ------------------------------------------------------------ socket lifecycle
+
+    @property
+    def ready(self) -> bool:
+        return self.config.applied_once
+
+    def attach(self, send: Send) -> None:
+        self._send = send
+
+    async def detach(self) -> None:
+        """The socket is gone: stop all work; keep what the user heard in the history."""
+        self._send = None
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        self._listener = None
+        self._partial_busy = False
+
+    async def emit(self, event: ServerEvent) -> None:
+        if self._send is not None:
+            await self._send(event)
+
+    async def error(self, code: ErrorCode, message: str) -> None:
+        await self.emit(SessionError(code=code, message=message))
+
+    def _spawn(self, coro: Awaitable[None], name: str) -> asyncio.Task[None]:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        task.set_name(f"{self.session_id}:{name}")
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("session task failed", exc_info=task.exception())
+
+    # ------------------------------------------------------------ configuration
+
+    async def update(self, update: SessionConfig, fields_set: set[str]) -> bool:
+        """Apply a session.update; returns True on the first apply (the caller sends session.ready)."""
+        first = not self.config.applied_once
+        self.config = apply_update(self.config, update, fields_set, self.engine.voices.resolve)
+        if first or "input" in fields_set:
+            self._setup_input()
+        return first
+
+    def _setup_input(self) -> None:
+        encoding = self.config.input_encoding
+        if self._decoder is None or self._decoder.encoding != encoding:
+            self._decoder = WireDecoder(encoding)
+            self._resampler = StreamResampler(WIRE_RATES[encoding], ANALYSIS_RATE)
+        if self._listener is None:
+            self._listener = Listener(
+                self.engine.vad.new_stream(),
+                turn_detection=lambda: self.config.turn,
+                end_of_turn=self.engine.end_of_turn_check if self.engine.settings.smart_turn else None,
+                partial_interval_s=self.engine.settings.partial_interval_ms / 1000,
+            )
+
+    def resumed(self) -> None:
+        """A new socket took this conversation over: fresh audio state, same history and config."""
+        self._decoder = None
+        self._listener = None
+        self._setup_input()
+
+    # ------------------------------------------------------------ user audio
+
+    def decode_input(self, payload: bytes) -> Audio:
+        assert self._decoder is not None and self._resampler is not None
+        return self._resampler.process(self._decoder.decode(payload))
+
+    async def on_audio(self, audio: Audio) -> None:
+        if self._listener is None or len(audio) == 0:
+            return
+        for event in await self._listener.feed(audio):
+            if isinstance(event, SpeechStart):
+                await self._on_speech_started()
+            elif isinstance(event, PartialDue):
+                self._start_partial(event)
+            elif isinstance(event, TurnEnd):
+                await self.emit(SpeechStopped())
+                self._turn_audio = event.audio
+                self._turn_transcribed = False
+                self._turn_task = self._spawn(self._complete_turn(event.audio), "turn")
+            elif isinstance(event, NoiseEnd):
+                await self.emit(SpeechStopped())
+
+    async def _on_speech_started(self) -> None:
+        await self.emit(SpeechStarted())
+        self._last_partial = ""
+        turn = self._turn_task
+        if turn is not None and not turn.done():
+            reply = self._reply
+            if not self._turn_transcribed:
+                turn.cancel()
+                if self._listener is not None and self._turn_audio is not None:
+                    self._listener.prepend(self._turn_audio)
+            elif reply is None or not reply.started:
+                turn.cancel()
+        reply = self._reply
+        if reply is not None and reply.started and self.config.turn.interrupt_response:
+            await self.interrupt()
+        elif self._pending_calls and self.config.turn.interrupt_response:
+            self._discard_pending_calls()
+
+    def _start_partial(self, due: PartialDue) -> None:
+        if self._partial_busy:
+            return
+        self._partial_busy = True
+        self._spawn(self._partial(due), "partial")
+
+    async def _partial(self, due: PartialDue) -> None:
+        try:
+            text = await self.engine.transcribe(
+                due.audio, language=self.config.language, keyterms=self.config.keyterms, partial=True
+            )
+        finally:
+            self._partial_busy = False
+        listener = self._listener
+        still_talking = listener is not None and listener.speaking and listener.utterance_id == due.utterance
+        if text and text != self._last_partial and still_talking:
+            self._last_partial = text
+            await self.emit(UserTranscriptDelta(text=text))
+
+    async def _complete_turn(self, audio: Audio) -> None:
+        try:
+            async with asyncio.timeout(self.engine.settings.llm_first_token_timeout_s):
+                text = await self.engine.transcribe(
+                    audio, language=self.config.language, keyterms=self.config.keyterms, partial=False
+                )
+        except TimeoutError:
+            await self.error(ErrorCode.AGENT_TIMEOUT, "speech recognition took too long")
+            return
+        if not text:
+            return
+        self._turn_transcribed = True
+        item_id = "item_" + uuid.uuid4().hex[:16]
+        await self.emit(UserTranscript(text=text, item_id=item_id))
+        self.history.append(ChatMessage(role="user", content=text))
+        await self._reply_with_llm()
+
+    # ------------------------------------------------------------ replies
+
+    async def greet(self) -> None:
+        if self.config.greeting:
+            greeting = self.config.greeting
+            self._turn_transcribed, self._turn_audio = True, None
+            self._turn_task = self._spawn(self._speak_reply(_clauses_of(greeting)), "greeting")
+
+    async def _reply_with_llm(self) -> None:
+        await self._speak_reply(self._llm_items())
+
+    async def _llm_items(self) -> AsyncIterator[SpeechItem]:
+        messages = [ChatMessage(role="system", content=self.config.system_prompt), *self.history]
+        splitter = ClauseSplitter()
+        spoke = False
+        calls: list[ToolCallRequest] = []
+        stream = self.engine.llm.stream(messages, self.config.tools)
+        try:
+            first = True
+            while True:
+                try:
+                    if first:
+                        async with asyncio.timeout(self.engine.settings.llm_first_token_timeout_s):
+                            event = await anext(stream)
+                        first = False
+                    else:
+                        event = await anext(stream)
+                except StopAsyncIteration:
+                    break
+                if isinstance(event, TextDelta):
+                    for clause in splitter.feed(event.text):
+                        spoke = True
+                        yield clause
+                else:
+                    if not spoke and not calls:
+                        for clause in splitter.flush():
+                            spoke = True
+                            yield clause
+                        if not spoke:
+                            spoke = True
+                            yield TRANSITION
+                    calls.append(event)
+        except TimeoutError:
+            await self.error(ErrorCode.AGENT_TIMEOUT, "the language model did not answer in time")
+            if not spoke:
+                yield APOLOGY
+            return
+        except Exception as exc:  # the backend failed: say so, and tell the user in words
+            log.exception("language model failed")
+            await self.error(ErrorCode.SERVER_ERROR, f"language model failed: {exc}")
+            if not spoke:
+                yield APOLOGY
+            return
+        finally:
+            await stream.aclose()  # type: ignore[attr-defined]
+        for clause in splitter.flush():
+            spoke = True
+            yield clause
+        if calls:
+            yield ToolCallsReady(tuple(calls))
+        elif not spoke:
+            yield NOTHING_TO_SAY
+
+    async def _speak_reply(self, items: AsyncIterator[SpeechItem]) -> None:
+        async with self._speaking:
+            voice = self.engine.voices.resolve(self.config.voice)
+            wire_rate = WIRE_RATES[self.config.output_encoding]
+            engine = self.engine
+
+            async def synthesize(text: str) -> Audio:
+                audio, rate = await engine.synthesize(text, voice)
+                return resample(audio, rate, wire_rate)
+
+            reply = ActiveReply(
+                reply_id="reply_" + uuid.uuid4().hex[:16],
+                speaker=ReplySpeaker(
+                    synthesize=synthesize,
+                    encoding=self.config.output_encoding,
+                    wire_rate=wire_rate,
+                    send=self.emit,
+                    lead_s=self.engine.settings.reply_lead_s,
+                ),
+            )
+
+            async def announced() -> AsyncIterator[SpeechItem]:
+                async for item in items:
+                    if not reply.started:
+                        reply.started = True
+                        await self.emit(ReplyStarted(reply_id=reply.reply_id))
+                    if isinstance(item, ToolCallsReady):
+                        reply.calls.extend(item.calls)
+                    yield item
+
+            self._reply = reply
+            reply.task = asyncio.current_task()  # type: ignore[assignment]
+            try:
+                await reply.speaker.speak(announced())
+            except asyncio.CancelledError:
+                if self._reply is reply:  # cancelled by the socket going or the turn being dropped
+                    self._reply = None
+                    if reply.started:
+                        await self._close_interrupted(reply)
+                raise
+            self._reply = None
+            if not reply.started:
+                return
+            text = reply.speaker.clock.full_text()
+            self._record_reply(reply, text, interrupted=False)
+            await self.emit(AgentTranscript(text=text, interrupted=False))
+            await self.emit(ReplyDone(status="completed"))
+            if reply.calls:
+                self._pending_calls = {c.call_id: c for c in reply.calls}
+        await self._maybe_answer_tool_results()
+
+    async def interrupt(self) -> None:
+        """Barge-in: stop at once, tell the client, keep only what was heard."""
+        reply = self._reply
+        if reply is None or reply.task is None:
+            return
+        self._reply = None
+        reply.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reply.task
+        await self._close_interrupted(reply)
+        self._discard_pending_calls()
+
+    async def _close_interrupted(self, reply: ActiveReply) -> None:
+        heard = reply.speaker.clock.heard_text()
+        self._discarded_calls.update(call.call_id for call in reply.calls)
+        self._record_reply(reply, heard, interrupted=True)
+        await self.emit(ReplyDone(status="interrupted"))
+        await self.emit(AgentTranscript(text=heard, interrupted=True))
+
+    def _record_reply(self, reply: ActiveReply, text: str, *, interrupted: bool) -> None:
+        calls = [] if interrupted else list(reply.calls)
+        if text or calls:
+            self.history.append(ChatMessage(role="assistant", content=text, tool_calls=calls))
+
+    # ------------------------------------------------------------ tools
+
+    async def on_tool_result(self, call_id: str, result: str) -> None:
+        if call_id in self._discarded_calls:
+            log.info("tool result for a discarded call ignored", extra={"call_id": call_id})
+            return
+        known = call_id in self._pending_calls or (self._reply is not None and any(
+            c.call_id == call_id for c in self._reply.calls
+        ))
+        if not known:
+            await self.error(ErrorCode.INVALID_VALUE, f"tool.result for unknown call_id {call_id!r}")
+            return
+        self._results[call_id] = result
+        await self._maybe_answer_tool_results()
+
+    async def _maybe_answer_tool_results(self) -> None:
+        if not self._pending_calls or self._reply is not None:
+            return
+        if not all(cid in self._results for cid in self._pending_calls):
+            return
+        for cid in self._pending_calls:
+            self.history.append(ChatMessage(role="tool", content=self._results[cid], tool_call_id=cid))
+        self._pending_calls, self._results = {}, {}
+        self._turn_transcribed = True
+        self._turn_audio = None
+        self._turn_task = self._spawn(self._reply_with_llm(), "tool-reply")
+
+    def _discard_pending_calls(self) -> None:
+        if not self._pending_calls:
+            return
+        self._discarded_calls.update(self._pending_calls)
+        pending = set(self._pending_calls)
+        for message in reversed(self.history):
+            if message.role == "assistant" and message.tool_calls:
+                message.tool_calls = [c for c in message.tool_calls if c.call_id not in pending]
+                break
+        self._pending_calls, self._results = {}, {}
+
+
+async def _clauses_of(text: str) -> AsyncIterator[SpeechItem]:
+    splitter = ClauseSplitter()
+    for clause in [*splitter.feed(text), *splitter.flush()]:
+        yield clause
+
+
+def silence(seconds: float, rate: int) -> Audio:
+    return np.zeros(int(seconds * rate), dtype=np.float32)

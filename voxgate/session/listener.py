@@ -1,0 +1,164 @@
+"""The user's side of the conversation: VAD frames in, turn events out.
+
+States: idle → speaking (after a short run of voiced frames) → trailing silence → end of turn.
+Between `min_silence` and `max_silence` the end-of-turn policy decides; before `min_silence` the
+turn never ends, at `max_silence` it always does. A few hundred ms of audio before the onset is kept
+so the first syllable is not clipped for the recognizer.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from voxgate.backends.base import ANALYSIS_RATE, Audio, VadStream
+from voxgate.protocol.events import TurnDetection
+
+FRAME_S_DEFAULT = 512 / ANALYSIS_RATE
+ONSET_FRAMES = 3  # ~96 ms of voiced frames before speech counts as started
+PREROLL_S = 0.3
+MIN_VOICED_S = 0.2  # shorter bursts (clicks, a cough) are noise, not a turn
+TRAILING_KEEP_S = 0.3  # silence kept at the end of the audio handed to the recognizer
+MAX_UTTERANCE_S = 28.0  # Whisper sees 30 s at most
+HYSTERESIS = 0.15
+
+
+@dataclass(frozen=True)
+class SpeechStart:
+    pass
+
+
+@dataclass(frozen=True)
+class PartialDue:
+    audio: Audio
+    utterance: int
+
+
+@dataclass(frozen=True)
+class TurnEnd:
+    audio: Audio
+    utterance: int
+    voiced_s: float
+
+
+@dataclass(frozen=True)
+class NoiseEnd:
+    """Speech started but was too short to be a turn."""
+
+
+ListenerEvent = SpeechStart | PartialDue | TurnEnd | NoiseEnd
+EndOfTurnCheck = Callable[[Audio, float], Awaitable[bool]]  # (audio, silence_s) -> turn complete?
+
+
+class Listener:
+    def __init__(
+        self,
+        vad: VadStream,
+        *,
+        turn_detection: Callable[[], TurnDetection],
+        end_of_turn: EndOfTurnCheck | None,
+        partial_interval_s: float,
+    ) -> None:
+        self._vad = vad
+        self._turn = turn_detection
+        self._end_of_turn = end_of_turn
+        self._partial_every = int(partial_interval_s * ANALYSIS_RATE)
+        self._frame = vad.frame_samples
+        self._frame_s = self._frame / ANALYSIS_RATE
+        self._pending = np.zeros(0, dtype=np.float32)
+        self._preroll: deque[Audio] = deque(maxlen=max(1, int(PREROLL_S / self._frame_s)))
+        self._onset: list[Audio] = []
+        self._utterance: list[Audio] = []
+        self._speaking = False
+        self._voiced = 0
+        self._silence = 0
+        self._checked = False
+        self._since_partial = 0
+        self.utterance_id = 0
+
+    @property
+    def speaking(self) -> bool:
+        return self._speaking
+
+    def prepend(self, audio: Audio) -> None:
+        """The user went on after a turn we had closed: that turn's audio becomes this one's start."""
+        if self._speaking:
+            self._utterance.insert(0, audio)
+
+    async def feed(self, audio: Audio) -> list[ListenerEvent]:
+        data = np.concatenate([self._pending, audio]) if len(self._pending) else audio
+        n = len(data) // self._frame
+        self._pending = data[n * self._frame :].copy()
+        events: list[ListenerEvent] = []
+        for i in range(n):
+            event = await self._on_frame(data[i * self._frame : (i + 1) * self._frame])
+            if event is not None:
+                events.append(event)
+        return events
+
+    async def _on_frame(self, frame: Audio) -> ListenerEvent | None:
+        cfg = self._turn()
+        p = self._vad.probability(frame)
+        voiced = p >= cfg.vad_threshold
+        if not self._speaking:
+            if voiced:
+                self._onset.append(frame)
+                if len(self._onset) >= ONSET_FRAMES:
+                    self._start_utterance()
+                    return SpeechStart()
+            else:
+                self._preroll.extend(self._onset)
+                self._onset.clear()
+                self._preroll.append(frame)
+            return None
+
+        self._utterance.append(frame)
+        self._since_partial += len(frame)
+        if voiced:
+            self._voiced += 1
+            self._silence = 0
+            self._checked = False
+        elif p < max(cfg.vad_threshold - HYSTERESIS, 0.05):
+            self._silence += 1
+        silence_s = self._silence * self._frame_s
+        total_s = len(self._utterance) * self._frame_s
+
+        if silence_s * 1000 >= cfg.max_silence or total_s >= MAX_UTTERANCE_S:
+            return self._end()
+        if silence_s * 1000 >= cfg.min_silence and not self._checked:
+            self._checked = True
+            if self._end_of_turn is None or await self._end_of_turn(self._audio(), silence_s):
+                return self._end()
+        if self._silence == 0 and self._since_partial >= self._partial_every:
+            self._since_partial = 0
+            return PartialDue(self._audio(), self.utterance_id)
+        return None
+
+    def _start_utterance(self) -> None:
+        self.utterance_id += 1
+        self._speaking = True
+        self._utterance = [*self._preroll, *self._onset]
+        self._voiced = len(self._onset)
+        self._preroll.clear()
+        self._onset.clear()
+        self._silence = 0
+        self._checked = False
+        self._since_partial = 0
+
+    def _audio(self) -> Audio:
+        return np.concatenate(self._utterance) if self._utterance else np.zeros(0, dtype=np.float32)
+
+    def _end(self) -> ListenerEvent:
+        voiced_s = self._voiced * self._frame_s
+        keep = max(0, self._silence - int(TRAILING_KEEP_S / self._frame_s))
+        frames = self._utterance[: len(self._utterance) - keep] if keep else self._utterance
+        audio = np.concatenate(frames) if frames else np.zeros(0, dtype=np.float32)
+        self._speaking = False
+        self._utterance = []
+        self._vad.reset()
+        if voiced_s < MIN_VOICED_S:
+            return NoiseEnd()
+        return TurnEnd(audio, self.utterance_id, voiced_s)

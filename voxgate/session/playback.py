@@ -1,0 +1,64 @@
+"""What the client has heard: a model of its playback buffer, fed by what the server sent.
+
+The client plays `reply.audio` as it arrives; if the server falls behind the buffer runs dry and
+playback pauses. Tracking the time at which the buffered audio runs out gives, at any moment, how
+many seconds were actually played — the basis for pacing and for trimming the transcript on barge-in.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+
+@dataclass
+class SpokenSegment:
+    text: str
+    start_s: float
+    duration_s: float
+
+
+@dataclass
+class PlaybackClock:
+    now: object = field(default=time.monotonic, repr=False)  # injectable for virtual-time tests
+    sent_s: float = 0.0
+    _buffer_end: float | None = None
+    segments: list[SpokenSegment] = field(default_factory=list)
+
+    def _t(self) -> float:
+        return self.now()  # type: ignore[operator,no-any-return]
+
+    def on_sent(self, duration_s: float) -> None:
+        t = self._t()
+        start = t if self._buffer_end is None else max(self._buffer_end, t)
+        self._buffer_end = start + duration_s
+        self.sent_s += duration_s
+
+    def buffered_s(self) -> float:
+        """Audio sent but not yet played."""
+        return 0.0 if self._buffer_end is None else max(0.0, self._buffer_end - self._t())
+
+    def heard_s(self) -> float:
+        return self.sent_s - self.buffered_s()
+
+    def add_segment(self, text: str, duration_s: float) -> None:
+        start = self.segments[-1].start_s + self.segments[-1].duration_s if self.segments else 0.0
+        self.segments.append(SpokenSegment(text, start, duration_s))
+
+    def full_text(self) -> str:
+        return " ".join(s.text for s in self.segments if s.text)
+
+    def heard_text(self) -> str:
+        """The text of the audio played so far: whole segments, then the heard share of words."""
+        heard = self.heard_s()
+        words: list[str] = []
+        for seg in self.segments:
+            if seg.start_s + seg.duration_s <= heard + 1e-6:
+                words.extend(seg.text.split())
+                continue
+            if seg.start_s < heard and seg.duration_s > 0:
+                seg_words = seg.text.split()
+                share = (heard - seg.start_s) / seg.duration_s
+                words.extend(seg_words[: int(len(seg_words) * share)])
+            break
+        return " ".join(words)

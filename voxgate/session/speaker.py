@@ -1,0 +1,92 @@
+"""Speaking one reply: clauses in, `reply.audio` out at about real time.
+
+Two stages run concurrently — synthesis of the next clause while the current one is being sent — so
+the voice does not pause between clauses. Sending is paced against the playback clock: the server
+stays `lead_s` ahead of what the client has played, never bursting the whole reply, so a barge-in
+can cut any part of it and the clock knows exactly what was heard. Cancellation (barge-in) is just
+cancelling the task that runs `speak`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+from voxgate.audio.codecs import encode
+from voxgate.backends.base import Audio, ToolCallRequest
+from voxgate.protocol.events import ReplyAudio, ServerEvent, ToolCall
+from voxgate.session.playback import PlaybackClock
+
+CHUNK_S = 0.1
+
+
+@dataclass(frozen=True)
+class ToolCallsReady:
+    """Marks where in the reply the tool calls go: after the transition phrase has been sent."""
+
+    calls: tuple[ToolCallRequest, ...]
+
+
+SpeechItem = str | ToolCallsReady
+Synthesize = Callable[[str], Awaitable[Audio]]  # text → audio at the wire rate
+Send = Callable[[ServerEvent], Awaitable[None]]
+
+_DONE = object()
+
+
+class ReplySpeaker:
+    def __init__(
+        self,
+        *,
+        synthesize: Synthesize,
+        encoding: str,
+        wire_rate: int,
+        send: Send,
+        lead_s: float,
+        clock: PlaybackClock | None = None,
+    ) -> None:
+        self._synthesize = synthesize
+        self._encoding = encoding
+        self._wire_rate = wire_rate
+        self._send = send
+        self._lead_s = lead_s
+        self.clock = clock or PlaybackClock()
+        self.first_audio_sent = asyncio.Event()
+
+    async def speak(self, items: AsyncIterator[SpeechItem]) -> None:
+        """Speak every item; returns when the client has (by the clock) finished playing."""
+        ready: asyncio.Queue[object] = asyncio.Queue(maxsize=2)
+
+        async def synthesize_all() -> None:
+            async for item in items:
+                if isinstance(item, str):
+                    await ready.put((item, await self._synthesize(item)))
+                else:
+                    await ready.put(item)
+            await ready.put(_DONE)
+
+        async with asyncio.TaskGroup() as group:
+            group.create_task(synthesize_all())
+            while (entry := await ready.get()) is not _DONE:
+                if isinstance(entry, ToolCallsReady):
+                    for call in entry.calls:
+                        await self._send(ToolCall(call_id=call.call_id, name=call.name, arguments=call.arguments))
+                    continue
+                text, audio = entry  # type: ignore[misc]
+                await self._send_audio(text, audio)
+        await asyncio.sleep(self.clock.buffered_s())
+
+    async def _send_audio(self, text: str, audio: Audio) -> None:
+        self.clock.add_segment(text, len(audio) / self._wire_rate)
+        step = max(1, int(CHUNK_S * self._wire_rate))
+        for start in range(0, len(audio), step):
+            ahead = self.clock.buffered_s() - self._lead_s
+            if ahead > 0:
+                await asyncio.sleep(ahead)
+            chunk = audio[start : start + step]
+            payload = base64.b64encode(encode(chunk, self._encoding)).decode("ascii")
+            await self._send(ReplyAudio(data=payload))
+            self.clock.on_sent(len(chunk) / self._wire_rate)
+            self.first_audio_sent.set()

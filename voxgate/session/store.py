@@ -1,0 +1,88 @@
+"""Where sessions wait to be resumed after their socket drops.
+
+A detached session is kept for the resume window, then forgotten; a short tombstone remembers that
+it existed so a late resume gets `session_expired` rather than `session_not_found`. Memory is
+bounded: tombstones are capped and old ones fall out first.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from voxgate.protocol.events import ErrorCode
+
+S = TypeVar("S")
+
+_TOMBSTONES = 10_000
+
+
+class ResumeError(Exception):
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class _Entry(Generic[S]):
+    session: S
+    owner: str
+    attached: bool = True
+    detached_at: float = 0.0
+
+
+class SessionStore(Generic[S]):
+    def __init__(self, resume_window_s: float) -> None:
+        self.resume_window_s = resume_window_s
+        self._live: dict[str, _Entry[S]] = {}
+        self._expired: OrderedDict[str, None] = OrderedDict()
+
+    def add(self, session_id: str, session: S, owner: str) -> None:
+        self._live[session_id] = _Entry(session, owner)
+
+    def detach(self, session_id: str) -> None:
+        entry = self._live.get(session_id)
+        if entry is not None:
+            entry.attached = False
+            entry.detached_at = time.monotonic()
+
+    def claim(self, session_id: str, owner: str) -> S:
+        """Re-attach a detached session to a new socket."""
+        self.expire_old()
+        entry = self._live.get(session_id)
+        if entry is None:
+            if session_id in self._expired:
+                raise ResumeError(ErrorCode.SESSION_EXPIRED, "the resume window for this session has passed")
+            raise ResumeError(ErrorCode.SESSION_NOT_FOUND, f"no session {session_id}")
+        if entry.owner != owner:
+            raise ResumeError(ErrorCode.SESSION_FORBIDDEN, "this session belongs to another credential")
+        # Still attached means the old socket has not noticed its drop yet: the new one takes over.
+        entry.attached = True
+        return entry.session
+
+    def expire_old(self) -> list[S]:
+        """Drop sessions detached for longer than the window; return them so their owner can close them."""
+        now = time.monotonic()
+        gone = [
+            sid for sid, e in self._live.items() if not e.attached and now - e.detached_at > self.resume_window_s
+        ]
+        dropped = []
+        for sid in gone:
+            dropped.append(self._live.pop(sid).session)
+            self._expired[sid] = None
+            while len(self._expired) > _TOMBSTONES:
+                self._expired.popitem(last=False)
+        return dropped
+
+    def remove(self, session_id: str) -> None:
+        self._live.pop(session_id, None)
+
+    @property
+    def attached_count(self) -> int:
+        return sum(1 for e in self._live.values() if e.attached)
+
+    def __len__(self) -> int:
+        return len(self._live)

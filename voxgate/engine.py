@@ -12,6 +12,7 @@ import contextlib
 import functools
 import logging
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Sequence
@@ -36,7 +37,7 @@ class Engine:
         self.store: SessionStore[Conversation] = SessionStore(settings.resume_window_s)
         self._owners: dict[str, object] = {}  # session_id -> the connection that holds it now
         self._stt: dict[str, SpeechToText] = {}
-        self._reaper: asyncio.Task[None] | None = None
+        self._prepare_lock = threading.Lock()
 
     # ------------------------------------------------------------ models
 
@@ -92,6 +93,18 @@ class Engine:
         if name.endswith(".en") and language not in ("en", None):
             name = self.settings.stt_model
         return self.stt(name)
+
+    def prepare(self) -> None:
+        """Make sure every model a session needs is loaded (a no-op after preload)."""
+        with self._prepare_lock:
+            s = self.settings
+            _ = self.vad
+            self.stt(s.stt_model)
+            self.partial_stt_for(self._default_language())
+            if s.smart_turn:
+                _ = self.turn_model
+            _ = self.llm
+            _ = self.voices
 
     def load(self) -> list[str]:
         """Load every default model now, saying what and how long; returns one line per model."""

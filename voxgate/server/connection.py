@@ -49,18 +49,19 @@ log = logging.getLogger("voxgate.connection")
 MAX_AUDIO_BYTES_PER_MESSAGE = 1 << 20  # ~22 s of 24 kHz PCM; larger chunks are a client bug
 MAX_AUDIO_BACKLOG = 400  # chunks waiting for the worker (~20 s at 50 ms) before we refuse more
 ERRORS_PER_SECOND = 10
+ERROR_BURST = 30
 
 
 class _ErrorBudget:
     """Token bucket for error events: a flood of bad messages gets a bounded number of replies."""
 
-    def __init__(self, rate: float) -> None:
-        self.rate, self.tokens, self.stamp = rate, rate, time.monotonic()
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate, self.burst, self.tokens, self.stamp = rate, burst, burst, time.monotonic()
         self.dropped = 0
 
     def take(self) -> bool:
         now = time.monotonic()
-        self.tokens = min(self.rate, self.tokens + (now - self.stamp) * self.rate)
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
         self.stamp = now
         if self.tokens >= 1:
             self.tokens -= 1
@@ -77,7 +78,7 @@ class Connection:
         self.conversation: Conversation | None = None
         self._send_lock = asyncio.Lock()
         self._audio: asyncio.Queue[Audio | None] = asyncio.Queue(maxsize=MAX_AUDIO_BACKLOG)
-        self._errors = _ErrorBudget(ERRORS_PER_SECOND)
+        self._errors = _ErrorBudget(ERRORS_PER_SECOND, ERROR_BURST)
         self._closed = False
 
     # ------------------------------------------------------------ sending

@@ -41,7 +41,7 @@ from voxgate.protocol.events import (
     UserTranscriptDelta,
 )
 from voxgate.session.clauses import ClauseSplitter
-from voxgate.session.config import LiveConfig, apply_update
+from voxgate.session.config import ConfigError, LiveConfig, apply_update
 from voxgate.session.listener import Listener, NoiseEnd, PartialDue, SpeechStart, TurnEnd
 from voxgate.session.speaker import ReplySpeaker, SpeechItem, ToolCallsReady
 
@@ -139,6 +139,12 @@ class Conversation:
     async def update(self, update: SessionConfig, fields_set: set[str]) -> bool:
         """Apply a session.update; returns True on the first apply (the caller sends session.ready)."""
         first = not self.config.applied_once
+        if first:
+            try:
+                await asyncio.to_thread(self.engine.prepare)
+            except Exception as exc:
+                log.exception("models failed to load")
+                raise ConfigError(ErrorCode.AGENT_INIT_FAILED, f"the agent could not start: {exc}") from exc
         self.config = apply_update(self.config, update, fields_set, self.engine.voices.resolve)
         if first or "input" in fields_set:
             self._setup_input()

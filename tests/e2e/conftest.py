@@ -1,0 +1,118 @@
+"""Real server processes and real speech for the end-to-end tests.
+
+The main server runs the embedded default models; its output goes to test-artifacts/ for post-mortems.
+Speech comes from Debian's pocketsphinx-testdata (real recordings) and from the project's own voices
+through `voxgate say` (synthetic; always named as such).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+VOXGATE = [str(ROOT / ".venv" / "bin" / "voxgate")]
+LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")
+
+API_KEY = "test-key-full"
+OTHER_KEY = "test-key-other"
+TOKENS_ONLY_KEY = "test-key-tokens"
+SESSIONS_ONLY_KEY = "test-key-sessions"
+
+
+@dataclass
+class Server:
+    url: str
+    http: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(name: str, env: dict[str, str], timeout: float = 600) -> Server:
+    ARTIFACTS.mkdir(exist_ok=True)
+    port = _free_port()
+    log = ARTIFACTS / f"server-{name}.log"
+    full_env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1", **env}
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [*VOXGATE, "serve", "--port", str(port)], env=full_env, stdout=out, stderr=subprocess.STDOUT
+        )
+    http = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server {name} exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(f"{http}/health", timeout=1).status_code == 200:
+                return Server(f"ws://127.0.0.1:{port}/v1/ws", http, process, log)
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    process.kill()
+    raise RuntimeError(f"server {name} did not become healthy:\n{log.read_text()[-3000:]}")
+
+
+def stop_server(server: Server) -> None:
+    server.process.terminate()
+    try:
+        server.process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+
+
+MAIN_ENV = {
+    "VOXGATE_API_KEYS": f"{API_KEY},{OTHER_KEY},{TOKENS_ONLY_KEY}:tokens,{SESSIONS_ONLY_KEY}:sessions",
+    "VOXGATE_RESUME_WINDOW_S": "5",
+    "VOXGATE_LLM_TEMPERATURE": "0",
+    "VOXGATE_LLM_SEED": "7",
+    "VOXGATE_MAX_SESSIONS": "4",
+}
+
+
+@pytest.fixture(scope="session")
+def server() -> Iterator[Server]:
+    srv = start_server("main", MAIN_ENV)
+    yield srv
+    stop_server(srv)
+
+
+@pytest.fixture(scope="session")
+def speech_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("speech")
+
+
+def synthesize(speech_dir: Path, text: str, *, voice: str = "joe", rate: int = 24_000) -> Path:
+    """Speech made with the project's own voice, cached per text."""
+    name = "".join(c if c.isalnum() else "_" for c in text.lower())[:60] + f"_{voice}_{rate}.wav"
+    path = speech_dir / name
+    if not path.exists():
+        subprocess.run(
+            [*VOXGATE, "say", text, "-o", str(path), "--voice", voice, "--rate", str(rate)],
+            check=True, capture_output=True, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        )
+    return path
+
+
+def librivox(n: int) -> Path:
+    return sorted(LIBRIVOX.glob("*.wav"))[n]
+
+
+@pytest.fixture(scope="session")
+def python() -> str:
+    return sys.executable

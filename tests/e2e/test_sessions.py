@@ -1,0 +1,262 @@
+"""Access, tokens, resumption and every error code, from a plain client's point of view."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import (
+    API_KEY,
+    OTHER_KEY,
+    SESSIONS_ONLY_KEY,
+    TOKENS_ONLY_KEY,
+    Server,
+    start_server,
+    stop_server,
+    synthesize,
+)
+from tests.e2e.test_conversation import SYSTEM_PROMPT, say, words
+from tests.e2e.wsclient import Client, silence
+
+pytestmark = [pytest.mark.asyncio(loop_scope="session")]
+
+
+async def expect_error(client: Client, code: str) -> dict:
+    event = await client.next("session.error", timeout=30)
+    assert event.data["code"] == code, event.data
+    assert event.data["message"] and isinstance(event.data["timestamp"], int | float)
+    return event.data
+
+
+async def still_alive(client: Client) -> None:
+    """The session survived: a later update is still answered."""
+    await client.send({"type": "session.update", "session": {"system_prompt": SYSTEM_PROMPT}})
+    await client.next("session.updated", timeout=10)
+
+
+def mint(server: Server, key: str, seconds: int = 60) -> httpx.Response:
+    return httpx.get(f"{server.http}/v1/token", params={"expires_in_seconds": seconds},
+                     headers={"Authorization": f"Bearer {key}"})
+
+
+# ------------------------------------------------------------------ access
+
+
+async def test_health_and_voice_catalog(server: Server) -> None:
+    assert httpx.get(f"{server.http}/health").json()["status"] == "ok"
+    catalog = httpx.get(f"{server.http}/v1/voices").json()
+    ids = {v["id"] for v in catalog["voices"]}
+    assert {"joe", "jf_alpha", "jm_kumo", "ivy", "james", "sophie"} <= ids
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong-key"}])
+async def test_bad_or_missing_key_is_unauthorized(server: Server, headers: dict) -> None:
+    key = headers.get("Authorization", "").removeprefix("Bearer ") or None
+    client = await Client.connect(server.url, key)
+    await expect_error(client, "UNAUTHORIZED")
+    await asyncio.wait_for(client.closed.wait(), 5)
+    assert client.close_code == 1008
+
+
+async def test_token_opens_one_socket_once(server: Server) -> None:
+    response = mint(server, API_KEY)
+    assert response.status_code == 200
+    token = response.json()["token"]
+    first = await Client.connect(server.url, token=token)
+    ready = await first.configure(system_prompt=SYSTEM_PROMPT)
+    assert ready["type"] == "session.ready"
+    second = await Client.connect(server.url, token=token)
+    await expect_error(second, "UNAUTHORIZED")
+    await first.close()
+
+
+async def test_expired_token_is_unauthorized(server: Server) -> None:
+    token = mint(server, API_KEY, seconds=1).json()["token"]
+    await asyncio.sleep(1.5)
+    client = await Client.connect(server.url, token=token)
+    await expect_error(client, "UNAUTHORIZED")
+
+
+def test_token_request_validation(server: Server) -> None:
+    assert mint(server, API_KEY, seconds=0).status_code == 400
+    assert mint(server, API_KEY, seconds=601).status_code == 400
+    assert mint(server, "nope").status_code == 401
+    assert mint(server, TOKENS_ONLY_KEY).status_code == 200
+    forbidden = mint(server, SESSIONS_ONLY_KEY)
+    assert forbidden.status_code == 403 and forbidden.json()["error"]["code"] == "FORBIDDEN"
+    token = mint(server, API_KEY).json()["token"]
+    assert mint(server, token).json()["error"]["code"] == "FORBIDDEN"  # a token cannot mint tokens
+
+
+async def test_key_without_session_permission_is_forbidden(server: Server) -> None:
+    client = await Client.connect(server.url, TOKENS_ONLY_KEY)
+    await expect_error(client, "FORBIDDEN")
+
+
+# ------------------------------------------------------------------ bad input never kills a session
+
+
+async def test_bad_input_gets_errors_and_the_session_survives(server: Server) -> None:
+    client = await Client.connect(server.url, API_KEY)
+    await client.send({"type": "input.audio", "audio": "AAAA"})
+    await expect_error(client, "invalid_format")  # audio before session.update
+    await client.configure(system_prompt=SYSTEM_PROMPT)
+
+    await client.send("{not json")
+    await expect_error(client, "invalid_format")
+    await client.send(json.dumps([1, 2, 3]))
+    await expect_error(client, "invalid_format")
+    await client.send({"type": "response.create"})
+    await expect_error(client, "invalid_format")
+    await client.send(b"\x00\x01binary")
+    await expect_error(client, "invalid_format")
+    await client.send({"type": "input.audio", "audio": "***not base64***"})
+    await expect_error(client, "invalid_audio")
+    await client.send({"type": "input.audio", "audio": 42})
+    await expect_error(client, "invalid_audio")
+    await client.send({"type": "session.update", "session": {"output": {"voice": "no-such-voice"}}})
+    await expect_error(client, "immutable_field")  # output is fixed after the first apply
+    await client.send({"type": "session.update", "session": {"input": {"turn_detection": {"vad_threshold": "high"}}}})
+    await expect_error(client, "invalid_value")
+    await client.send({"type": "session.update", "session": {"input": {"turn_detection": {"min_silence": -5}}}})
+    await expect_error(client, "invalid_value")
+    await client.send({"type": "session.update", "session": {"greeting": "A different greeting"}})
+    await expect_error(client, "immutable_field")
+    await client.send({"type": "tool.result", "call_id": "call_unknown", "result": "{}"})
+    await expect_error(client, "invalid_value")
+    await client.send({"type": "session.resume", "session_id": "sess_x"})
+    await expect_error(client, "invalid_format")  # resume only as the first message
+    # Odd-sized PCM chunks are buffered, never an error.
+    await client.send({"type": "input.audio", "audio": base64.b64encode(b"\x00" * 333).decode()})
+    await client.send({"type": "input.audio", "audio": base64.b64encode(b"\x00" * 1001).decode()})
+    await still_alive(client)
+    assert sum(e.type == "session.error" for e in client.events) == 13
+    await client.close()
+
+
+async def test_unknown_voice_on_first_update_is_invalid_value(server: Server) -> None:
+    client = await Client.connect(server.url, API_KEY)
+    await client.send({"type": "session.update", "session": {"output": {"voice": "no-such-voice"}}})
+    await expect_error(client, "invalid_value")
+    ready = await client.configure(output={"voice": "ivy"})  # the session is still there to configure
+    assert ready["type"] == "session.ready"
+    await client.close()
+
+
+async def test_error_flood_is_rate_limited_and_harmless(server: Server) -> None:
+    client = await Client.connect(server.url, API_KEY)
+    await client.configure(system_prompt=SYSTEM_PROMPT)
+    other = await Client.connect(server.url, API_KEY)
+    await other.configure(system_prompt=SYSTEM_PROMPT)
+    for _ in range(500):
+        await client.send("garbage")
+    await still_alive(client)
+    errors = sum(e.type == "session.error" for e in client.events)
+    assert 1 <= errors <= 80, errors
+    await still_alive(other)  # another session is untouched
+    assert not any(e.type == "session.error" for e in other.events)
+    await client.close()
+    await other.close()
+
+
+async def test_at_capacity_is_server_error(server: Server) -> None:
+    clients = []
+    for _ in range(4):  # the test server allows four
+        c = await Client.connect(server.url, API_KEY)
+        await c.configure(system_prompt=SYSTEM_PROMPT)
+        clients.append(c)
+    extra = await Client.connect(server.url, API_KEY)
+    await extra.send({"type": "session.update", "session": {}})
+    await expect_error(extra, "server_error")
+    for c in clients:
+        await c.close()
+    await asyncio.sleep(0.3)
+    again = await Client.connect(server.url, API_KEY)
+    assert (await again.configure())["type"] == "session.ready"  # capacity frees when sockets close
+    await again.close()
+
+
+# ------------------------------------------------------------------ resumption
+
+
+@pytest.mark.slow
+async def test_resume_keeps_the_conversation_and_expires_after_the_window(server: Server, speech_dir) -> None:
+    client = await Client.connect(server.url, API_KEY)
+    ready = await client.configure(system_prompt=SYSTEM_PROMPT)
+    session_id = ready["session_id"]
+    await say(client, synthesize(speech_dir, "Hi! My name is Alice. Please remember it."))
+    await client.next("reply.done", timeout=120)
+    await client.ws.close()  # the connection drops
+
+    resumed = await Client.connect(server.url, API_KEY)
+    await resumed.send({"type": "session.resume", "session_id": session_id})
+    again = await resumed.next("session.ready", "session.error", timeout=10)
+    assert again.data == {"type": "session.ready", "session_id": session_id}
+    await say(resumed, synthesize(speech_dir, "What is my name?"))
+    await resumed.next("reply.done", timeout=120)
+    agent = [e for e in resumed.events if e.type == "transcript.agent"][-1]
+    assert "alice" in words(agent.data["text"]), agent.data
+
+    other = await Client.connect(server.url, OTHER_KEY)
+    await resumed.ws.close()
+    await other.send({"type": "session.resume", "session_id": session_id})
+    await expect_error(other, "session_forbidden")
+
+    unknown = await Client.connect(server.url, API_KEY)
+    await unknown.send({"type": "session.resume", "session_id": "sess_doesnotexist"})
+    await expect_error(unknown, "session_not_found")
+
+    await asyncio.sleep(6)  # the test server's window is 5 s
+    late = await Client.connect(server.url, API_KEY)
+    await late.send({"type": "session.resume", "session_id": session_id})
+    await expect_error(late, "session_expired")
+    assert (await late.configure(system_prompt=SYSTEM_PROMPT))["type"] == "session.ready"  # start fresh
+    await late.close()
+
+
+# ------------------------------------------------------------------ worker faults
+
+
+@pytest.mark.slow
+async def test_model_faults_are_reported(speech_dir) -> None:
+    broken = start_server("broken-stt", {"VOXGATE_API_KEYS": API_KEY, "VOXGATE_PRELOAD": "false",
+                                         "VOXGATE_STT_MODEL": "/nonexistent/model"})
+    try:
+        client = await Client.connect(broken.url, API_KEY)
+        await client.send({"type": "session.update", "session": {}})
+        await expect_error(client, "agent_init_failed")
+    finally:
+        stop_server(broken)
+
+    slow = start_server("slow-llm", {"VOXGATE_API_KEYS": API_KEY, "VOXGATE_PRELOAD": "false",
+                                     "VOXGATE_STT_MODEL": "tiny.en", "VOXGATE_LLM_MODEL": "smollm2-135m",
+                                     "VOXGATE_LLM_FIRST_TOKEN_TIMEOUT_S": "0.001"})
+    try:
+        client = await Client.connect(slow.url, API_KEY)
+        await client.configure(system_prompt=SYSTEM_PROMPT)
+        await say(client, synthesize(speech_dir, "What is the capital city of France?"))
+        await expect_error(client, "agent_timeout")
+        done = await client.next("reply.done", timeout=60)  # the user still hears an apology
+        assert done.data.get("status") in (None, "completed")
+        agent = [e for e in client.events if e.type == "transcript.agent"][-1]
+        assert "sorry" in words(agent.data["text"])
+        await client.send_audio(silence(0.2))
+        await still_alive(client)
+    finally:
+        stop_server(slow)
+
+
+def test_non_loopback_without_keys_is_refused(python: str) -> None:
+    import subprocess
+
+    from tests.e2e.conftest import VOXGATE
+
+    result = subprocess.run([*VOXGATE, "serve", "--host", "0.0.0.0", "--port", "0"],
+                            capture_output=True, text=True, timeout=60,
+                            env={"PATH": "/usr/bin:/bin", "VOXGATE_PRELOAD": "false"})
+    assert result.returncode == 2 and "VOXGATE_API_KEYS" in result.stderr
+

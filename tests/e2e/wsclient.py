@@ -1,0 +1,138 @@
+"""A plain Voice Agent API client for the tests: websockets + json + base64, no Voxgate code.
+
+This is what a client written for the hosted API does; the tests drive the real server with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import time
+import wave
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import websockets
+
+
+def read_wav(path: Path | str) -> tuple[np.ndarray, int]:
+    """16-bit mono WAV → (int16 samples, rate)."""
+    with wave.open(str(path), "rb") as w:
+        assert w.getnchannels() == 1 and w.getsampwidth() == 2, path
+        return np.frombuffer(w.readframes(w.getnframes()), dtype="<i2"), w.getframerate()
+
+
+def to_rate(samples: np.ndarray, rate: int, target: int) -> np.ndarray:
+    """Linear-interpolation resampling: crude but independent of the server's own resampler."""
+    if rate == target:
+        return samples
+    n = int(len(samples) * target / rate)
+    x = np.linspace(0, len(samples) - 1, n)
+    return np.interp(x, np.arange(len(samples)), samples.astype(np.float64)).astype(np.int16)
+
+
+def ulaw_encode(samples: np.ndarray) -> bytes:
+    """G.711 μ-law from the continuous companding law (independent of the server's tables).
+
+    G.711's 7-bit magnitude (segment * 16 + step) approximates 127 * ln(1 + 255|x|) / ln(256);
+    the code is sign | magnitude with all bits inverted.
+    """
+    x = np.clip(samples.astype(np.float64) / 32768.0, -1, 1)
+    magnitude = np.round(127 * np.log1p(255 * np.abs(x)) / np.log1p(255)).astype(np.int32)
+    sign = np.where(x < 0, 0x80, 0)
+    return (~(sign | magnitude) & 0xFF).astype(np.uint8).tobytes()
+
+
+def ulaw_decode(data: bytes) -> np.ndarray:
+    codes = ~np.frombuffer(data, dtype=np.uint8).astype(np.int32) & 0xFF
+    sign = np.where(codes & 0x80, -1.0, 1.0)
+    x = np.expm1((codes & 0x7F) / 127 * np.log1p(255)) / 255 * sign
+    return (x * 32767).astype(np.int16)
+
+
+@dataclass
+class Received:
+    type: str
+    data: dict[str, Any]
+    at: float
+
+
+@dataclass
+class Client:
+    ws: Any
+    events: list[Received] = field(default_factory=list)
+    _cursor: int = 0
+    reader: asyncio.Task[None] | None = None
+    closed: asyncio.Event = field(default_factory=asyncio.Event)
+    close_code: int | None = None
+
+    @classmethod
+    async def connect(cls, url: str, api_key: str | None = None, token: str | None = None) -> Client:
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        if token:
+            url = f"{url}?token={token}"
+        ws = await websockets.connect(url, additional_headers=headers, max_size=None)
+        client = cls(ws)
+        client.reader = asyncio.create_task(client._read())
+        return client
+
+    async def _read(self) -> None:
+        try:
+            async for message in self.ws:
+                data = json.loads(message)
+                self.events.append(Received(data["type"], data, time.monotonic()))
+        except websockets.ConnectionClosed:
+            pass
+        finally:
+            self.close_code = self.ws.close_code
+            self.closed.set()
+
+    async def send(self, payload: dict[str, Any] | str | bytes) -> None:
+        await self.ws.send(payload if isinstance(payload, str | bytes) else json.dumps(payload))
+
+    async def configure(self, **session: Any) -> dict[str, Any]:
+        await self.send({"type": "session.update", "session": session})
+        return (await self.next("session.ready", "session.error")).data
+
+    async def send_audio(
+        self, samples: np.ndarray, *, encoding: str = "audio/pcm", rate: int = 24_000, speed: float = 1.0,
+        chunk_ms: int = 50,
+    ) -> None:
+        """Stream int16 samples (already at `rate`) in ~50 ms chunks at `speed` × real time."""
+        step = rate * chunk_ms // 1000
+        for start in range(0, len(samples), step):
+            chunk = samples[start : start + step]
+            raw = ulaw_encode(chunk) if encoding == "audio/pcmu" else chunk.astype("<i2").tobytes()
+            await self.send({"type": "input.audio", "audio": base64.b64encode(raw).decode()})
+            await asyncio.sleep(chunk_ms / 1000 / speed)
+
+    async def next(self, *types: str, timeout: float = 60.0) -> Received:
+        """The next event (after the cursor) of one of `types`; events in between are kept in `events`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for i in range(self._cursor, len(self.events)):
+                if self.events[i].type in types:
+                    self._cursor = i + 1
+                    return self.events[i]
+            if self.closed.is_set() or time.monotonic() > deadline:
+                seen = [e.type for e in self.events[self._cursor :]]
+                raise AssertionError(f"no {types} within {timeout}s (closed={self.closed.is_set()}); saw {seen}")
+            await asyncio.sleep(0.02)
+
+    def types_since(self, start: int = 0) -> list[str]:
+        return [e.type for e in self.events[start:]]
+
+    def reply_audio(self, start: int = 0, end: int | None = None) -> bytes:
+        return b"".join(base64.b64decode(e.data["data"]) for e in self.events[start:end] if e.type == "reply.audio")
+
+    async def close(self) -> None:
+        await self.ws.close()
+        if self.reader:
+            await self.reader
+
+
+def silence(seconds: float, rate: int = 24_000) -> np.ndarray:
+    return np.zeros(int(seconds * rate), dtype=np.int16)

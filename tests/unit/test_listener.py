@@ -1,0 +1,92 @@
+"""The listener's decision rules, driven by a scripted VAD (no model, no clock: audio is the clock)."""
+
+import numpy as np
+import pytest
+
+from voxgate.protocol.events import TurnDetection
+from voxgate.session.listener import Listener, NoiseEnd, PartialDue, SpeechStart, TurnEnd
+
+FRAME = 512
+FRAME_S = FRAME / 16_000
+
+
+class ScriptedVad:
+    """Frames whose first sample is 1.0 are speech."""
+
+    frame_samples = FRAME
+
+    def probability(self, frame: np.ndarray) -> float:
+        return 0.9 if frame[0] > 0.5 else 0.02
+
+    def reset(self) -> None:
+        pass
+
+
+def frames(seconds: float, speech: bool) -> np.ndarray:
+    audio = np.zeros(int(round(seconds / FRAME_S)) * FRAME, dtype=np.float32)
+    if speech:
+        audio[::FRAME] = 1.0
+    return audio
+
+
+async def run(listener: Listener, script: list[tuple[float, bool]]) -> list[tuple[float, object]]:
+    events, t = [], 0.0
+    for seconds, speech in script:
+        audio = frames(seconds, speech)
+        for i in range(0, len(audio), FRAME):
+            t += FRAME_S
+            for ev in await listener.feed(audio[i : i + FRAME]):
+                events.append((round(t, 3), ev))
+    return events
+
+
+def make(check=None, **turn) -> Listener:
+    cfg = TurnDetection(**turn)
+    return Listener(ScriptedVad(), turn_detection=lambda: cfg, end_of_turn=check, partial_interval_s=0.5)
+
+
+async def test_turn_ends_at_min_silence_when_the_model_says_complete() -> None:
+    async def complete(audio, silence_s):
+        return True
+
+    events = await run(make(complete, min_silence=600, max_silence=1500), [(0.5, False), (1.5, True), (2.0, False)])
+    kinds = [type(e).__name__ for _, e in events]
+    assert kinds[0] == "SpeechStart" and kinds[-1] == "TurnEnd"
+    end_t = events[-1][0]
+    assert 2.0 + 0.6 - FRAME_S <= end_t <= 2.0 + 0.6 + 2 * FRAME_S
+    turn = events[-1][1]
+    assert isinstance(turn, TurnEnd) and turn.voiced_s > 1.3
+    assert len(turn.audio) / 16_000 < 1.5 + 0.3 + 0.35 + 0.1  # preroll + speech + kept trailing silence
+
+
+async def test_incomplete_turn_waits_for_max_silence() -> None:
+    async def incomplete(audio, silence_s):
+        return False
+
+    events = await run(make(incomplete, min_silence=600, max_silence=1500), [(1.0, True), (2.0, False)])
+    end_t = next(t for t, e in events if isinstance(e, TurnEnd))
+    assert 1.0 + 1.5 - FRAME_S <= end_t <= 1.0 + 1.5 + 2 * FRAME_S
+
+
+async def test_pause_shorter_than_min_silence_keeps_one_turn() -> None:
+    events = await run(make(None, min_silence=600), [(1.0, True), (0.4, False), (1.0, True), (1.0, False)])
+    assert sum(isinstance(e, SpeechStart) for _, e in events) == 1
+    assert sum(isinstance(e, TurnEnd) for _, e in events) == 1
+
+
+async def test_short_burst_is_noise_not_a_turn() -> None:
+    events = await run(make(None), [(0.13, True), (1.0, False)])
+    assert [type(e) for _, e in events] == [SpeechStart, NoiseEnd]
+
+
+async def test_partials_are_due_while_speaking() -> None:
+    events = await run(make(None), [(2.2, True), (1.0, False)])
+    partial_times = [t for t, e in events if isinstance(e, PartialDue)]
+    assert len(partial_times) >= 3
+    assert all(b - a >= 0.45 for a, b in zip(partial_times, partial_times[1:], strict=False))
+
+
+@pytest.mark.parametrize("threshold", [0.95])
+async def test_threshold_above_the_speech_probability_hears_nothing(threshold: float) -> None:
+    events = await run(make(None, vad_threshold=threshold), [(2.0, True), (1.0, False)])
+    assert events == []

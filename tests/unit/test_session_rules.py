@@ -1,0 +1,88 @@
+import time
+
+import pytest
+
+from voxgate.protocol.events import ErrorCode, SessionConfig, Tool, client_event_adapter
+from voxgate.server.auth import Authenticator, AuthError, Scope
+from voxgate.session.config import ConfigError, LiveConfig, apply_update
+from voxgate.session.store import ResumeError, SessionStore
+
+
+def known(voice: str) -> None:
+    if voice not in {"joe", "ivy"}:
+        raise ValueError(f"unknown voice {voice!r}")
+
+
+def update(cfg: LiveConfig, session: dict) -> LiveConfig:
+    return apply_update(cfg, SessionConfig.model_validate(session), set(session), known)
+
+
+def test_first_update_sets_everything_and_later_ones_only_live_fields() -> None:
+    cfg = update(LiveConfig(system_prompt="x"), {"greeting": "hi", "output": {"voice": "ivy", "format": {"encoding": "audio/pcmu"}}})
+    assert (cfg.greeting, cfg.voice, cfg.output_encoding) == ("hi", "ivy", "audio/pcmu")
+    cfg = update(cfg, {"system_prompt": "y", "input": {"keyterms": ["Ozempic", " Ozempic"], "turn_detection": {"min_silence": 300}}})
+    assert cfg.system_prompt == "y" and cfg.keyterms == ("Ozempic",) and cfg.turn.min_silence == 300
+    cfg = update(cfg, {"greeting": "hi", "output": {"voice": "ivy"}})  # unchanged values are not a change
+    for change in ({"greeting": "bye"}, {"output": {"voice": "joe"}}, {"output": {"format": {"encoding": "audio/pcm"}}}):
+        with pytest.raises(ConfigError) as err:
+            update(cfg, change)
+        assert err.value.code == ErrorCode.IMMUTABLE_FIELD
+
+
+def test_unknown_voice_is_invalid_value_and_changes_nothing() -> None:
+    cfg = LiveConfig(system_prompt="x")
+    with pytest.raises(ConfigError) as err:
+        update(cfg, {"system_prompt": "changed", "output": {"voice": "nobody"}})
+    assert err.value.code == ErrorCode.INVALID_VALUE and cfg.system_prompt == "x"
+
+
+def test_tool_shapes_are_all_accepted() -> None:
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}}
+    for shape in (
+        {"name": "get_weather", "description": "d", "parameters": schema},
+        {"type": "function", "name": "get_weather", "description": "d", "parameters": schema},
+        {"type": "function", "function": {"name": "get_weather", "description": "d", "parameters": schema}},
+    ):
+        assert Tool.model_validate(shape).name == "get_weather"
+
+
+def test_client_events_parse_and_reject() -> None:
+    event = client_event_adapter.validate_python({"type": "tool.result", "call_id": "c1", "result": {"a": 1}})
+    assert event.result == '{"a": 1}'
+    with pytest.raises(ValueError):
+        client_event_adapter.validate_python({"type": "session.update", "session": {"input": {"turn_detection": {"vad_threshold": 2}}}})
+    with pytest.raises(ValueError):
+        client_event_adapter.validate_python({"type": "session.update", "session": {"input": {"turn_detection": {"min_silence": 900, "max_silence": 500}}}})
+
+
+def test_store_resume_window_and_owner() -> None:
+    store: SessionStore[str] = SessionStore(resume_window_s=0.2)
+    store.add("s1", "conv", owner="a")
+    store.detach("s1")
+    with pytest.raises(ResumeError) as err:
+        store.claim("s1", owner="b")
+    assert err.value.code == ErrorCode.SESSION_FORBIDDEN
+    assert store.claim("s1", owner="a") == "conv"
+    store.detach("s1")
+    time.sleep(0.3)
+    with pytest.raises(ResumeError) as err:
+        store.claim("s1", owner="a")
+    assert err.value.code == ErrorCode.SESSION_EXPIRED
+    with pytest.raises(ResumeError) as err:
+        store.claim("nope", owner="a")
+    assert err.value.code == ErrorCode.SESSION_NOT_FOUND
+
+
+def test_tokens_are_single_use_and_scoped() -> None:
+    auth = Authenticator(["full", "minter:tokens", "talker:sessions"])
+    with pytest.raises(AuthError):
+        auth.check_key("wrong")
+    with pytest.raises(AuthError) as err:
+        auth.mint_token(auth.check_key("talker"), 60)
+    assert err.value.code == "FORBIDDEN"
+    token = auth.mint_token(auth.check_key("minter"), 60)
+    principal = auth.redeem_token(token)
+    assert principal.scopes == frozenset({Scope.SESSIONS}) and principal.owner == auth.check_key("minter").owner
+    with pytest.raises(AuthError):
+        auth.redeem_token(token)
+    assert Authenticator([]).check_key(None).owner == "anonymous"

@@ -28,7 +28,8 @@ def _tools_section(tools: Sequence[ToolSpec]) -> str:
     )
     return (
         "\n\n# Tools\n\nYou may call one or more functions to assist with the user query. "
-        "Call a function whenever it is needed to answer.\n\n"
+        "Only if the user asks for something a function provides, call it: reply with the <tool_call> "
+        "block only, never describe the call in words. Otherwise answer directly.\n\n"
         f"You are provided with function signatures within <tools></tools> XML tags:\n<tools>\n{lines}\n</tools>\n\n"
         "For each function call, return a json object with function name and arguments within "
         "<tool_call></tool_call> XML tags:\n<tool_call>\n"

@@ -31,6 +31,7 @@ class Settings(BaseSettings):
     stt_partial_model: str = Field(default="tiny.en", description="Live partials; same choices as stt_model.")
     stt_language: str = Field(default="en", description="Default input language (ISO 639-1); 'auto' detects.")
     stt_threads: int = 2
+    stt_timeout_s: float = Field(default=30.0, gt=0, description="agent_timeout when a final decode takes longer.")
     partial_interval_ms: int = Field(default=600, ge=100, description="Audio between two partial decodes.")
 
     # --- end of turn

@@ -230,7 +230,7 @@ class Conversation:
 
     async def _complete_turn(self, audio: Audio) -> None:
         try:
-            async with asyncio.timeout(self.engine.settings.llm_first_token_timeout_s):
+            async with asyncio.timeout(self.engine.settings.stt_timeout_s):
                 text = await self.engine.transcribe(
                     audio, language=self.config.language, keyterms=self.config.keyterms, partial=False
                 )

@@ -18,7 +18,13 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from voxgate.backends.base import Audio, LanguageModel, SpeechToText, TurnCompletionModel, VoiceActivityDetector
+from voxgate.backends.base import (
+    Audio,
+    LanguageModel,
+    SpeechToText,
+    TurnCompletionModel,
+    VoiceActivityDetector,
+)
 from voxgate.config import Settings
 from voxgate.session.conversation import Conversation
 from voxgate.session.store import SessionStore
@@ -118,11 +124,15 @@ class Engine:
             loaded.append(f"{label} ({time.monotonic() - t0:.1f} s)")
 
         step("VAD: Silero v6", lambda: self.vad)
-        step(f"STT final: Whisper {s.stt_model}", lambda: self.stt(s.stt_model).transcribe(
-            _silence(0.5), language=self._default_language()))
+        step(
+            f"STT final: Whisper {s.stt_model}",
+            lambda: self.stt(s.stt_model).transcribe(_silence(0.5), language=self._default_language()),
+        )
         if s.stt_partial_model != s.stt_model:
-            step(f"STT partials: Whisper {s.stt_partial_model}", lambda: self.stt(s.stt_partial_model).transcribe(
-                _silence(0.5), language=self._default_language()))
+            step(
+                f"STT partials: Whisper {s.stt_partial_model}",
+                lambda: self.stt(s.stt_partial_model).transcribe(_silence(0.5), language=self._default_language()),
+            )
         if s.smart_turn:
             step("end of turn: Smart Turn v3.2", lambda: self.turn_model.probability_complete(_silence(1.0)))
         step(f"LLM: {s.llm_model}", self._warm_llm)
@@ -142,9 +152,7 @@ class Engine:
 
     # ------------------------------------------------------------ blocking calls, off the loop
 
-    async def transcribe(
-        self, audio: Audio, *, language: str | None, keyterms: Sequence[str], partial: bool
-    ) -> str:
+    async def transcribe(self, audio: Audio, *, language: str | None, keyterms: Sequence[str], partial: bool) -> str:
         model = self.partial_stt_for(language) if partial else self.stt(self.settings.stt_model)
         return await asyncio.to_thread(model.transcribe, audio, language=language, keyterms=list(keyterms))
 
@@ -159,9 +167,7 @@ class Engine:
         spoken = speakable(text)
         if not spoken:
             return _silence(0.0), voice.sample_rate
-        audio = await asyncio.to_thread(
-            voice.backend.synthesize, spoken, voice=voice.voice, language=voice.language
-        )
+        audio = await asyncio.to_thread(voice.backend.synthesize, spoken, voice=voice.voice, language=voice.language)
         return audio, voice.sample_rate
 
     # ------------------------------------------------------------ conversations

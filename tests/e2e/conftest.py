@@ -104,7 +104,9 @@ def synthesize(speech_dir: Path, text: str, *, voice: str = "joe", rate: int = 2
     if not path.exists():
         subprocess.run(
             [*VOXGATE, "say", text, "-o", str(path), "--voice", voice, "--rate", str(rate)],
-            check=True, capture_output=True, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+            check=True,
+            capture_output=True,
+            env={**os.environ, "HF_HUB_OFFLINE": "1"},
         )
     return path
 

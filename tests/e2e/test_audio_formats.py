@@ -30,7 +30,7 @@ async def test_mulaw_in_and_out(server: Server, speech_dir) -> None:
     assert np.sqrt(np.mean(decoded**2)) > 300
 
     mark = len(client.events)
-    samples, rate = read_wav(synthesize(speech_dir, "What is the capital city of France?", rate=8000))
+    samples, _ = read_wav(synthesize(speech_dir, "What is the capital city of France?", rate=8000))
     await client.send_audio(samples, encoding="audio/pcmu", rate=8000, speed=2.0, chunk_ms=20)
     await client.send_audio(silence(2.0, 8000), encoding="audio/pcmu", rate=8000, speed=2.0, chunk_ms=20)
     user = await client.next("transcript.user", timeout=60)

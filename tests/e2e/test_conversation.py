@@ -107,7 +107,10 @@ async def test_partials_arrive_before_the_final_transcript(server: Server) -> No
     deltas = [e for e in client.events if e.type == "transcript.user.delta"]
     assert len(deltas) >= 2, types
     assert types.index("transcript.user.delta") < types.index("input.speech.stopped") < types.index("transcript.user")
-    reference = "and mister john dashwood had then leisure to consider how much there might be prudently in his power to do for them"
+    reference = (
+        "and mister john dashwood had then leisure to consider how much there might be prudently "
+        "in his power to do for them"
+    )
     got = words(final.data["text"])
     assert len(set(got) & set(reference.split())) >= 17, got
     assert set(words(deltas[-1].data["text"])) & {"dashwood", "leisure", "consider", "prudently"}
@@ -130,8 +133,13 @@ async def test_tool_call_round_trip(server: Server, speech_dir) -> None:
     assert first_reply.index("tool.call") > first_reply.index("reply.audio")  # the transition is spoken first
     assert first_done.data.get("status") in (None, "completed")
 
-    await client.send({"type": "tool.result", "call_id": call.data["call_id"],
-                       "result": '{"city": "Paris", "condition": "sunny", "temperature_c": 22}'})
+    await client.send(
+        {
+            "type": "tool.result",
+            "call_id": call.data["call_id"],
+            "result": '{"city": "Paris", "condition": "sunny", "temperature_c": 22}',
+        }
+    )
     await client.next("reply.started", timeout=60)
     await client.next("reply.done", timeout=120)
     agent = [e for e in client.events if e.type == "transcript.agent"][-1]
@@ -175,9 +183,7 @@ async def test_barge_in_stops_the_reply_and_trims_the_transcript(server: Server,
 
 async def test_interrupt_response_false_lets_the_agent_finish(server: Server, speech_dir) -> None:
     client = await Client.connect(server.url, API_KEY)
-    await client.configure(
-        system_prompt=SYSTEM_PROMPT, input={"turn_detection": {"interrupt_response": False}}
-    )
+    await client.configure(system_prompt=SYSTEM_PROMPT, input={"turn_detection": {"interrupt_response": False}})
     await _long_reply(client, speech_dir)
     mark = len(client.events)
     await say(client, synthesize(speech_dir, "Wait, stop. What time is it?"), speed=1.0, trailing=1.5)

@@ -39,8 +39,11 @@ async def still_alive(client: Client) -> None:
 
 
 def mint(server: Server, key: str, seconds: int = 60) -> httpx.Response:
-    return httpx.get(f"{server.http}/v1/token", params={"expires_in_seconds": seconds},
-                     headers={"Authorization": f"Bearer {key}"})
+    return httpx.get(
+        f"{server.http}/v1/token",
+        params={"expires_in_seconds": seconds},
+        headers={"Authorization": f"Bearer {key}"},
+    )
 
 
 # ------------------------------------------------------------------ access
@@ -223,8 +226,10 @@ async def test_resume_keeps_the_conversation_and_expires_after_the_window(server
 
 @pytest.mark.slow
 async def test_model_faults_are_reported(speech_dir) -> None:
-    broken = start_server("broken-stt", {"VOXGATE_API_KEYS": API_KEY, "VOXGATE_PRELOAD": "false",
-                                         "VOXGATE_STT_MODEL": "/nonexistent/model"})
+    broken = start_server(
+        "broken-stt",
+        {"VOXGATE_API_KEYS": API_KEY, "VOXGATE_PRELOAD": "false", "VOXGATE_STT_MODEL": "/nonexistent/model"},
+    )
     try:
         client = await Client.connect(broken.url, API_KEY)
         await client.send({"type": "session.update", "session": {}})
@@ -232,9 +237,16 @@ async def test_model_faults_are_reported(speech_dir) -> None:
     finally:
         stop_server(broken)
 
-    slow = start_server("slow-llm", {"VOXGATE_API_KEYS": API_KEY, "VOXGATE_PRELOAD": "false",
-                                     "VOXGATE_STT_MODEL": "tiny.en", "VOXGATE_LLM_MODEL": "smollm2-135m",
-                                     "VOXGATE_LLM_FIRST_TOKEN_TIMEOUT_S": "0.001"})
+    slow = start_server(
+        "slow-llm",
+        {
+            "VOXGATE_API_KEYS": API_KEY,
+            "VOXGATE_PRELOAD": "false",
+            "VOXGATE_STT_MODEL": "tiny.en",
+            "VOXGATE_LLM_MODEL": "smollm2-135m",
+            "VOXGATE_LLM_FIRST_TOKEN_TIMEOUT_S": "0.001",
+        },
+    )
     try:
         client = await Client.connect(slow.url, API_KEY)
         await client.configure(system_prompt=SYSTEM_PROMPT)
@@ -255,8 +267,11 @@ def test_non_loopback_without_keys_is_refused(python: str) -> None:
 
     from tests.e2e.conftest import VOXGATE
 
-    result = subprocess.run([*VOXGATE, "serve", "--host", "0.0.0.0", "--port", "0"],
-                            capture_output=True, text=True, timeout=60,
-                            env={"PATH": "/usr/bin:/bin", "VOXGATE_PRELOAD": "false"})
+    result = subprocess.run(
+        [*VOXGATE, "serve", "--host", "0.0.0.0", "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", "VOXGATE_PRELOAD": "false"},
+    )
     assert result.returncode == 2 and "VOXGATE_API_KEYS" in result.stderr
-

@@ -98,7 +98,12 @@ class Client:
         return (await self.next("session.ready", "session.error")).data
 
     async def send_audio(
-        self, samples: np.ndarray, *, encoding: str = "audio/pcm", rate: int = 24_000, speed: float = 1.0,
+        self,
+        samples: np.ndarray,
+        *,
+        encoding: str = "audio/pcm",
+        rate: int = 24_000,
+        speed: float = 1.0,
         chunk_ms: int = 50,
     ) -> None:
         """Stream int16 samples (already at `rate`) in ~50 ms chunks at `speed` × real time."""

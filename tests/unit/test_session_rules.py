@@ -18,12 +18,25 @@ def update(cfg: LiveConfig, session: dict) -> LiveConfig:
 
 
 def test_first_update_sets_everything_and_later_ones_only_live_fields() -> None:
-    cfg = update(LiveConfig(system_prompt="x"), {"greeting": "hi", "output": {"voice": "ivy", "format": {"encoding": "audio/pcmu"}}})
+    cfg = update(
+        LiveConfig(system_prompt="x"),
+        {"greeting": "hi", "output": {"voice": "ivy", "format": {"encoding": "audio/pcmu"}}},
+    )
     assert (cfg.greeting, cfg.voice, cfg.output_encoding) == ("hi", "ivy", "audio/pcmu")
-    cfg = update(cfg, {"system_prompt": "y", "input": {"keyterms": ["Ozempic", " Ozempic"], "turn_detection": {"min_silence": 300}}})
+    cfg = update(
+        cfg,
+        {
+            "system_prompt": "y",
+            "input": {"keyterms": ["Ozempic", " Ozempic"], "turn_detection": {"min_silence": 300}},
+        },
+    )
     assert cfg.system_prompt == "y" and cfg.keyterms == ("Ozempic",) and cfg.turn.min_silence == 300
     cfg = update(cfg, {"greeting": "hi", "output": {"voice": "ivy"}})  # unchanged values are not a change
-    for change in ({"greeting": "bye"}, {"output": {"voice": "joe"}}, {"output": {"format": {"encoding": "audio/pcm"}}}):
+    for change in (
+        {"greeting": "bye"},
+        {"output": {"voice": "joe"}},
+        {"output": {"format": {"encoding": "audio/pcm"}}},
+    ):
         with pytest.raises(ConfigError) as err:
             update(cfg, change)
         assert err.value.code == ErrorCode.IMMUTABLE_FIELD
@@ -50,9 +63,16 @@ def test_client_events_parse_and_reject() -> None:
     event = client_event_adapter.validate_python({"type": "tool.result", "call_id": "c1", "result": {"a": 1}})
     assert event.result == '{"a": 1}'
     with pytest.raises(ValueError):
-        client_event_adapter.validate_python({"type": "session.update", "session": {"input": {"turn_detection": {"vad_threshold": 2}}}})
+        client_event_adapter.validate_python(
+            {"type": "session.update", "session": {"input": {"turn_detection": {"vad_threshold": 2}}}}
+        )
     with pytest.raises(ValueError):
-        client_event_adapter.validate_python({"type": "session.update", "session": {"input": {"turn_detection": {"min_silence": 900, "max_silence": 500}}}})
+        client_event_adapter.validate_python(
+            {
+                "type": "session.update",
+                "session": {"input": {"turn_detection": {"min_silence": 900, "max_silence": 500}}},
+            }
+        )
 
 
 def test_store_resume_window_and_owner() -> None:

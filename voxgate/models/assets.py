@@ -76,9 +76,7 @@ def _verified_marker(path: Path) -> Path:
     return path.with_name(path.name + ".verified")
 
 
-def assemble_parts(
-    parts: Sequence[Path], destination: Path, *, expected_size: int, expected_sha256: str
-) -> Path:
+def assemble_parts(parts: Sequence[Path], destination: Path, *, expected_size: int, expected_sha256: str) -> Path:
     """Join `parts` in order into `destination`, verify it, and return it.
 
     A verified file is recorded with a marker holding its sha256, size and mtime, so later starts

@@ -61,9 +61,7 @@ class TurnDetection(_Lenient):
 class InputConfig(_Lenient):
     format: AudioFormat | None = None
     turn_detection: TurnDetection | None = None
-    keyterms: Annotated[list[Annotated[str, Field(min_length=1, max_length=100)]], Field(max_length=100)] | None = (
-        None
-    )
+    keyterms: Annotated[list[Annotated[str, Field(min_length=1, max_length=100)]], Field(max_length=100)] | None = None
     language: str | None = None  # [Voxgate] ISO 639-1 code; the hosted API's clients never send it
 
 

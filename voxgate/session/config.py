@@ -33,9 +33,7 @@ class LiveConfig:
     applied_once: bool = False
 
 
-def apply_update(
-    current: LiveConfig, update: SessionConfig, fields_set: set[str], known_voice: object
-) -> LiveConfig:
+def apply_update(current: LiveConfig, update: SessionConfig, fields_set: set[str], known_voice: object) -> LiveConfig:
     """Return the configuration after `update`; raise ConfigError and change nothing if it is refused.
 
     `fields_set` is the set of keys the client actually sent in `session`, so that an omitted field

@@ -339,7 +339,7 @@ class Conversation:
                     yield item
 
             self._reply = reply
-            reply.task = asyncio.current_task()  # type: ignore[assignment]
+            reply.task = asyncio.current_task()
             try:
                 await reply.speaker.speak(announced())
             except asyncio.CancelledError:
@@ -389,9 +389,9 @@ class Conversation:
         if call_id in self._discarded_calls:
             log.info("tool result for a discarded call ignored", extra={"call_id": call_id})
             return
-        known = call_id in self._pending_calls or (self._reply is not None and any(
-            c.call_id == call_id for c in self._reply.calls
-        ))
+        known = call_id in self._pending_calls or (
+            self._reply is not None and any(c.call_id == call_id for c in self._reply.calls)
+        )
         if not known:
             await self.error(ErrorCode.INVALID_VALUE, f"tool.result for unknown call_id {call_id!r}")
             return

@@ -33,8 +33,6 @@ SpeechItem = str | ToolCallsReady
 Synthesize = Callable[[str], Awaitable[Audio]]  # text → audio at the wire rate
 Send = Callable[[ServerEvent], Awaitable[None]]
 
-_DONE = object()
-
 
 class ReplySpeaker:
     def __init__(
@@ -57,7 +55,7 @@ class ReplySpeaker:
 
     async def speak(self, items: AsyncIterator[SpeechItem]) -> None:
         """Speak every item; returns when the client has (by the clock) finished playing."""
-        ready: asyncio.Queue[object] = asyncio.Queue(maxsize=2)
+        ready: asyncio.Queue[tuple[str, Audio] | ToolCallsReady | None] = asyncio.Queue(maxsize=2)
 
         async def synthesize_all() -> None:
             async for item in items:
@@ -65,16 +63,16 @@ class ReplySpeaker:
                     await ready.put((item, await self._synthesize(item)))
                 else:
                     await ready.put(item)
-            await ready.put(_DONE)
+            await ready.put(None)
 
         async with asyncio.TaskGroup() as group:
             group.create_task(synthesize_all())
-            while (entry := await ready.get()) is not _DONE:
+            while (entry := await ready.get()) is not None:
                 if isinstance(entry, ToolCallsReady):
                     for call in entry.calls:
                         await self._send(ToolCall(call_id=call.call_id, name=call.name, arguments=call.arguments))
                     continue
-                text, audio = entry  # type: ignore[misc]
+                text, audio = entry
                 await self._send_audio(text, audio)
         await asyncio.sleep(self.clock.buffered_s())
 

@@ -66,9 +66,7 @@ class SessionStore(Generic[S]):
     def expire_old(self) -> list[S]:
         """Drop sessions detached for longer than the window; return them so their owner can close them."""
         now = time.monotonic()
-        gone = [
-            sid for sid, e in self._live.items() if not e.attached and now - e.detached_at > self.resume_window_s
-        ]
+        gone = [sid for sid, e in self._live.items() if not e.attached and now - e.detached_at > self.resume_window_s]
         dropped = []
         for sid in gone:
             dropped.append(self._live.pop(sid).session)

@@ -39,8 +39,12 @@ class LlamaCppLLM:
 
         self.name = name
         self._llm = Llama(
-            model_path=str(model_path), n_ctx=n_ctx, n_threads=n_threads, n_threads_batch=n_threads,
-            seed=seed if seed >= 0 else 0xFFFFFFFF, verbose=False,
+            model_path=str(model_path),
+            n_ctx=n_ctx,
+            n_threads=n_threads,
+            n_threads_batch=n_threads,
+            seed=seed if seed >= 0 else 0xFFFFFFFF,
+            verbose=False,
         )
         self._temperature, self._top_p, self._max_tokens = temperature, top_p, max_tokens
         self._lock = threading.Lock()
@@ -62,12 +66,18 @@ class LlamaCppLLM:
             try:
                 with self._lock:
                     chunks = self._llm.create_completion(
-                        prompt, stream=True, max_tokens=self._max_tokens, stop=STOP,
-                        temperature=self._temperature, top_p=self._top_p,
+                        prompt,
+                        stream=True,
+                        max_tokens=self._max_tokens,
+                        stop=STOP,
+                        temperature=self._temperature,
+                        top_p=self._top_p,
                     )
                     for chunk in chunks:
                         if cancelled.is_set():
-                            chunks.close()  # type: ignore[attr-defined]
+                            close = getattr(chunks, "close", None)
+                            if close is not None:
+                                close()
                             break
                         text = chunk["choices"][0]["text"]  # type: ignore[index]
                         if text:

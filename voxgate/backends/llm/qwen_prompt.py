@@ -21,7 +21,10 @@ VOICE_RULES = (
 def _tools_section(tools: Sequence[ToolSpec]) -> str:
     lines = "\n".join(
         json.dumps(
-            {"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.parameters}},
+            {
+                "type": "function",
+                "function": {"name": t.name, "description": t.description, "parameters": t.parameters},
+            },
             sort_keys=True,
         )
         for t in tools
@@ -47,7 +50,9 @@ def render(messages: Sequence[ChatMessage], tools: Sequence[ToolSpec]) -> str:
             out.append(f"<|im_start|>user\n{m.content}<|im_end|>\n")
         elif m.role == "assistant":
             calls = "".join(
-                "\n<tool_call>\n" + json.dumps({"name": c.name, "arguments": c.arguments}, sort_keys=True) + "\n</tool_call>"
+                "\n<tool_call>\n"
+                + json.dumps({"name": c.name, "arguments": c.arguments}, sort_keys=True)
+                + "\n</tool_call>"
                 for c in m.tool_calls
             )
             out.append(f"<|im_start|>assistant\n{m.content}{calls}<|im_end|>\n")

@@ -34,7 +34,9 @@ class EspeakTTS:
         code = voice.removeprefix("espeak-") if voice.startswith("espeak-") else language
         result = subprocess.run(
             [self._binary, "-v", _LANGS.get(code, code), "--stdout", text],
-            capture_output=True, check=True, timeout=30,
+            capture_output=True,
+            check=True,
+            timeout=30,
         )
         with wave.open(io.BytesIO(result.stdout)) as w:
             self.sample_rate = w.getframerate()

@@ -9,9 +9,7 @@ import numpy as np
 
 from voxgate.backends.base import Audio, VoiceInfo
 
-VOICES = (
-    VoiceInfo("joe", "piper", "en-US", "male", "US English male (Piper joe-medium); fastest voice", ("en",)),
-)
+VOICES = (VoiceInfo("joe", "piper", "en-US", "male", "US English male (Piper joe-medium); fastest voice", ("en",)),)
 
 
 class PiperTTS:

@@ -34,7 +34,8 @@ async def test_mulaw_in_and_out(server: Server, speech_dir) -> None:
     await client.send_audio(samples, encoding="audio/pcmu", rate=8000, speed=2.0, chunk_ms=20)
     await client.send_audio(silence(2.0, 8000), encoding="audio/pcmu", rate=8000, speed=2.0, chunk_ms=20)
     user = await client.next("transcript.user", timeout=60)
-    assert {"capital", "france"} <= set(words(user.data["text"])), user.data
+    heard = set(words(user.data["text"]))
+    assert "france" in heard and heard & {"capital", "capitol"}, user.data  # homophones at 8 kHz
     await client.next("reply.done", timeout=120)
     answer = client.reply_audio(mark)
     assert len(answer) > 8000 * 0.5  # μ-law bytes, not 24 kHz PCM

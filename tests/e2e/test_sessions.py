@@ -84,7 +84,7 @@ async def test_expired_token_is_unauthorized(server: Server) -> None:
     await expect_error(client, "UNAUTHORIZED")
 
 
-def test_token_request_validation(server: Server) -> None:
+async def test_token_request_validation(server: Server) -> None:
     assert mint(server, API_KEY, seconds=0).status_code == 400
     assert mint(server, API_KEY, seconds=601).status_code == 400
     assert mint(server, "nope").status_code == 401
@@ -262,7 +262,7 @@ async def test_model_faults_are_reported(speech_dir) -> None:
         stop_server(slow)
 
 
-def test_non_loopback_without_keys_is_refused(python: str) -> None:
+async def test_non_loopback_without_keys_is_refused(python: str) -> None:
     import subprocess
 
     from tests.e2e.conftest import VOXGATE

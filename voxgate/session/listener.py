@@ -140,7 +140,10 @@ class Listener:
     def _start_utterance(self) -> None:
         self.utterance_id += 1
         self._speaking = True
-        self._utterance = [*self._preroll, *self._onset]
+        missing = self._preroll.maxlen - len(self._preroll) if self._preroll.maxlen else 0
+        # Whisper drops first words that start at sample 0; give it the silence a preroll would have.
+        lead = [np.zeros(missing * self._frame, dtype=np.float32)] if missing > 0 else []
+        self._utterance = [*lead, *self._preroll, *self._onset]
         self._voiced = len(self._onset)
         self._preroll.clear()
         self._onset.clear()

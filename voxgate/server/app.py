@@ -42,7 +42,13 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
 
     @app.get("/health")
     async def health() -> dict[str, object]:
-        return {"status": "ok", "version": __version__, "sessions": len(engine.store)}
+        return {
+            "status": "ok",
+            "version": __version__,
+            "sessions": len(engine.store),
+            "connected": engine.store.attached_count,
+            "tasks": len(asyncio.all_tasks()),  # lets tests and operators see leaks
+        }
 
     @app.get("/v1/voices")
     async def voices() -> dict[str, object]:

@@ -1,0 +1,108 @@
+"""Each embedded backend on real audio: pocketsphinx-testdata recordings and the project's own voices."""
+
+from __future__ import annotations
+
+import re
+import time
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from voxgate.audio.resample import resample
+
+LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")
+pytestmark = pytest.mark.slow
+
+
+def recording(name: str) -> np.ndarray:
+    with wave.open(str(LIBRIVOX / f"sense_and_sensibility_01_austen_64kb-{name}.wav")) as w:
+        return np.frombuffer(w.readframes(w.getnframes()), "<i2").astype(np.float32) / 32768
+
+
+def words(text: str) -> list[str]:
+    return re.findall(r"[a-z']+", text.lower().replace("-", " "))
+
+
+def wer(ref: str, hyp: str) -> float:
+    r, h = words(ref), words(hyp)
+    d = list(range(len(h) + 1))
+    for i in range(1, len(r) + 1):
+        prev, d[0] = d[0], i
+        for j in range(1, len(h) + 1):
+            prev, d[j] = d[j], min(d[j] + 1, d[j - 1] + 1, prev + (r[i - 1] != h[j - 1]))
+    return d[len(h)] / len(r)
+
+
+@pytest.fixture(scope="module")
+def vad():
+    from voxgate.backends.vad.silero import SileroVAD
+
+    return SileroVAD()
+
+
+def test_vad_separates_speech_from_silence_and_noise(vad) -> None:
+    speech = recording("0880")
+    stream = vad.new_stream()
+    p_speech = [stream.probability(speech[i : i + 512]) for i in range(0, len(speech) - 512, 512)]
+    assert np.mean(np.array(p_speech) > 0.5) > 0.5
+    rng = np.random.default_rng(1)
+    for noise in (np.zeros(16_000, np.float32), (rng.standard_normal(16_000) * 0.02).astype(np.float32)):
+        stream.reset()
+        assert max(stream.probability(noise[i : i + 512]) for i in range(0, 16_000 - 512, 512)) < 0.5
+
+
+@pytest.mark.parametrize(("model", "max_wer"), [("tiny.en", 0.25), ("base", 0.15)])
+def test_whisper_transcribes_real_speech(model: str, max_wer: float) -> None:
+    from voxgate.backends.stt.whisper import WhisperSTT
+
+    stt = WhisperSTT(model)
+    ref = "unless to be rather cold hearted and rather selfish is to be ill disposed"
+    assert wer(ref, stt.transcribe(recording("0890"), language="en")) <= max_wer
+    assert stt.transcribe(np.zeros(16_000, np.float32), language="en") == ""
+
+
+def test_assembled_whisper_base_is_verified_once() -> None:
+    from voxgate.backends.stt.whisper import whisper_base_dir
+
+    whisper_base_dir()
+    start = time.monotonic()
+    path = whisper_base_dir()
+    assert time.monotonic() - start < 0.5 and (path / "model.bin").is_file()
+
+
+def test_smart_turn_prefers_a_finished_sentence() -> None:
+    from voxgate.backends.turn.smart_turn import SmartTurnModel
+
+    model = SmartTurnModel()
+    full = np.concatenate([recording("0880"), np.zeros(9600, np.float32)])
+    cut = recording("0880")[: int(16_000 * 1.2)]  # "he was not an..." stopped mid-sentence
+    assert model.probability_complete(full) > model.probability_complete(cut)
+
+
+@pytest.mark.parametrize("voice", ["joe", "ivy", "pierre"])
+def test_voices_speak_intelligibly(voice: str) -> None:
+    from voxgate.backends.stt.whisper import WhisperSTT
+    from voxgate.backends.tts.espeak_voice import EspeakTTS
+    from voxgate.backends.tts.kokoro_voice import KokoroTTS
+    from voxgate.backends.tts.piper_voice import PiperTTS
+    from voxgate.voices import VoiceCatalog
+
+    catalog = VoiceCatalog([PiperTTS(), KokoroTTS(), EspeakTTS()])
+    resolved = catalog.resolve(voice)
+    text = "The weather in Paris is sunny today." if resolved.language == "en" else "Bonjour, comment allez-vous?"
+    audio = resolved.backend.synthesize(text, voice=resolved.voice, language=resolved.language)
+    assert audio.dtype == np.float32 and 0.8 < len(audio) / resolved.sample_rate < 6
+    assert np.abs(audio).max() <= 1.0 and np.sqrt(np.mean(audio**2)) > 0.02
+    if resolved.language == "en":
+        heard = WhisperSTT("base").transcribe(resample(audio, resolved.sample_rate, 16_000), language="en")
+        assert wer(text, heard) <= 0.15, heard
+
+
+def test_unknown_voice_is_refused() -> None:
+    from voxgate.backends.tts.espeak_voice import EspeakTTS
+    from voxgate.voices import UnknownVoiceError, VoiceCatalog
+
+    with pytest.raises(UnknownVoiceError):
+        VoiceCatalog([EspeakTTS()], default_voice="espeak-en").resolve("nobody")

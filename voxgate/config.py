@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     stt_timeout_s: float = Field(default=30.0, gt=0, description="agent_timeout when a final decode takes longer.")
     partial_interval_ms: int = Field(default=600, ge=100, description="Audio between two partial decodes.")
 
+    echo_guard: bool = Field(default=True, description="Cancel the agent's own voice in the microphone (WebRTC AEC3).")
+
     # --- end of turn
     smart_turn: bool = Field(default=True, description="Use Smart Turn v3.2 between min and max silence.")
     smart_turn_threshold: float = Field(default=0.5, ge=0.0, le=1.0)

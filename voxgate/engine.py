@@ -148,7 +148,14 @@ class Engine:
             warmup(self.settings.system_prompt, ())
 
     def _warm_voices(self) -> None:
-        self.voices.resolve(None).backend.synthesize("Hello.", voice=self.voices.resolve(None).voice)
+        """Load every voice engine now, so the first reply in any voice does not pay for it."""
+        for info in self.voices.local_voices():
+            resolved = self.voices.resolve(info.id)
+            load = getattr(resolved.backend, "load", None)
+            if load is not None:
+                load()
+        default = self.voices.resolve(None)
+        default.backend.synthesize("Hello.", voice=default.voice)
 
     # ------------------------------------------------------------ blocking calls, off the loop
 
@@ -156,10 +163,8 @@ class Engine:
         model = self.partial_stt_for(language) if partial else self.stt(self.settings.stt_model)
         return await asyncio.to_thread(model.transcribe, audio, language=language, keyterms=list(keyterms))
 
-    async def end_of_turn_check(self, audio: Audio, silence_s: float) -> bool:
-        p = await asyncio.to_thread(self.turn_model.probability_complete, audio)
-        log.debug("smart turn", extra={"p_complete": p, "silence_s": silence_s})
-        return p >= self.settings.smart_turn_threshold
+    async def turn_probability(self, audio: Audio) -> float:
+        return await asyncio.to_thread(self.turn_model.probability_complete, audio)
 
     async def synthesize(self, text: str, voice: ResolvedVoice) -> tuple[Audio, int]:
         from voxgate.backends.tts.text import speakable

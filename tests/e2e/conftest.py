@@ -82,6 +82,7 @@ MAIN_ENV = {
     "VOXGATE_LLM_TEMPERATURE": "0",
     "VOXGATE_LLM_SEED": "7",
     "VOXGATE_MAX_SESSIONS": "4",
+    "VOXGATE_LOG_LEVEL": "debug",
 }
 
 

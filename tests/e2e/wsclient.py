@@ -141,3 +141,48 @@ class Client:
 
 def silence(seconds: float, rate: int = 24_000) -> np.ndarray:
     return np.zeros(int(seconds * rate), dtype=np.int16)
+
+
+class EchoingMic:
+    """A client without echo cancellation. Its speaker plays `reply.audio` in real time as it arrives
+    (stalling when the buffer runs dry, like any player), and its mic hears the speaker `delay_s` later
+    at `gain`, plus noise; optionally the user talks over it from `user_at_s`."""
+
+    def __init__(
+        self, client: Client, *, delay_s: float = 0.2, gain: float = 0.4, noise: float = 0.003, seed: int = 0
+    ) -> None:
+        self.client, self.delay_s, self.gain, self.noise = client, delay_s, gain, noise
+        self.rng = np.random.default_rng(seed)
+        self.speaker: list[np.ndarray] = []  # what the speaker output, 50 ms per tick
+        self.played = 0  # reply samples played so far
+        self.flushed = False
+
+    def _reply_samples(self) -> np.ndarray:
+        chunks = [e for e in self.client.events if e.type == "reply.audio"]
+        return np.frombuffer(b"".join(base64.b64decode(e.data["data"]) for e in chunks), dtype="<i2")
+
+    async def run(self, seconds: float, user: np.ndarray | None = None, user_at_s: float = 0.0) -> None:
+        """Stream `seconds` of microphone audio in real time (24 kHz PCM)."""
+        step, delay_ticks = 1_200, round(self.delay_s / 0.05)
+        start, mark = time.monotonic(), len(self.client.events)
+        for i in range(int(seconds / 0.05)):
+            if not self.flushed and any(e.type == "input.speech.started" for e in self.client.events[mark:]):
+                self.flushed = True  # a real client flushes playback here: the speaker goes quiet
+            out = np.zeros(step, dtype=np.float64)
+            if not self.flushed:
+                reply = self._reply_samples()
+                take = reply[self.played : self.played + step]
+                out[: len(take)] = take
+                self.played += len(take)
+            self.speaker.append(out)
+            chunk = self.rng.standard_normal(step) * self.noise * 32768
+            if len(self.speaker) > delay_ticks:
+                chunk += self.gain * self.speaker[-1 - delay_ticks]
+            if user is not None:
+                u0 = int((i * 0.05 - user_at_s) * 24_000)
+                if 0 <= u0 < len(user):
+                    segment = user[u0 : u0 + step].astype(np.float64)
+                    chunk[: len(segment)] += segment
+            pcm = np.clip(chunk, -32768, 32767).astype("<i2").tobytes()
+            await self.client.send({"type": "input.audio", "audio": base64.b64encode(pcm).decode()})
+            await asyncio.sleep(max(0.0, start + (i + 1) * 0.05 - time.monotonic()))

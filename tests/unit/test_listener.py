@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from voxgate.protocol.events import TurnDetection
-from voxgate.session.listener import Listener, NoiseEnd, PartialDue, SpeechStart, TurnEnd
+from voxgate.session.listener import Listener, NoiseEnd, PartialDue, Pause, SpeechConfirmed, SpeechStart, TurnEnd
 
 FRAME = 512
 FRAME_S = FRAME / 16_000
@@ -78,7 +78,24 @@ async def test_pause_shorter_than_min_silence_keeps_one_turn() -> None:
 
 async def test_short_burst_is_noise_not_a_turn() -> None:
     events = await run(make(None), [(0.13, True), (1.0, False)])
-    assert [type(e) for _, e in events] == [SpeechStart, NoiseEnd]
+    assert [type(e) for _, e in events if not isinstance(e, Pause)] == [SpeechStart, NoiseEnd]
+
+
+async def test_speech_is_confirmed_after_a_quarter_second_of_voice() -> None:
+    events = await run(make(None), [(0.5, False), (0.6, True), (1.0, False)])
+    start = next(t for t, e in events if isinstance(e, SpeechStart))
+    confirmed = next(t for t, e in events if isinstance(e, SpeechConfirmed))
+    assert 0.25 - FRAME_S <= confirmed - (start - 3 * FRAME_S) <= 0.25 + FRAME_S
+    short = await run(make(None), [(0.15, True), (1.0, False)])
+    assert not any(isinstance(e, SpeechConfirmed) for _, e in short)
+
+
+async def test_a_pause_is_announced_once_per_silence() -> None:
+    events = await run(make(None, min_silence=800), [(1.0, True), (0.5, False), (1.0, True), (1.0, False)])
+    pauses = [(t, e) for t, e in events if isinstance(e, Pause)]
+    assert len(pauses) == 2
+    assert pauses[0][1].voiced_frames < pauses[1][1].voiced_frames  # the second pause has more speech
+    assert abs(pauses[0][0] - (1.0 + 0.2)) <= 2 * FRAME_S
 
 
 async def test_partials_are_due_while_speaking() -> None:

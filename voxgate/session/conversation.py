@@ -20,11 +20,12 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from voxgate.audio.codecs import WIRE_RATES, WireDecoder
+from voxgate.audio.echo import EchoGuard
 from voxgate.audio.resample import StreamResampler, resample
 from voxgate.backends.base import ANALYSIS_RATE, Audio, ChatMessage, TextDelta, ToolCallRequest
 from voxgate.protocol.events import (
@@ -42,8 +43,9 @@ from voxgate.protocol.events import (
 )
 from voxgate.session.clauses import ClauseSplitter
 from voxgate.session.config import ConfigError, LiveConfig, apply_update
-from voxgate.session.listener import Listener, NoiseEnd, PartialDue, SpeechStart, TurnEnd
+from voxgate.session.listener import Listener, NoiseEnd, PartialDue, Pause, SpeechConfirmed, SpeechStart, TurnEnd
 from voxgate.session.speaker import ReplySpeaker, SpeechItem, ToolCallsReady
+from voxgate.session.turn_policy import TurnEvidence, turn_is_complete, unfinished_reason
 
 if TYPE_CHECKING:
     from voxgate.engine import Engine
@@ -78,7 +80,7 @@ class Conversation:
         )
         self.history: list[ChatMessage] = []
         self._send: Send | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
         self._listener: Listener | None = None
         self._decoder: WireDecoder | None = None
         self._resampler: StreamResampler | None = None
@@ -92,7 +94,9 @@ class Conversation:
         self._pending_calls: dict[str, ToolCallRequest] = {}
         self._results: dict[str, str] = {}
         self._discarded_calls: set[str] = set()
-        self._waiting_reply_done = False
+        self._echo: EchoGuard | None = None
+        self._held_start = False  # speech over the agent, not yet confirmed as a barge-in
+        self._speculation: tuple[int, int, asyncio.Task[str]] | None = None  # (utterance, voiced frames, decode)
 
     # ------------------------------------------------------------ socket lifecycle
 
@@ -155,11 +159,13 @@ class Conversation:
         if self._decoder is None or self._decoder.encoding != encoding:
             self._decoder = WireDecoder(encoding)
             self._resampler = StreamResampler(WIRE_RATES[encoding], ANALYSIS_RATE)
+        if self._echo is None and self.engine.settings.echo_guard:
+            self._echo = EchoGuard()
         if self._listener is None:
             self._listener = Listener(
                 self.engine.vad.new_stream(),
                 turn_detection=lambda: self.config.turn,
-                end_of_turn=self.engine.end_of_turn_check if self.engine.settings.smart_turn else None,
+                end_of_turn=self._end_of_turn,
                 partial_interval_s=self.engine.settings.partial_interval_ms / 1000,
             )
 
@@ -178,22 +184,42 @@ class Conversation:
     async def on_audio(self, audio: Audio) -> None:
         if self._listener is None or len(audio) == 0:
             return
+        if self._echo is not None:
+            audio = self._echo.process(audio)
         for event in await self._listener.feed(audio):
             if isinstance(event, SpeechStart):
-                await self._on_speech_started()
+                self._last_partial = ""
+                if self._agent_speaking() and self.config.turn.interrupt_response:
+                    self._held_start = True  # a cough or a click must not stop the agent: wait for more voice
+                    log.debug("speech over the agent: held until confirmed")
+                else:
+                    await self._on_speech_started()
+            elif isinstance(event, SpeechConfirmed):
+                log.debug("speech confirmed (held=%s)", self._held_start)
+                if self._held_start:
+                    self._held_start = False
+                    await self._on_speech_started()
             elif isinstance(event, PartialDue):
-                self._start_partial(event)
-            elif isinstance(event, TurnEnd):
+                if not self._held_start:
+                    self._start_partial(event)
+            elif isinstance(event, Pause):
+                self._speculate(event)
+            elif isinstance(event, TurnEnd | NoiseEnd):
+                if self._held_start:  # never confirmed: noise over the agent, as if nothing happened
+                    log.debug("unconfirmed speech over the agent ignored: %s", type(event).__name__)
+                    self._held_start = False
+                    continue
                 await self.emit(SpeechStopped())
-                self._turn_audio = event.audio
-                self._turn_transcribed = False
-                self._turn_task = self._spawn(self._complete_turn(event.audio), "turn")
-            elif isinstance(event, NoiseEnd):
-                await self.emit(SpeechStopped())
+                if isinstance(event, TurnEnd):
+                    self._turn_audio = event.audio
+                    self._turn_transcribed = False
+                    self._turn_task = self._spawn(self._complete_turn(event), "turn")
+
+    def _agent_speaking(self) -> bool:
+        return self._reply is not None and self._reply.started
 
     async def _on_speech_started(self) -> None:
         await self.emit(SpeechStarted())
-        self._last_partial = ""
         turn = self._turn_task
         if turn is not None and not turn.done():
             reply = self._reply
@@ -228,12 +254,55 @@ class Conversation:
             self._last_partial = text
             await self.emit(UserTranscriptDelta(text=text))
 
-    async def _complete_turn(self, audio: Audio) -> None:
+    def _speculate(self, pause: Pause) -> None:
+        """Start the final transcript at the first pause, so it is ready if this is the end of the turn."""
+        if self._held_start:
+            return  # unconfirmed sound over the agent: not worth a decode
+        current = self._speculation
+        if current is not None and not current[2].done():
+            return  # one decode at a time; a stale one is simply not used
+        task = asyncio.ensure_future(
+            self.engine.transcribe(
+                pause.audio, language=self.config.language, keyterms=self.config.keyterms, partial=False
+            )
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        self._speculation = (pause.utterance, pause.voiced_frames, task)
+
+    def _speculative_text(self, utterance: int, voiced_frames: int) -> asyncio.Task[str] | None:
+        spec = self._speculation
+        if spec is not None and spec[0] == utterance and spec[1] == voiced_frames and not spec[2].cancelled():
+            return spec[2]
+        return None
+
+    async def _end_of_turn(self, audio: Audio, silence_s: float) -> bool:
+        listener = self._listener
+        assert listener is not None
+        if self._held_start:
+            return True  # a blip over the agent ends at once (and is ignored); never block the listener on it
+        pending = self._speculative_text(listener.utterance_id, listener.voiced_frames)
+        p: float | None = None
+        if self.engine.settings.smart_turn:
+            p = await self.engine.turn_probability(audio)
+        text = self._last_partial
+        if pending is not None:
+            with contextlib.suppress(Exception):
+                text = await pending
+        complete = turn_is_complete(TurnEvidence(text, p), self.engine.settings.smart_turn_threshold)
+        log.debug("end of turn check: p=%s text=%r complete=%s reason=%s", p, text, complete, unfinished_reason(text))
+        return complete
+
+    async def _complete_turn(self, end: TurnEnd) -> None:
         try:
             async with asyncio.timeout(self.engine.settings.stt_timeout_s):
-                text = await self.engine.transcribe(
-                    audio, language=self.config.language, keyterms=self.config.keyterms, partial=False
-                )
+                pending = self._speculative_text(end.utterance, end.voiced_frames)
+                if pending is not None:
+                    text = await pending
+                else:
+                    text = await self.engine.transcribe(
+                        end.audio, language=self.config.language, keyterms=self.config.keyterms, partial=False
+                    )
         except TimeoutError:
             await self.error(ErrorCode.AGENT_TIMEOUT, "speech recognition took too long")
             return
@@ -326,6 +395,7 @@ class Conversation:
                     wire_rate=wire_rate,
                     send=self.emit,
                     lead_s=self.engine.settings.reply_lead_s,
+                    on_played=self._far_end_for(wire_rate),
                 ),
             )
 
@@ -359,6 +429,12 @@ class Conversation:
                 self._pending_calls = {c.call_id: c for c in reply.calls}
         await self._maybe_answer_tool_results()
 
+    def _far_end_for(self, wire_rate: int) -> Callable[[Audio, float], None] | None:
+        echo = self._echo
+        if echo is None:
+            return None
+        return lambda audio, at: echo.played(resample(audio, wire_rate, ANALYSIS_RATE), at)
+
     async def interrupt(self) -> None:
         """Barge-in: stop at once, tell the client, keep only what was heard."""
         reply = self._reply
@@ -370,6 +446,8 @@ class Conversation:
             await reply.task
         await self._close_interrupted(reply)
         self._discard_pending_calls()
+        if self._echo is not None:
+            self._echo.flush_far_end()
 
     async def _close_interrupted(self, reply: ActiveReply) -> None:
         heard = reply.speaker.clock.heard_text()

@@ -24,6 +24,8 @@ MIN_VOICED_S = 0.2  # shorter bursts (clicks, a cough) are noise, not a turn
 TRAILING_KEEP_S = 0.3  # silence kept at the end of the audio handed to the recognizer
 MAX_UTTERANCE_S = 28.0  # Whisper sees 30 s at most
 HYSTERESIS = 0.15
+SPECULATE_AFTER_S = 0.2  # silence after which the final transcript is started speculatively
+CONFIRM_VOICED_S = 0.25  # voiced audio that makes speech over the agent a real barge-in
 
 
 @dataclass(frozen=True)
@@ -38,10 +40,27 @@ class PartialDue:
 
 
 @dataclass(frozen=True)
+class Pause:
+    """The user paused: a good moment to transcribe what they said so far, in case it is the end."""
+
+    audio: Audio
+    utterance: int
+    voiced_frames: int
+
+
+@dataclass(frozen=True)
+class SpeechConfirmed:
+    """Enough voiced audio that this is speech, not a click or a cough."""
+
+    utterance: int
+
+
+@dataclass(frozen=True)
 class TurnEnd:
     audio: Audio
     utterance: int
     voiced_s: float
+    voiced_frames: int
 
 
 @dataclass(frozen=True)
@@ -49,7 +68,7 @@ class NoiseEnd:
     """Speech started but was too short to be a turn."""
 
 
-ListenerEvent = SpeechStart | PartialDue | TurnEnd | NoiseEnd
+ListenerEvent = SpeechStart | SpeechConfirmed | PartialDue | Pause | TurnEnd | NoiseEnd
 EndOfTurnCheck = Callable[[Audio, float], Awaitable[bool]]  # (audio, silence_s) -> turn complete?
 
 
@@ -76,12 +95,18 @@ class Listener:
         self._voiced = 0
         self._silence = 0
         self._checked = False
+        self._paused = False
+        self._confirmed = False
         self._since_partial = 0
         self.utterance_id = 0
 
     @property
     def speaking(self) -> bool:
         return self._speaking
+
+    @property
+    def voiced_frames(self) -> int:
+        return self._voiced
 
     def prepend(self, audio: Audio) -> None:
         """The user went on after a turn we had closed: that turn's audio becomes this one's start."""
@@ -121,6 +146,10 @@ class Listener:
             self._voiced += 1
             self._silence = 0
             self._checked = False
+            self._paused = False
+            if not self._confirmed and self._voiced * self._frame_s >= CONFIRM_VOICED_S:
+                self._confirmed = True
+                return SpeechConfirmed(self.utterance_id)
         elif p < max(cfg.vad_threshold - HYSTERESIS, 0.05):
             self._silence += 1
         silence_s = self._silence * self._frame_s
@@ -128,6 +157,9 @@ class Listener:
 
         if silence_s * 1000 >= cfg.max_silence or total_s >= MAX_UTTERANCE_S:
             return self._end()
+        if silence_s >= SPECULATE_AFTER_S and not self._paused:
+            self._paused = True
+            return Pause(self._audio(), self.utterance_id, self._voiced)
         if silence_s * 1000 >= cfg.min_silence and not self._checked:
             self._checked = True
             if self._end_of_turn is None or await self._end_of_turn(self._audio(), silence_s):
@@ -149,6 +181,8 @@ class Listener:
         self._onset.clear()
         self._silence = 0
         self._checked = False
+        self._paused = False
+        self._confirmed = False
         self._since_partial = 0
 
     def _audio(self) -> Audio:
@@ -164,4 +198,4 @@ class Listener:
         self._vad.reset()
         if voiced_s < MIN_VOICED_S:
             return NoiseEnd()
-        return TurnEnd(audio, self.utterance_id, voiced_s)
+        return TurnEnd(audio, self.utterance_id, voiced_s, self._voiced)

@@ -29,11 +29,13 @@ class PlaybackClock:
     def _t(self) -> float:
         return self.now()
 
-    def on_sent(self, duration_s: float) -> None:
+    def on_sent(self, duration_s: float) -> float:
+        """Record audio handed to the client; returns the wall time at which it starts playing."""
         t = self._t()
         start = t if self._buffer_end is None else max(self._buffer_end, t)
         self._buffer_end = start + duration_s
         self.sent_s += duration_s
+        return start
 
     def buffered_s(self) -> float:
         """Audio sent but not yet played."""

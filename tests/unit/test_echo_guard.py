@@ -1,0 +1,76 @@
+"""The echo guard on real voices with a virtual clock: echo removed, the user kept, clean mics untouched."""
+
+import numpy as np
+import pytest
+
+from voxgate.audio.echo import EchoGuard
+from voxgate.audio.resample import resample
+
+pytestmark = pytest.mark.slow
+RATE = 16_000
+
+
+@pytest.fixture(scope="module")
+def voices():
+    from voxgate.backends.tts.kokoro_voice import KokoroTTS
+    from voxgate.backends.tts.piper_voice import PiperTTS
+    from voxgate.backends.vad.silero import SileroVAD
+
+    piper, kokoro = PiperTTS(), KokoroTTS()
+    agent = piper.synthesize(
+        "Once upon a time, in a land far away, there lived a brave knight who was known for his courage, "
+        "and a terrible dragon who lived in the mountains.",
+        voice="joe",
+    )
+    user = kokoro.synthesize("Wait, stop. What time is it?", voice="jf_alpha")
+    return resample(agent, piper.sample_rate, RATE), resample(user, kokoro.sample_rate, RATE), SileroVAD()
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 100.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def run(voices, *, gain: float, user_at: float | None, delay: float = 0.25) -> tuple[float, float]:
+    agent, user, vad = voices
+    clock = Clock()
+    guard = EchoGuard(now=clock)
+    for i in range(0, len(agent), 1600):
+        guard.played(agent[i : i + 1600], 100.0 + i / RATE)
+    n = 7 * RATE
+    mic = np.random.default_rng(0).standard_normal(n).astype(np.float32) * 0.003
+    d = int(delay * RATE)
+    mic[d : d + len(agent)] += gain * agent[: n - d]
+    if user_at is not None:
+        mic[int(user_at * RATE) : int(user_at * RATE) + len(user)] += user
+    out = []
+    for i in range(0, n, 800):
+        clock.t = 100.0 + (i + 800) / RATE
+        out.append(guard.process(mic[i : i + 800]))
+    processed = np.concatenate(out)
+    stream = vad.new_stream()
+    voiced = np.array([stream.probability(processed[i : i + 512]) > 0.5 for i in range(0, n - 512, 512)])
+    start = int((user_at or 2.5) * RATE / 512)
+    end = start + len(user) // 512
+    return float(voiced[5:start].mean()), float(voiced[start:end].mean())
+
+
+@pytest.mark.parametrize("gain", [0.1, 0.3, 0.6])
+def test_echo_alone_is_not_speech(voices, gain: float) -> None:
+    echo_voiced, _ = run(voices, gain=gain, user_at=None)
+    assert echo_voiced < 0.03
+
+
+@pytest.mark.parametrize("gain", [0.0, 0.3, 0.6])
+def test_the_user_is_heard_over_the_echo_and_on_a_clean_mic(voices, gain: float) -> None:
+    echo_voiced, user_voiced = run(voices, gain=gain, user_at=2.5)
+    assert echo_voiced < 0.03 and user_voiced > 0.4
+
+
+def test_no_playback_means_the_mic_passes_untouched() -> None:
+    guard = EchoGuard()
+    mic = np.random.default_rng(1).standard_normal(1600).astype(np.float32) * 0.1
+    assert guard.process(mic) is mic

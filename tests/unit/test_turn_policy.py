@@ -1,0 +1,51 @@
+"""Each end-of-turn rule, pinned by examples so it cannot silently regress."""
+
+import pytest
+
+from voxgate.session.turn_policy import TurnEvidence, turn_is_complete, unfinished_reason
+
+UNFINISHED = [
+    "I'd like to book a table for, um",
+    "I'd like to book a table and",
+    "So my number is 555",
+    "My phone number is 415 555",
+    "You can call me at 4 1 5, 5 5 5",
+    "My email is john dot smith at",
+    "My email is john dot smith at example",
+    "My order ID is R X",
+    "I was thinking...",
+    "It's for the",
+    "The code is 7 7",
+]
+COMPLETE = [
+    "What is the capital city of France?",
+    "Book a table for two at seven.",
+    "My phone number is 415 555 0134.",
+    "My email is john dot smith at example dot com.",
+    "My email is john.smith@example.com",
+    "My order ID is RX-7704132.",
+    "I'd like two of them.",
+    "Can you help me, please?",
+    "Thank you.",
+    "",
+]
+
+
+@pytest.mark.parametrize("text", UNFINISHED)
+def test_unfinished_turns_are_recognised(text: str) -> None:
+    assert unfinished_reason(text) is not None
+    assert not turn_is_complete(TurnEvidence(text, p_complete=0.99), threshold=0.5)
+
+
+@pytest.mark.parametrize("text", COMPLETE)
+def test_complete_turns_are_not_held(text: str) -> None:
+    assert unfinished_reason(text) is None
+
+
+def test_the_model_decides_when_the_words_are_neutral() -> None:
+    assert turn_is_complete(TurnEvidence("", 0.7), 0.5)
+    assert not turn_is_complete(TurnEvidence("", 0.4), 0.5)
+    assert turn_is_complete(TurnEvidence("Book a table for two.", 0.35), 0.5)  # words complete: 0.6 × threshold
+    assert not turn_is_complete(TurnEvidence("Book a table for two.", 0.1), 0.5)
+    assert turn_is_complete(TurnEvidence("Is it open today?", 0.2), 0.5)  # a question: 0.3 × threshold
+    assert turn_is_complete(TurnEvidence("Book a table for two.", None), 0.5)  # Smart Turn off: words decide

@@ -1,0 +1,99 @@
+"""When has the user finished? Acoustic evidence (Smart Turn) combined with what they said so far.
+
+Smart Turn hears intonation but not meaning; the transcript knows that "my number is 555" or
+"john dot smith at" cannot be the end, and that a question mark usually is. Between `min_silence`
+and `max_silence` this policy decides; `max_silence` still caps every wait.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# Words a complete English sentence rarely ends on: conjunctions, articles, prepositions, fillers.
+_DANGLING = frozenset(
+    """and or but so because um uh er erm hmm like the a an to of with my your our their his her its is are was were
+    be for in at on from that which who whose if then than as about into onto by i i'm i'd we it's
+    let's dot dash underscore plus hyphen point minus""".split()
+)
+_FILLERS = frozenset({"um", "uh", "er", "erm", "hmm", "mm", "uhh", "umm"})
+_ENTITY_CONTEXT = re.compile(
+    r"\b(number|phone|cell|mobile|call me|reach me|zip|postal|code|card|account|id|reference|order|"
+    r"confirmation|policy|member|ssn|social security|pin|extension|tracking|serial|booking|ticket)\b"
+)
+_EMAIL_CONTEXT = re.compile(r"\b(e-?mail|address)\b")
+_TLD = re.compile(r"(\.|\bdot\s+)(com|org|net|edu|gov|io|co|uk|de|fr|es|it|ai|us|ca|info|biz)\b")
+_DIGIT_WORDS = frozenset(
+    "zero oh one two three four five six seven eight nine ten eleven twelve hundred thousand double triple".split()
+)
+PHONE_DIGITS = 10
+
+
+@dataclass(frozen=True)
+class TurnEvidence:
+    text: str  # the transcript so far (may be empty when no decode finished yet)
+    p_complete: float | None  # Smart Turn's probability, None when disabled
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9@.'\-]+", text.lower())
+
+
+def _trailing_value(words: list[str]) -> list[str]:
+    """The run of digit-like or single-letter tokens at the end ("r x 7 7 0" → 5 tokens)."""
+    run: list[str] = []
+    for w in reversed(words):
+        bare = w.strip(".-")
+        if bare.isdigit() or bare in _DIGIT_WORDS or (len(bare) == 1 and bare.isalpha()) or bare in ("dash", "-"):
+            run.append(bare)
+        else:
+            break
+    return run[::-1]
+
+
+def _digit_count(tokens: list[str]) -> int:
+    return sum(len(t) if t.isdigit() else 1 for t in tokens if t.isdigit() or t in _DIGIT_WORDS)
+
+
+def unfinished_reason(text: str) -> str | None:
+    """Why the transcript cannot be a whole turn yet, or None if it could be."""
+    stripped = text.strip()
+    if not stripped:
+        return None
+    if stripped.endswith(("...", "…", ",", "-", "—", ":")):
+        return "trails off"
+    words = _words(stripped)
+    if not words:
+        return None
+    last = words[-1].strip(".,!?")
+    lowered = stripped.lower()
+    if last in _FILLERS:
+        return "ends on a filler"
+    if last in _DANGLING and not stripped.endswith("?"):
+        return f"ends on {last!r}"
+    value = _trailing_value(words)
+    if value and _ENTITY_CONTEXT.search(lowered):
+        digits = _digit_count(value)
+        if "phone" in lowered or "call me" in lowered or "reach me" in lowered or re.search(r"\bnumber\b", lowered):
+            if 0 < digits < PHONE_DIGITS and not re.search(r"\b(order|account|card|id)\b", lowered):
+                return "phone number shorter than 10 digits"
+        letters = sum(1 for t in value if len(t) == 1 and t.isalpha())
+        if digits + letters < 4:
+            return "a dictated value has only just begun"
+    if _EMAIL_CONTEXT.search(lowered) and (" at " in f" {lowered} " or "@" in lowered) and not _TLD.search(lowered):
+        return "e-mail address without a domain yet"
+    return None
+
+
+def turn_is_complete(evidence: TurnEvidence, threshold: float) -> bool:
+    """The decision at `min_silence` (and at each later re-check before `max_silence`)."""
+    if unfinished_reason(evidence.text):
+        return False
+    p = evidence.p_complete
+    if p is None:
+        return True
+    if evidence.text.strip().endswith("?"):
+        return p >= threshold * 0.3  # a question is almost always the end; only a clear "not yet" waits
+    if evidence.text.strip():
+        return p >= threshold * 0.6  # the words are complete; a moderately sure model is enough
+    return p >= threshold

@@ -106,6 +106,14 @@ def main(argv: list[str] | None = None) -> int:
     p_lat.add_argument("--api-key", default=None)
     p_lat.add_argument("--turns", type=int, default=5)
     p_lat.set_defaults(func=lambda a: __import__("voxgate.bench.latency", fromlist=["main"]).main(a))
+    from voxgate.bench import turns
+
+    p_turns = bench_sub.add_parser("turns", help="the turn-taking set: cut-offs, waits, barge-in, echo")
+    turns.add_arguments(p_turns)
+    p_turns.set_defaults(func=turns.main)
+    p_make = bench_sub.add_parser("make-turn-set", help="re-render bench/turn_set/ from its definition")
+    p_make.add_argument("--set", default=str(turns.DEFAULT_DIR))
+    p_make.set_defaults(func=turns.make_set)
 
     args = parser.parse_args(argv)
     return int(args.func(args))

@@ -20,6 +20,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Literal
 
 import numpy as np
 from livekit import rtc
@@ -30,10 +31,15 @@ log = logging.getLogger("voxgate.echo")
 
 FRAME = ANALYSIS_RATE // 100  # AEC3 works on 10 ms frames
 TAIL_S = 1.0  # keep cancelling this long after the last reply audio was played
-MAX_DELAY_S = 0.6  # echo path delays searched for when deciding whether echo is present
+MAX_DELAY_S = 0.8  # echo path delays (plus network lateness) searched when deciding whether echo is present
+REANCHOR_S = 0.5  # mic audio this much later than its place on the clock starts a new stretch
 WINDOW_S = 0.8  # mic audio compared with the reference
-ECHO_CORRELATION = 0.2  # normalized cross-correlation above which the mic carries the agent's voice
+MIN_WINDOW_S = 0.3  # the least mic audio worth a decision
+ECHO_CORRELATION = 0.25  # normalized cross-correlation (whitened) above which the mic carries the agent's voice
 ECHO_HOLD_S = 1.0  # once seen, treat echo as present this long
+PRE_EMPHASIS = 0.95  # whitening: speech is mostly low-frequency energy, which correlates by chance
+
+EchoState = Literal["none", "unknown", "present", "absent"]
 
 
 class EchoGuard:
@@ -42,17 +48,19 @@ class EchoGuard:
         self._now = now
         self._far: deque[tuple[float, Audio]] = deque()  # (play start time, 16 kHz audio)
         self._far_end_until = 0.0
+        self._far_start = 0.0  # when the current stretch of playback began
         self._pending = np.zeros(0, dtype=np.float32)
         self._mic_clock: float | None = None  # wall time of the next mic sample to process
         self._recent_mic: Audio = np.zeros(0, dtype=np.float32)
-        self._recent_ref: Audio = np.zeros(0, dtype=np.float32)
         self._echo_seen_at = -1e9
-        self._echo_known_absent_at = -1e9
-        self._playback_started_at = 0.0
+        self._absent_since: float | None = None
+        self._state: EchoState = "none"
         self.last_correlation = 0.0
 
     def played(self, audio: Audio, at: float) -> None:
         """Reply audio (16 kHz) that the client starts playing at wall time `at`."""
+        if not self.active:
+            self._far_start = at
         self._far.append((at, audio.astype(np.float32, copy=False)))
         self._far_end_until = max(self._far_end_until, at + len(audio) / ANALYSIS_RATE)
 
@@ -70,75 +78,117 @@ class EchoGuard:
     def active(self) -> bool:
         return self._now() < self._far_end_until + TAIL_S
 
+    @property
+    def state(self) -> EchoState:
+        """What the guard knows about echo in the mic now.
+
+        "none": nothing is playing, the mic passes untouched; "unknown": playback is on but there is
+        not yet enough mic audio to tell; "present": the mic carries the agent's voice and the
+        canceller's output is used; "absent": a clean mic (the client cancels echo itself).
+        """
+        return self._state if self.active else "none"
+
     def process(self, mic: Audio) -> Audio:
-        """Mic audio (16 kHz) as it arrives → the same audio with the agent's echo removed."""
+        """Mic audio (16 kHz) as it arrives → the same audio with the agent's echo removed.
+
+        While the echo is unknown the raw mic is returned: the canceller has not converged and would
+        suppress a user who talks at once; the session waits for a decision before it lets speech
+        over the agent interrupt it.
+        """
         now = self._now()
         if not self.active:
             self._mic_clock = None
             self._pending = np.zeros(0, dtype=np.float32)
-            self._recent_mic = self._recent_ref = np.zeros(0, dtype=np.float32)
-            self._playback_started_at = now
+            self._recent_mic = np.zeros(0, dtype=np.float32)
+            self._absent_since = None
+            self._state = "none"
             return mic
         data = np.concatenate([self._pending, mic]) if len(self._pending) else mic
         n = len(data) // FRAME * FRAME
         self._pending = data[n:].copy()
-        if self._mic_clock is None or abs(self._mic_clock - (now - n / ANALYSIS_RATE)) > 0.5:
-            self._mic_clock = now - n / ANALYSIS_RATE  # (re)anchor the mic stream on the wall clock
+        # Place the mic stream on the wall clock. A chunk can only arrive late, never early, so the
+        # earliest arrival seen is the best estimate of when its audio was captured; a stream that
+        # falls far behind it had a gap (the client stopped sending) and is placed anew.
+        arrived = now - n / ANALYSIS_RATE
+        if self._mic_clock is None or arrived - self._mic_clock > REANCHOR_S:
+            self._mic_clock = arrived
+            self._recent_mic = np.zeros(0, dtype=np.float32)  # a gap in the mic: older audio is not adjacent
+        elif arrived < self._mic_clock:
+            self._mic_clock = arrived
+        mic_start = self._mic_clock
         out = np.empty(n, dtype=np.float32)
-        references = []
         for i in range(0, n, FRAME):
-            t = self._mic_clock + i / ANALYSIS_RATE
-            reference = self._far_end(t)
-            references.append(reference)
+            reference = self._far_end(mic_start + i / ANALYSIS_RATE, FRAME)
             self._apm.process_reverse_stream(self._frame(reference))
             frame = self._frame(data[i : i + FRAME])
             self._apm.process_stream(frame)
             out[i : i + FRAME] = np.frombuffer(frame.data, dtype=np.int16).astype(np.float32) / 32768.0
         self._mic_clock += n / ANALYSIS_RATE
-        self._drop_played(self._mic_clock - 2.0)
-        if n and self._echo_present(data[:n], np.concatenate(references)):
-            return out
-        return data[:n]
+        self._drop_played(self._mic_clock - 2.0 - MAX_DELAY_S)
+        if n:
+            self._state = self._decide(data[:n], now)
+        return out if self._state == "present" else data[:n]
 
-    def _echo_present(self, mic: Audio, reference: Audio) -> bool:
-        """Does the mic carry the reference, at some delay up to MAX_DELAY_S? (FFT cross-correlation)"""
-        keep_mic = int(WINDOW_S * ANALYSIS_RATE)
-        keep_ref = keep_mic + int(MAX_DELAY_S * ANALYSIS_RATE)
-        self._recent_mic = np.concatenate([self._recent_mic, mic])[-keep_mic:]
-        self._recent_ref = np.concatenate([self._recent_ref, reference])[-keep_ref:]
-        now = self._now()
-        m, r = self._recent_mic, self._recent_ref
-        if len(m) < keep_mic or len(r) < keep_ref or not np.any(r[-keep_mic:]):
-            return self._echo_known_absent_at < self._playback_started_at  # unknown yet: assume echo
-        size = 1 << int(np.ceil(np.log2(len(m) + len(r))))
-        corr = np.fft.irfft(np.fft.rfft(m[::-1], size) * np.fft.rfft(r, size), size)
-        lags = corr[len(m) - 1 : len(r)]  # lags[k] = sum_j m[j] * r[j + k]
-        cumulative = np.concatenate([[0.0], np.cumsum(r.astype(np.float64) ** 2)])
-        window_energy = cumulative[len(m) :] - cumulative[: -len(m)]
-        norm = np.sqrt(np.maximum(window_energy, 0.0) * float(np.dot(m, m))) + 1e-9
-        self.last_correlation = float(np.max(np.abs(lags) / norm))
+    def _decide(self, mic: Audio, now: float) -> EchoState:
+        """Does the mic carry the reference, at some delay up to MAX_DELAY_S? (FFT cross-correlation)
+
+        "present" is decided as soon as the correlation shows it; "absent" only once the reference
+        was playing over the whole range of delays searched, so the echo's own delay cannot hide it.
+        """
+        assert self._mic_clock is not None
+        self._recent_mic = np.concatenate([self._recent_mic, mic])[-int(WINDOW_S * ANALYSIS_RATE) :]
+        m = self._recent_mic
+        m_start = self._mic_clock - len(m) / ANALYSIS_RATE
+        r = self._far_end(m_start - MAX_DELAY_S, len(m) + int(MAX_DELAY_S * ANALYSIS_RATE))
+        if len(m) < MIN_WINDOW_S * ANALYSIS_RATE or not np.any(r):
+            return "present" if now - self._echo_seen_at < ECHO_HOLD_S else self._undecided()
+        self.last_correlation = _max_correlation(_whiten(m), _whiten(r))
         if self.last_correlation > ECHO_CORRELATION:
             self._echo_seen_at = now
-        else:
-            self._echo_known_absent_at = now
-        return now - self._echo_seen_at < ECHO_HOLD_S
+        if now - self._echo_seen_at < ECHO_HOLD_S:
+            return "present"
+        if m_start - MAX_DELAY_S < self._far_start:
+            return self._undecided()
+        return "absent"
+
+    def _undecided(self) -> EchoState:
+        return "absent" if self._state == "absent" else "unknown"
 
     @staticmethod
     def _frame(audio: Audio) -> rtc.AudioFrame:
         pcm = (np.clip(audio, -1.0, 1.0) * 32767).astype(np.int16)
         return rtc.AudioFrame(pcm.tobytes(), ANALYSIS_RATE, 1, FRAME)
 
-    def _far_end(self, t: float) -> Audio:
-        """The 10 ms of reply audio the client's speaker plays from wall time t."""
-        out = np.zeros(FRAME, dtype=np.float32)
+    def _far_end(self, t: float, samples: int) -> Audio:
+        """The reply audio the client's speaker plays from wall time t, `samples` long."""
+        out = np.zeros(samples, dtype=np.float32)
         for start, audio in self._far:
             offset = round((t - start) * ANALYSIS_RATE)
-            if offset >= len(audio) or offset + FRAME <= 0:
+            if offset >= len(audio) or offset + samples <= 0:
                 continue
-            lo, hi = max(offset, 0), min(offset + FRAME, len(audio))
+            lo, hi = max(offset, 0), min(offset + samples, len(audio))
             out[lo - offset : hi - offset] += audio[lo:hi]
         return out
 
     def _drop_played(self, before: float) -> None:
         while self._far and self._far[0][0] + len(self._far[0][1]) / ANALYSIS_RATE < before:
             self._far.popleft()
+
+
+def _whiten(x: Audio) -> Audio:
+    return np.concatenate([x[:1], x[1:] - PRE_EMPHASIS * x[:-1]])
+
+
+def _max_correlation(m: Audio, r: Audio) -> float:
+    """max over lags k of |sum_j m[j] r[j + k]| / (|m| |r[k : k + len(m)]|), via one FFT product."""
+    size = 1 << int(np.ceil(np.log2(len(m) + len(r))))
+    corr = np.fft.irfft(np.fft.rfft(m[::-1], size) * np.fft.rfft(r, size), size)
+    lags = corr[len(m) - 1 : len(r)]
+    cumulative = np.concatenate([[0.0], np.cumsum(r.astype(np.float64) ** 2)])
+    window_energy = cumulative[len(m) :] - cumulative[: -len(m)]
+    mic_energy = float(np.dot(m, m))
+    if mic_energy <= 0.0 or not np.any(window_energy > 0):
+        return 0.0
+    # Lags where the reference is nearly silent would divide by almost nothing: floor their energy.
+    window_energy = np.maximum(window_energy, 0.1 * float(np.max(window_energy)))
+    return float(np.max(np.abs(lags) / np.sqrt(window_energy * mic_energy)))

@@ -96,6 +96,7 @@ class Conversation:
         self._discarded_calls: set[str] = set()
         self._echo: EchoGuard | None = None
         self._held_start = False  # speech over the agent, not yet confirmed as a barge-in
+        self._confirm_deferred = False  # confirmed while the echo guard could not yet tell echo from the user
         self._speculation: tuple[int, int, asyncio.Task[str]] | None = None  # (utterance, voiced frames, decode)
 
     # ------------------------------------------------------------ socket lifecycle
@@ -185,7 +186,9 @@ class Conversation:
         if self._listener is None or len(audio) == 0:
             return
         if self._echo is not None:
+            before = self._echo.state
             audio = self._echo.process(audio)
+            await self._settle_echo(before, self._echo.state)
         for event in await self._listener.feed(audio):
             if isinstance(event, SpeechStart):
                 self._last_partial = ""
@@ -197,6 +200,9 @@ class Conversation:
             elif isinstance(event, SpeechConfirmed):
                 log.debug("speech confirmed (held=%s)", self._held_start)
                 if self._held_start:
+                    if self._echo is not None and self._echo.state == "unknown":
+                        self._confirm_deferred = True  # it may be our own echo: wait for the guard to know
+                        continue
                     self._held_start = False
                     await self._on_speech_started()
             elif isinstance(event, PartialDue):
@@ -207,13 +213,32 @@ class Conversation:
             elif isinstance(event, TurnEnd | NoiseEnd):
                 if self._held_start:  # never confirmed: noise over the agent, as if nothing happened
                     log.debug("unconfirmed speech over the agent ignored: %s", type(event).__name__)
-                    self._held_start = False
+                    self._held_start = self._confirm_deferred = False
                     continue
                 await self.emit(SpeechStopped())
                 if isinstance(event, TurnEnd):
                     self._turn_audio = event.audio
                     self._turn_transcribed = False
                     self._turn_task = self._spawn(self._complete_turn(event), "turn")
+
+    async def _settle_echo(self, before: str, now: str) -> None:
+        """Act on what the echo guard learned about speech held over the agent.
+
+        Speech that began while the guard could not yet tell echo from a clean mic was heard raw. If
+        the mic turns out clean, a confirmation that waited goes through now; if it carries echo, the
+        voiced audio counted so far may be the agent itself, so the listener counts again on the
+        cancelled audio.
+        """
+        if not self._held_start or self._listener is None:
+            return
+        if now == "present" and before != "present":
+            log.debug("echo present: speech over the agent counted again on cancelled audio")
+            self._listener.rearm()
+            self._confirm_deferred = False
+        elif self._confirm_deferred and now in ("absent", "none"):
+            log.debug("clean mic: deferred barge-in confirmed")
+            self._confirm_deferred = self._held_start = False
+            await self._on_speech_started()
 
     def _agent_speaking(self) -> bool:
         return self._reply is not None and self._reply.started

@@ -113,6 +113,11 @@ class Listener:
         if self._speaking:
             self._utterance.insert(0, audio)
 
+    def rearm(self) -> None:
+        """Count voiced audio afresh: what was counted so far turned out to be the agent's own echo."""
+        self._voiced = 0
+        self._confirmed = False
+
     async def feed(self, audio: Audio) -> list[ListenerEvent]:
         data = np.concatenate([self._pending, audio]) if len(self._pending) else audio
         n = len(data) // self._frame

@@ -34,6 +34,15 @@ class Settings(BaseSettings):
     stt_timeout_s: float = Field(default=30.0, gt=0, description="agent_timeout when a final decode takes longer.")
     partial_interval_ms: int = Field(default=600, ge=100, description="Audio between two partial decodes.")
 
+    format_entities: bool = Field(
+        default=True, description="Write spoken emails, phone numbers, IDs, amounts and dates in final transcripts."
+    )
+    term_packs: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated domain term packs (a bundled name such as 'medical', or a file with one term "
+        "a line), corrected in final transcripts like keyterms.",
+    )
+
     echo_guard: bool = Field(default=True, description="Cancel the agent's own voice in the microphone (WebRTC AEC3).")
 
     # --- end of turn
@@ -58,6 +67,13 @@ class Settings(BaseSettings):
     # --- start-up
     preload: bool = Field(default=True, description="Load every default model at start-up.")
     log_level: str = "info"
+
+    @field_validator("term_packs", mode="before")
+    @classmethod
+    def _split_packs(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [p.strip() for p in value.split(",") if p.strip()]
+        return value
 
     @field_validator("api_keys", mode="before")
     @classmethod

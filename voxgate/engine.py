@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from voxgate.backends.base import (
     Audio,
@@ -29,6 +29,9 @@ from voxgate.config import Settings
 from voxgate.session.conversation import Conversation
 from voxgate.session.store import SessionStore
 from voxgate.voices import ResolvedVoice, VoiceCatalog
+
+if TYPE_CHECKING:
+    from voxgate.text.keyterms import KeytermCorrector
 
 log = logging.getLogger("voxgate.engine")
 
@@ -135,6 +138,8 @@ class Engine:
             )
         if s.smart_turn:
             step("end of turn: Smart Turn v3.2", lambda: self.turn_model.probability_complete(_silence(1.0)))
+        if s.term_packs:
+            step("term packs: " + ", ".join(s.term_packs), lambda: self.pack_terms)
         step(f"LLM: {s.llm_model}", self._warm_llm)
         step("TTS voices: " + ", ".join(v.id for v in self.voices.local_voices()), self._warm_voices)
         return loaded
@@ -162,6 +167,25 @@ class Engine:
     async def transcribe(self, audio: Audio, *, language: str | None, keyterms: Sequence[str], partial: bool) -> str:
         model = self.partial_stt_for(language) if partial else self.stt(self.settings.stt_model)
         return await asyncio.to_thread(model.transcribe, audio, language=language, keyterms=list(keyterms))
+
+    @functools.cached_property
+    def pack_terms(self) -> tuple[str, ...]:
+        """Domain terms from the configured packs (loaded once; a bad pack name fails at start-up)."""
+        from voxgate.text.packs import load_pack
+
+        return tuple(term for pack in self.settings.term_packs for term in load_pack(pack))
+
+    def finish_transcript(self, text: str, *, language: str | None, keyterms: Sequence[str]) -> str:
+        """What the recognizer wrote → what the LLM should act on: keyterms spelled as given, then
+        spoken entities (emails, numbers, IDs, amounts, dates) written the way people write them."""
+        from voxgate.text.entities import format_entities
+
+        terms = (*keyterms, *self.pack_terms)
+        if terms:
+            text = _keyterm_corrector(terms).correct(text)
+        if self.settings.format_entities:
+            text = format_entities(text, language or self._default_language() or "en")
+        return text
 
     async def turn_probability(self, audio: Audio) -> float:
         return await asyncio.to_thread(self.turn_model.probability_complete, audio)
@@ -223,3 +247,11 @@ def _silence(seconds: float) -> Audio:
     import numpy as np
 
     return np.zeros(int(seconds * 16_000), dtype=np.float32)
+
+
+@functools.lru_cache(maxsize=64)
+def _keyterm_corrector(terms: tuple[str, ...]) -> KeytermCorrector:
+    """Sessions share keyterm lists (and every session shares the packs): build each matcher once."""
+    from voxgate.text.keyterms import KeytermCorrector
+
+    return KeytermCorrector(terms)

@@ -83,6 +83,7 @@ MAIN_ENV = {
     "VOXGATE_LLM_SEED": "7",
     "VOXGATE_MAX_SESSIONS": "4",
     "VOXGATE_LOG_LEVEL": "debug",
+    "VOXGATE_TERM_PACKS": "medical",
 }
 
 

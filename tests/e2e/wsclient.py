@@ -165,6 +165,10 @@ class EchoingMic:
         """Stream `seconds` of microphone audio in real time (24 kHz PCM)."""
         step, delay_ticks = 1_200, round(self.delay_s / 0.05)
         start, mark = time.monotonic(), len(self.client.events)
+        first = next((e for e in self.client.events if e.type == "reply.audio"), None)
+        if first is not None and self.played == 0:
+            # The speaker started when the first audio arrived, not when this mic started listening.
+            self.played = min(len(self._reply_samples()), int((start - first.at) * 24_000))
         for i in range(int(seconds / 0.05)):
             if not self.flushed and any(e.type == "input.speech.started" for e in self.client.events[mark:]):
                 self.flushed = True  # a real client flushes playback here: the speaker goes quiet

@@ -31,7 +31,7 @@ log = logging.getLogger("voxgate.echo")
 
 FRAME = ANALYSIS_RATE // 100  # AEC3 works on 10 ms frames
 TAIL_S = 1.0  # keep cancelling this long after the last reply audio was played
-MAX_DELAY_S = 0.8  # echo path delays (plus network lateness) searched when deciding whether echo is present
+MAX_DELAY_S = 1.0  # echo path delays (plus network lateness) searched when deciding whether echo is present
 REANCHOR_S = 0.5  # mic audio this much later than its place on the clock starts a new stretch
 WINDOW_S = 0.8  # mic audio compared with the reference
 MIN_WINDOW_S = 0.3  # the least mic audio worth a decision
@@ -126,7 +126,10 @@ class EchoGuard:
         self._mic_clock += n / ANALYSIS_RATE
         self._drop_played(self._mic_clock - 2.0 - MAX_DELAY_S)
         if n:
-            self._state = self._decide(data[:n], now)
+            state = self._decide(data[:n], now)
+            if state != self._state:
+                log.debug("echo %s (correlation %.2f)", state, self.last_correlation)
+            self._state = state
         return out if self._state == "present" else data[:n]
 
     def _decide(self, mic: Audio, now: float) -> EchoState:

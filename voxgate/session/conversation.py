@@ -333,6 +333,7 @@ class Conversation:
             return
         if not text:
             return
+        text = self.engine.finish_transcript(text, language=self.config.language, keyterms=self.config.keyterms)
         self._turn_transcribed = True
         item_id = "item_" + uuid.uuid4().hex[:16]
         await self.emit(UserTranscript(text=text, item_id=item_id))

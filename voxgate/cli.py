@@ -111,6 +111,11 @@ def main(argv: list[str] | None = None) -> int:
     p_turns = bench_sub.add_parser("turns", help="the turn-taking set: cut-offs, waits, barge-in, echo")
     turns.add_arguments(p_turns)
     p_turns.set_defaults(func=turns.main)
+    from voxgate.bench import accuracy
+
+    p_acc = bench_sub.add_parser("accuracy", help="WER and missed entities: real recordings and the entity set")
+    accuracy.add_arguments(p_acc)
+    p_acc.set_defaults(func=accuracy.main)
     p_make = bench_sub.add_parser("make-turn-set", help="re-render bench/turn_set/ from its definition")
     p_make.add_argument("--set", default=str(turns.DEFAULT_DIR))
     p_make.set_defaults(func=turns.make_set)

@@ -43,6 +43,7 @@ from voxgate.protocol.events import (
 )
 from voxgate.session.clauses import ClauseSplitter
 from voxgate.session.config import ConfigError, LiveConfig, apply_update
+from voxgate.session.languages import language_instruction, voice_for_language
 from voxgate.session.listener import Listener, NoiseEnd, PartialDue, Pause, SpeechConfirmed, SpeechStart, TurnEnd
 from voxgate.session.speaker import ReplySpeaker, SpeechItem, ToolCallsReady
 from voxgate.session.turn_policy import TurnEvidence, turn_is_complete, unfinished_reason
@@ -352,7 +353,8 @@ class Conversation:
         await self._speak_reply(self._llm_items())
 
     async def _llm_items(self) -> AsyncIterator[SpeechItem]:
-        messages = [ChatMessage(role="system", content=self.config.system_prompt), *self.history]
+        system = self.config.system_prompt + language_instruction(self.config.language)
+        messages = [ChatMessage(role="system", content=system), *self.history]
         splitter = ClauseSplitter()
         spoke = False
         calls: list[ToolCallRequest] = []
@@ -405,7 +407,8 @@ class Conversation:
 
     async def _speak_reply(self, items: AsyncIterator[SpeechItem]) -> None:
         async with self._speaking:
-            voice = self.engine.voices.resolve(self.config.voice)
+            language = self.config.language
+            voice = self.engine.voices.resolve(self.config.voice or voice_for_language(language), language=language)
             wire_rate = WIRE_RATES[self.config.output_encoding]
             engine = self.engine
 

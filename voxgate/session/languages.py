@@ -1,0 +1,50 @@
+"""What a session's input language changes beyond recognition: the language of the answer and the voice.
+
+The embedded LLM follows an explicit instruction far better than it infers the language from the
+user's words, and the default voice (Piper joe) speaks only English, so a Spanish session without a
+chosen voice gets the catalog voice that speaks Spanish best. What "best" means here was measured by
+re-transcribing each voice with Whisper (see the voice catalog's notes); German has no neural voice
+in the embedded set, so it falls back to espeak-ng.
+"""
+
+from __future__ import annotations
+
+LANGUAGE_NAMES = {
+    "en": "English",
+    "es": "Spanish",
+    "fr": "French",
+    "de": "German",
+    "it": "Italian",
+    "pt": "Portuguese",
+    "ja": "Japanese",
+    "nl": "Dutch",
+    "hi": "Hindi",
+}
+
+#: The voice for a language when the client did not pick one (None: the server's default voice).
+BEST_VOICE = {
+    "es": "diego",  # Kokoro jm_kumo speaking Latin American Spanish
+    "fr": "pierre",  # Kokoro jm_kumo speaking French
+    "de": "espeak-de",
+    "it": "espeak-it",
+    "pt": "espeak-pt",
+    "ja": "ren",
+    "hi": "espeak-hi",
+}
+
+
+def _primary(language: str | None) -> str | None:
+    return language.lower().replace("_", "-").split("-")[0] if language else None
+
+
+def language_instruction(language: str | None) -> str:
+    """A sentence appended to the system prompt; empty for English and for auto-detection."""
+    lang = _primary(language)
+    if lang is None or lang == "en" or lang not in LANGUAGE_NAMES:
+        return ""
+    return f"\n\nAlways answer in {LANGUAGE_NAMES[lang]}, whatever language the instructions above are in."
+
+
+def voice_for_language(language: str | None) -> str | None:
+    lang = _primary(language)
+    return BEST_VOICE.get(lang) if lang else None

@@ -16,6 +16,10 @@ UNFINISHED = [
     "I was thinking...",
     "It's for the",
     "The code is 7 7",
+    "My order ID is RX-77.",
+    "My zip code is 94.",
+    "My email is john.smithat.",
+    "The email address is Maria at.",
 ]
 COMPLETE = [
     "What is the capital city of France?",
@@ -27,6 +31,8 @@ COMPLETE = [
     "I'd like two of them.",
     "Can you help me, please?",
     "Thank you.",
+    "What is your email policy?",
+    "My zip code is 94103.",
     "",
 ]
 

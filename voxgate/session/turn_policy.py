@@ -39,20 +39,41 @@ def _words(text: str) -> list[str]:
     return re.findall(r"[a-z0-9@.'\-]+", text.lower())
 
 
+# A token Whisper writes for part of a dictated value: "77", "rx-77", "4-1-5", "b449".
+_VALUE_TOKEN = re.compile(r"^(?:[a-z]{1,3}-?)?\d[\d-]*$")
+
+
+def _is_value(bare: str) -> bool:
+    return (
+        bare.isdigit()
+        or bare in _DIGIT_WORDS
+        or (len(bare) == 1 and bare.isalpha())
+        or bare in ("dash", "-")
+        or bool(_VALUE_TOKEN.match(bare))
+    )
+
+
 def _trailing_value(words: list[str]) -> list[str]:
-    """The run of digit-like or single-letter tokens at the end ("r x 7 7 0" → 5 tokens)."""
+    """The run of digit-like or single-letter tokens at the end ("r x 7 7 0" → 5 tokens, "rx-77" → 1)."""
     run: list[str] = []
     for w in reversed(words):
         bare = w.strip(".-")
-        if bare.isdigit() or bare in _DIGIT_WORDS or (len(bare) == 1 and bare.isalpha()) or bare in ("dash", "-"):
-            run.append(bare)
-        else:
+        if not _is_value(bare):
             break
+        run.append(bare)
     return run[::-1]
 
 
 def _digit_count(tokens: list[str]) -> int:
-    return sum(len(t) if t.isdigit() else 1 for t in tokens if t.isdigit() or t in _DIGIT_WORDS)
+    return sum(
+        sum(c.isdigit() for c in t) if any(c.isdigit() for c in t) else 1
+        for t in tokens
+        if t not in ("dash", "-") and not (len(t) == 1 and t.isalpha())
+    )
+
+
+def _letter_count(tokens: list[str]) -> int:
+    return sum(sum(c.isalpha() for c in t) for t in tokens if t not in _DIGIT_WORDS and t != "dash")
 
 
 def unfinished_reason(text: str) -> str | None:
@@ -77,10 +98,10 @@ def unfinished_reason(text: str) -> str | None:
         if "phone" in lowered or "call me" in lowered or "reach me" in lowered or re.search(r"\bnumber\b", lowered):
             if 0 < digits < PHONE_DIGITS and not re.search(r"\b(order|account|card|id)\b", lowered):
                 return "phone number shorter than 10 digits"
-        letters = sum(1 for t in value if len(t) == 1 and t.isalpha())
-        if digits + letters < 4:
+        if digits + _letter_count(value) < 5:
             return "a dictated value has only just begun"
-    if _EMAIL_CONTEXT.search(lowered) and (" at " in f" {lowered} " or "@" in lowered) and not _TLD.search(lowered):
+    if _EMAIL_CONTEXT.search(lowered) and not _TLD.search(lowered) and not stripped.endswith("?"):
+        # "my email is john.smithat" (Whisper glues the "at"): talk of an address with no domain yet
         return "e-mail address without a domain yet"
     return None
 

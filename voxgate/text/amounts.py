@@ -10,23 +10,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from voxgate.text.numbers import BIG_SCALES, SCALES, read_int, read_number
-from voxgate.text.tokens import Edit, Token, splice, tokenize
+from voxgate.text.tokens import Edit, Token, rewrite
 
 _CURRENCY = {"dollar": "$", "dollars": "$", "buck": "$", "bucks": "$", "euro": "€", "euros": "€"}
 
 
 def format_amounts(text: str) -> str:
-    tokens = tokenize(text)
-    edits: list[Edit] = []
-    i = 0
-    while i < len(tokens):
-        found = _amount_at(tokens, i)
-        if found is None:
-            i += 1
-            continue
-        edit, i = found
-        edits.append(edit)
-    return splice(text, tokens, edits)
+    return rewrite(text, _amount_at)
 
 
 def _amount_at(tokens: Sequence[Token], i: int) -> tuple[Edit, int] | None:

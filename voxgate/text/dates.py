@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from voxgate.text.numbers import TENS, UNITS, is_cardinal_word, read_int, two_digit_value
-from voxgate.text.tokens import Edit, Token, splice, tokenize
+from voxgate.text.tokens import Edit, Token, rewrite
 
 MONTHS = "January February March April May June July August September October November December".split()
 _MONTH = {m.lower(): m for m in MONTHS} | {"sept": "September"}
@@ -25,31 +25,11 @@ _TIME_PREPOSITIONS = frozenset({"at", "by", "until", "till", "til", "around", "b
 
 
 def format_times(text: str) -> str:
-    tokens = tokenize(text)
-    edits: list[Edit] = []
-    i = 0
-    while i < len(tokens):
-        found = _time_at(tokens, i)
-        if found is None:
-            i += 1
-            continue
-        edit, i = found
-        edits.append(edit)
-    return splice(text, tokens, edits)
+    return rewrite(text, _time_at)
 
 
 def format_dates(text: str) -> str:
-    tokens = tokenize(text)
-    edits: list[Edit] = []
-    i = 0
-    while i < len(tokens):
-        found = _month_day(tokens, i) or _day_of_month(tokens, i)
-        if found is None:
-            i += 1
-            continue
-        edit, i = found
-        edits.append(edit)
-    return splice(text, tokens, edits)
+    return rewrite(text, lambda tokens, i: _month_day(tokens, i) or _day_of_month(tokens, i))
 
 
 def _numberish(tok: Token) -> bool:

@@ -10,7 +10,7 @@ tokens `first..last` keeps the lead of the first and the trail of the last; punc
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 _LEAD = "\"'“‘([{¿¡«"
@@ -58,3 +58,22 @@ def splice(text: str, tokens: Sequence[Token], edits: Sequence[Edit]) -> str:
         trail = b.trail if e.trail is None else e.trail
         out = out[: a.start] + a.lead + e.text + trail + out[b.end :]
     return out
+
+
+Finder = Callable[[Sequence[Token], int], "tuple[Edit, int] | None"]
+
+
+def rewrite(text: str, find: Finder) -> str:
+    """Scan the tokens left to right; where `find` recognises an entity at i it returns the edit and
+    the index after it, and the scan goes on from there."""
+    tokens = tokenize(text)
+    edits: list[Edit] = []
+    i = 0
+    while i < len(tokens):
+        found = find(tokens, i)
+        if found is None:
+            i += 1
+            continue
+        edit, i = found
+        edits.append(edit)
+    return splice(text, tokens, edits)

@@ -8,6 +8,9 @@ CASES: list[tuple[str, str, str]] = [
     # emails
     ("my email is john dot smith at example dot com", "my email is john.smith@example.com", "en"),
     ("john dot smith at example dot com.", "john.smith@example.com.", "en"),
+    ("You can call me at 503-5550156", "You can call me at 503-555-0156", "en"),
+    ("My account is 5035550156.", "My account is 5035550156.", "en"),
+    ("My card number is 4111111111111111", "My card number is 4111 1111 1111 1111", "en"),
     ("My email is john.smithatexample.com", "My email is john.smith@example.com", "en"),  # Whisper glues "at"
     ("My email address is maria.lopez23atoutlook.com.", "My email address is maria.lopez23@outlook.com.", "en"),
     ("The cat sat on the mat at home.", "The cat sat on the mat at home.", "en"),

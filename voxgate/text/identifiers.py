@@ -36,7 +36,31 @@ class _Item:
     comma: bool = False  # a comma follows
 
 
+_PHONE_TALK = re.compile(r"\b(phone|call|cell|mobile|reach|text me|number)\b", re.IGNORECASE)
+_WRITTEN_PHONE = re.compile(r"(?<![\d-])(\d{3})[-. ]?(\d{3})[-. ]?(\d{4})(?![\d-])")
+
+
+def regroup_written_phones(text: str) -> str:
+    """Whisper writes some dictated numbers half-grouped ("503-5550156", "5035550156"); where the
+    sentence talks about a phone, a 10-digit group gets the same "555-123-4567" shape as spoken ones."""
+    if not _PHONE_TALK.search(text):
+        return text
+    return _WRITTEN_PHONE.sub(lambda m: f"{m.group(1)}-{m.group(2)}-{m.group(3)}", text)
+
+
+_CARD_TALK = re.compile(r"\b(card|visa|mastercard|amex|credit|debit)\b", re.IGNORECASE)
+_WRITTEN_CARD = re.compile(r"(?<![\d-])\d{16}(?![\d-])")
+
+
+def regroup_written_cards(text: str) -> str:
+    """A 16-digit run Whisper wrote in one piece, in a sentence about a card, in groups of four."""
+    if not _CARD_TALK.search(text):
+        return text
+    return _WRITTEN_CARD.sub(lambda m: " ".join(m.group(0)[i : i + 4] for i in range(0, 16, 4)), text)
+
+
 def format_identifiers(text: str) -> str:
+    text = regroup_written_cards(regroup_written_phones(text))
     tokens = tokenize(text)
     edits: list[Edit] = []
     i = 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import numpy as np
 import pytest
 
@@ -56,4 +58,20 @@ async def test_a_click_and_a_cough_over_the_agent_do_not_interrupt(server: Serve
     during = client.types_since(mark)
     assert "input.speech.started" not in during and "reply.done" not in during[: during.count("reply.audio")], during
     assert not any(e.type == "reply.done" and e.data.get("status") == "interrupted" for e in client.events)
+    await client.close()
+
+
+async def test_a_backchannel_over_the_agent_never_leaves_it_silent(server: Server, speech_dir) -> None:
+    client = await _start_long_reply(server, speech_dir)
+    await asyncio.sleep(1.0)
+    mark = len(client.events)
+    await say(client, synthesize(speech_dir, "Mm-hmm.", voice="jf_alpha"), speed=1.0, trailing=1.0)
+    await asyncio.sleep(6.0)
+    after = client.events[mark:]
+    interrupted = [i for i, e in enumerate(after) if e.type == "reply.done" and e.data.get("status") == "interrupted"]
+    if interrupted:  # it got through as a barge-in: the agent must take up its story again, not answer "mm-hmm"
+        rest = [e.type for e in after[interrupted[0] :]]
+        assert "reply.started" in rest and "reply.audio" in rest, rest
+    else:
+        assert "reply.audio" in [e.type for e in after]
     await client.close()

@@ -43,8 +43,10 @@ from voxgate.protocol.events import (
 )
 from voxgate.session.clauses import ClauseSplitter
 from voxgate.session.config import ConfigError, LiveConfig, apply_update
+from voxgate.session.false_interruptions import ResumePoint
 from voxgate.session.languages import language_instruction, voice_for_language
 from voxgate.session.listener import Listener, NoiseEnd, PartialDue, Pause, SpeechConfirmed, SpeechStart, TurnEnd
+from voxgate.session.playback import PlaybackClock
 from voxgate.session.speaker import ReplySpeaker, SpeechItem, ToolCallsReady
 from voxgate.session.turn_policy import TurnEvidence, turn_is_complete, unfinished_reason
 
@@ -99,6 +101,10 @@ class Conversation:
         self._held_start = False  # speech over the agent, not yet confirmed as a barge-in
         self._confirm_deferred = False  # confirmed while the echo guard could not yet tell echo from the user
         self._speculation: tuple[int, int, asyncio.Task[str]] | None = None  # (utterance, voiced frames, decode)
+        self._resume_point = ResumePoint()
+        # Set by a transport that reports what was played (Twilio marks): an interrupted reply then keeps only
+        # the audio the transport acknowledged, instead of what the pacing clock assumes was played.
+        self.playback_acknowledged_only = False
 
     # ------------------------------------------------------------ socket lifecycle
 
@@ -332,6 +338,10 @@ class Conversation:
         except TimeoutError:
             await self.error(ErrorCode.AGENT_TIMEOUT, "speech recognition took too long")
             return
+        resume = self._resume_point.take_if_nothing_said(text)
+        if resume is not None:
+            await self._resume_after_false_interruption(text, resume)
+            return
         if not text:
             return
         text = self.engine.finish_transcript(text, language=self.config.language, keyterms=self.config.keyterms)
@@ -340,6 +350,15 @@ class Conversation:
         await self.emit(UserTranscript(text=text, item_id=item_id))
         self.history.append(ChatMessage(role="user", content=text))
         await self._reply_with_llm()
+
+    async def _resume_after_false_interruption(self, text: str, rest: str) -> None:
+        """The interruption was a cough or an "uh-huh": say the cut-off clause again and go on."""
+        log.debug("false interruption (%r): resuming", text)
+        if text:
+            await self.emit(UserTranscript(text=text, item_id="item_" + uuid.uuid4().hex[:16]))
+            self.history.append(ChatMessage(role="user", content=text))
+        self._turn_transcribed = True
+        await self._speak_reply(_clauses_of(rest))
 
     # ------------------------------------------------------------ replies
 
@@ -425,6 +444,7 @@ class Conversation:
                     send=self.emit,
                     lead_s=self.engine.settings.reply_lead_s,
                     on_played=self._far_end_for(wire_rate),
+                    clock=PlaybackClock(acknowledged_s=0.0 if self.playback_acknowledged_only else None),
                 ),
             )
 
@@ -464,6 +484,12 @@ class Conversation:
             return None
         return lambda audio, at: echo.played(resample(audio, wire_rate, ANALYSIS_RATE), at)
 
+    def acknowledge_playback(self, reply_id: str, played_s: float) -> None:
+        """The transport confirms the first `played_s` seconds of reply `reply_id` were played to the user."""
+        reply = self._reply
+        if reply is not None and reply.reply_id == reply_id:
+            reply.speaker.clock.acknowledge(played_s)
+
     async def interrupt(self) -> None:
         """Barge-in: stop at once, tell the client, keep only what was heard."""
         reply = self._reply
@@ -480,6 +506,8 @@ class Conversation:
 
     async def _close_interrupted(self, reply: ActiveReply) -> None:
         heard = reply.speaker.clock.heard_text()
+        if not reply.calls:  # a reply that was handing over to a tool is not resumed: the tool is gone
+            self._resume_point.interrupted(reply.speaker.clock.unheard_text())
         self._discarded_calls.update(call.call_id for call in reply.calls)
         self._record_reply(reply, heard, interrupted=True)
         await self.emit(ReplyDone(status="interrupted"))

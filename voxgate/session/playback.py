@@ -23,6 +23,7 @@ class SpokenSegment:
 class PlaybackClock:
     now: Callable[[], float] = field(default=time.monotonic, repr=False)  # injectable for virtual-time tests
     sent_s: float = 0.0
+    acknowledged_s: float | None = None  # the client reports playback (Twilio marks): heard is what it confirmed
     _buffer_end: float | None = None
     segments: list[SpokenSegment] = field(default_factory=list)
 
@@ -42,7 +43,12 @@ class PlaybackClock:
         return 0.0 if self._buffer_end is None else max(0.0, self._buffer_end - self._t())
 
     def heard_s(self) -> float:
-        return self.sent_s - self.buffered_s()
+        played = self.sent_s - self.buffered_s()
+        return played if self.acknowledged_s is None else min(played, self.acknowledged_s)
+
+    def acknowledge(self, played_s: float) -> None:
+        """The client confirmed that the first `played_s` seconds of this reply were played."""
+        self.acknowledged_s = max(self.acknowledged_s or 0.0, played_s)
 
     def add_segment(self, text: str, duration_s: float) -> None:
         start = self.segments[-1].start_s + self.segments[-1].duration_s if self.segments else 0.0
@@ -65,3 +71,9 @@ class PlaybackClock:
                 words.extend(seg_words[: int(len(seg_words) * share)])
             break
         return " ".join(words)
+
+    def unheard_text(self) -> str:
+        """What is left to say, from the start of the clause being played: resuming there sounds natural."""
+        heard = self.heard_s()
+        rest = [seg.text for seg in self.segments if seg.start_s + seg.duration_s > heard + 1e-6 and seg.text]
+        return " ".join(rest)

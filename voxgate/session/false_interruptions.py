@@ -1,0 +1,60 @@
+"""An interruption that turns out to be nothing: the agent picks up where it was cut off.
+
+A barge-in stops the agent as soon as the user's voice is confirmed, before any words are known.
+When the words then come back as nothing (a cough Whisper cannot read) or a mere backchannel
+("uh-huh", "yeah"), going silent would be wrong; the agent instead says again the clause it was
+cut off in and goes on. This only applies shortly after the interruption: later, a new reply is due.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+RESUME_WINDOW_S = 6.0  # from the interruption to the end of the user's "turn"
+
+BACKCHANNELS = frozenset(
+    """uh-huh uh huh mm-hmm mhm mm hmm hm yeah yes yep yup right okay ok sure i see go on uh um ah oh
+    got it alright all right cool nice""".split()
+)
+_PHRASES = frozenset({"uh huh", "mm hmm", "i see", "go on", "got it", "all right", "oh okay", "okay yeah"})
+
+
+def is_backchannel(text: str) -> bool:
+    """A short acknowledgement with no request in it ("Uh-huh.", "Yeah, right.", "Mm-hmm")."""
+    words = re.findall(r"[a-z'-]+", text.lower())
+    if not words or len(words) > 3:
+        return False
+    joined = " ".join(words)
+    return joined in _PHRASES or all(w in BACKCHANNELS for w in words)
+
+
+@dataclass
+class CutOffReply:
+    rest: str  # what was still to be said, from the clause being played
+    at: float
+
+
+class ResumePoint:
+    """Remembers the last interrupted reply for a short while."""
+
+    def __init__(self, now: Callable[[], float] = time.monotonic) -> None:
+        self._now = now
+        self._cut: CutOffReply | None = None
+
+    def interrupted(self, rest: str) -> None:
+        self._cut = CutOffReply(rest, self._now()) if rest.strip() else None
+
+    def forget(self) -> None:
+        self._cut = None
+
+    def take_if_nothing_said(self, transcript: str) -> str | None:
+        """The text to resume with when `transcript` (the user's words since) amounts to nothing."""
+        cut, self._cut = self._cut, None
+        if cut is None or self._now() - cut.at > RESUME_WINDOW_S:
+            return None
+        if transcript.strip() and not is_backchannel(transcript):
+            return None
+        return cut.rest

@@ -5,7 +5,7 @@ Every option has a default that runs the embedded local models with no API key a
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -57,12 +57,57 @@ class Settings(BaseSettings):
     llm_max_tokens: int = 200
     llm_seed: int = -1
     llm_first_token_timeout_s: float = Field(default=30.0, gt=0, description="agent_timeout past this.")
+    llm_backend: Literal["embedded", "openai"] = Field(
+        default="embedded",
+        description="'embedded' runs llm_model in-process with llama.cpp; 'openai' calls an OpenAI-compatible "
+        "chat-completions server (Ollama, vLLM, llama.cpp's server, a hosted API), llm_model naming the remote model.",
+    )
+    llm_base_url: str | None = Field(
+        default=None,
+        description="With llm_backend=openai: the API base URL, e.g. 'http://localhost:11434/v1'; unset is OpenAI's.",
+    )
+    llm_api_key: SecretStr | None = Field(
+        default=None, description="With llm_backend=openai: the bearer key; local servers usually need none."
+    )
+    llm_extra_headers: dict[str, str] = Field(
+        default_factory=dict,
+        description='With llm_backend=openai: extra HTTP headers on every request, as JSON: \'{"X-Tenant": "a"}\'.',
+    )
+    llm_timeout_s: float = Field(
+        default=30.0, gt=0, description="With llm_backend=openai: connect/read timeout of each attempt, in seconds."
+    )
+    llm_max_retries: int = Field(
+        default=2,
+        ge=0,
+        description="With llm_backend=openai: retries (with backoff) on connection errors, timeouts, 408/429/5xx.",
+    )
+    llm_fallback: Literal["none", "embedded"] = Field(
+        default="none",
+        description="With llm_backend=openai: 'embedded' answers with the default embedded model when the remote "
+        "one fails before its reply starts.",
+    )
     system_prompt: str = "You are a friendly, helpful voice assistant."
 
     # --- speech out
     default_voice: str = "joe"
     tts_threads: int = 2
     reply_lead_s: float = Field(default=0.8, gt=0, description="Audio sent ahead of real-time playback.")
+
+    # --- telephony and agent files
+    twilio_auth_token: SecretStr | None = Field(
+        default=None,
+        description="Twilio account Auth Token: when set, POST /v1/twilio/voice checks the X-Twilio-Signature of "
+        "every request (403 on a bad one) and may mint the stream's single-use token.",
+    )
+    agents_dir: str | None = Field(
+        default=None,
+        description="Directory of agent files (NAME.yaml), looked up before the bundled examples.",
+    )
+    public_url: str | None = Field(
+        default=None,
+        description="The server's public base URL as Twilio reaches it (https://voice.example.com): TwiML stream "
+        "URLs and Twilio signature checks use it instead of the request's own host.",
+    )
 
     # --- start-up
     preload: bool = Field(default=True, description="Load every default model at start-up.")

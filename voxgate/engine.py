@@ -71,19 +71,44 @@ class Engine:
 
     @functools.cached_property
     def llm(self) -> LanguageModel:
-        from voxgate.backends.llm.embedded_models import resolve_gguf
-        from voxgate.backends.llm.llama_cpp_backend import LlamaCppLLM
-
         s = self.settings
-        return LlamaCppLLM(
-            resolve_gguf(s.llm_model),
-            n_ctx=s.llm_context,
-            n_threads=s.llm_threads,
+
+        def embedded(model: str) -> LanguageModel:
+            from voxgate.backends.llm.embedded_models import resolve_gguf
+            from voxgate.backends.llm.llama_cpp_backend import LlamaCppLLM
+
+            return LlamaCppLLM(
+                resolve_gguf(model),
+                n_ctx=s.llm_context,
+                n_threads=s.llm_threads,
+                temperature=s.llm_temperature,
+                max_tokens=s.llm_max_tokens,
+                seed=s.llm_seed,
+                name=model,
+            )
+
+        if s.llm_backend == "embedded":
+            return embedded(s.llm_model)
+
+        from voxgate.backends.llm.openai_backend import OpenAIChatLLM
+
+        remote = OpenAIChatLLM(
+            model=s.llm_model,
+            base_url=s.llm_base_url,
+            api_key=s.llm_api_key.get_secret_value() if s.llm_api_key is not None else None,
+            extra_headers=s.llm_extra_headers,
+            timeout_s=s.llm_timeout_s,
+            max_retries=s.llm_max_retries,
             temperature=s.llm_temperature,
             max_tokens=s.llm_max_tokens,
-            seed=s.llm_seed,
-            name=s.llm_model,
+            seed=s.llm_seed if s.llm_seed >= 0 else None,
         )
+        if s.llm_fallback == "none":
+            return remote
+        from voxgate.backends.llm.fallback import FallbackLLM
+
+        # llm_model names the remote model here: the fallback is the default embedded one.
+        return FallbackLLM(remote, embedded(Settings.model_fields["llm_model"].default))
 
     @functools.cached_property
     def voices(self) -> VoiceCatalog:

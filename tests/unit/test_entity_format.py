@@ -11,6 +11,10 @@ CASES: list[tuple[str, str, str]] = [
     ("You can call me at 503-5550156", "You can call me at 503-555-0156", "en"),
     ("My account is 5035550156.", "My account is 5035550156.", "en"),
     ("My card number is 4111111111111111", "My card number is 4111 1111 1111 1111", "en"),
+    ("My card number is 6011-0009-9013-9424.", "My card number is 6011 0009 9013 9424.", "en"),
+    ("My card number is 52008282 8282 8210", "My card number is 5200 8282 8282 8210", "en"),
+    ("Call me at 503.555.0156.", "Call me at 503-555-0156.", "en"),
+    ("In 2024, 12 of us came.", "In 2024, 12 of us came.", "en"),
     ("My email is john.smithatexample.com", "My email is john.smith@example.com", "en"),  # Whisper glues "at"
     ("My email address is maria.lopez23atoutlook.com.", "My email address is maria.lopez23@outlook.com.", "en"),
     ("The cat sat on the mat at home.", "The cat sat on the mat at home.", "en"),

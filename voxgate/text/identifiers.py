@@ -37,30 +37,40 @@ class _Item:
 
 
 _PHONE_TALK = re.compile(r"\b(phone|call|cell|mobile|reach|text me|number)\b", re.IGNORECASE)
-_WRITTEN_PHONE = re.compile(r"(?<![\d-])(\d{3})[-. ]?(\d{3})[-. ]?(\d{4})(?![\d-])")
-
-
-def regroup_written_phones(text: str) -> str:
-    """Whisper writes some dictated numbers half-grouped ("503-5550156", "5035550156"); where the
-    sentence talks about a phone, a 10-digit group gets the same "555-123-4567" shape as spoken ones."""
-    if not _PHONE_TALK.search(text):
-        return text
-    return _WRITTEN_PHONE.sub(lambda m: f"{m.group(1)}-{m.group(2)}-{m.group(3)}", text)
-
-
 _CARD_TALK = re.compile(r"\b(card|visa|mastercard|amex|credit|debit)\b", re.IGNORECASE)
-_WRITTEN_CARD = re.compile(r"(?<![\d-])\d{16}(?![\d-])")
+# Digit groups Whisper wrote with its own separators: "503-5550156", "4242. 42424242424242", "6011-0009-9013-9424".
+_WRITTEN_RUN = re.compile(r"(?<![\d-])\d+(?:(?:[-.]\s?|,?\s)\d+)*(?![\d-])")
 
 
-def regroup_written_cards(text: str) -> str:
-    """A 16-digit run Whisper wrote in one piece, in a sentence about a card, in groups of four."""
-    if not _CARD_TALK.search(text):
+def _card(digits: str) -> str:
+    groups = (4, 6, 5) if len(digits) == 15 else (4, 4, 4, 4)
+    out, i = [], 0
+    for g in groups:
+        out.append(digits[i : i + g])
+        i += g
+    return " ".join(out)
+
+
+def regroup_written_numbers(text: str) -> str:
+    """Whisper writes dictated numbers in odd pieces; where the sentence is about a card (15 or 16
+    digits) or a phone (10 digits), the whole run gets the shape spoken numbers get."""
+    card, phone = bool(_CARD_TALK.search(text)), bool(_PHONE_TALK.search(text))
+    if not (card or phone):
         return text
-    return _WRITTEN_CARD.sub(lambda m: " ".join(m.group(0)[i : i + 4] for i in range(0, 16, 4)), text)
+
+    def regroup(m: re.Match[str]) -> str:
+        digits = re.sub(r"\D", "", m.group(0))
+        if card and len(digits) in (15, 16):
+            return _card(digits)
+        if phone and not card and len(digits) == 10:
+            return f"{digits[:3]}-{digits[3:6]}-{digits[6:]}"
+        return m.group(0)
+
+    return _WRITTEN_RUN.sub(regroup, text)
 
 
 def format_identifiers(text: str) -> str:
-    text = regroup_written_cards(regroup_written_phones(text))
+    text = regroup_written_numbers(text)
     tokens = tokenize(text)
     edits: list[Edit] = []
     i = 0

@@ -99,6 +99,11 @@ def main(argv: list[str] | None = None) -> int:
     p_say.add_argument("--rate", type=int, default=None, help="resample to this rate")
     p_say.set_defaults(func=say)
 
+    from voxgate import outbound
+
+    p_call = sub.add_parser("call", help="place an outbound Twilio call to an agent")
+    outbound.add_arguments(p_call)
+    p_call.set_defaults(func=outbound.main)
     p_bench = sub.add_parser("bench", help="benchmarks against a running server")
     bench_sub = p_bench.add_subparsers(dest="bench", required=True)
     p_lat = bench_sub.add_parser("latency", help="per-turn latency over WebSocket")

@@ -17,6 +17,7 @@ from voxgate.engine import Engine
 from voxgate.protocol.events import ErrorCode, SessionError, to_wire
 from voxgate.server.auth import Authenticator, AuthError, Principal, Scope, bearer
 from voxgate.server.connection import Connection
+from voxgate.server.twilio import router as twilio_router
 
 POLICY_VIOLATION = 1008
 
@@ -91,6 +92,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         await ws.accept()
         await Connection(ws, engine, principal).run()
 
+    app.include_router(twilio_router)
     return app
 
 

@@ -1,0 +1,601 @@
+"""Twilio Media Streams: a phone call is a conversation, with no Voxgate client in between.
+
+`POST /v1/twilio/voice` answers a number's voice webhook with TwiML that connects the call to
+`WS /v1/twilio/stream`, a bidirectional `<Connect><Stream>`. On that socket Twilio's messages
+(`connected`, `start`, `media`, `mark`, `dtmf`, `stop`) drive a Conversation configured from an agent
+file, with μ-law at 8 kHz in and out, so the caller's bytes pass straight through the codec path.
+
+The agent's audio goes back as Twilio `media` messages, each followed by a `mark`. Twilio echoes a
+mark when the audio before it has been played to the caller, so the transcript of an interrupted
+reply keeps only what Twilio acknowledged, not what was merely sent. A barge-in sends `clear`, which
+empties Twilio's playback buffer; the marks it flushes come back too, and are not counted as heard.
+Tools run through the agent file's webhooks, since no client is there to answer `tool.call`.
+
+Twilio cannot send an `Authorization` header: the stream authenticates with a `token` custom
+parameter (or `?token=`), a single-use token or an API key; a server with no API keys is open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
+
+from fastapi import APIRouter, Header, Query, Request, WebSocket
+from fastapi.responses import JSONResponse, Response
+from starlette.websockets import WebSocketDisconnect, WebSocketState
+from twilio.request_validator import SIGNATURE_SETTINGS_HEADER, RequestValidator, get_signature_algorithm
+from twilio.twiml.voice_response import Connect, VoiceResponse
+
+from voxgate.agents import AgentConfig, AgentError, WebhookTools, load_agent
+from voxgate.backends.base import Audio
+from voxgate.protocol.events import (
+    AgentTranscript,
+    AudioEncoding,
+    ReplyAudio,
+    ReplyDone,
+    ReplyStarted,
+    ServerEvent,
+    SessionError,
+    SpeechStarted,
+    ToolCall,
+    UserTranscript,
+)
+from voxgate.server.auth import ALL_SCOPES, Authenticator, AuthError, Principal, Scope, bearer
+from voxgate.session.config import ConfigError
+
+if TYPE_CHECKING:
+    from voxgate.config import Settings
+    from voxgate.engine import Engine
+    from voxgate.session.conversation import Conversation
+
+log = logging.getLogger("voxgate.twilio")
+
+router = APIRouter()
+
+STREAM_PATH = "/v1/twilio/stream"
+ENCODING: AudioEncoding = "audio/pcmu"  # Twilio's audio/x-mulaw at 8 kHz, mono
+RATE = 8000
+ULAW_SILENCE = b"\xff"
+START_TIMEOUT_S = 15.0  # Twilio sends `start` right after `connected`
+MAX_AUDIO_BACKLOG = 1000  # 20 ms frames waiting for the worker (~20 s) before frames are dropped
+MAX_GAP_FILL_S = 2.0  # silence inserted for media frames Twilio lost (by their timestamps)
+STREAM_TOKEN_TTL_S = 60
+RESERVED_PARAMETERS = frozenset({"token", "agent"})
+POLICY_VIOLATION, TRY_AGAIN_LATER, INTERNAL_ERROR = 1008, 1013, 1011
+
+
+# ---------------------------------------------------------------- what Twilio played
+
+
+@dataclass(frozen=True)
+class SentMark:
+    name: str
+    reply_id: str | None
+    reply_end_s: float  # where in its reply the audio before this mark ends
+    duration_s: float  # the audio of the media message this mark follows
+
+
+class Playout:
+    """Audio handed to Twilio, and what Twilio confirmed it played (by echoing our marks in order)."""
+
+    def __init__(self) -> None:
+        self._counter = 0
+        self._pending: dict[str, SentMark] = {}  # in sending order
+        self._flushed: set[str] = set()
+        self.sent_s = 0.0
+        self.acknowledged_s = 0.0
+        self.marks_acknowledged = 0
+        self.marks_flushed = 0
+        self.clears = 0
+
+    @property
+    def playing(self) -> bool:
+        """Twilio may still be playing: some audio sent has not been acknowledged."""
+        return bool(self._pending)
+
+    @property
+    def unplayed_s(self) -> float:
+        return sum(m.duration_s for m in self._pending.values())
+
+    def sent(self, reply_id: str | None, reply_end_s: float, duration_s: float) -> SentMark:
+        self._counter += 1
+        mark = SentMark(str(self._counter), reply_id, reply_end_s, duration_s)
+        self._pending[mark.name] = mark
+        self.sent_s += duration_s
+        return mark
+
+    def echoed(self, name: str) -> SentMark | None:
+        """Twilio echoed mark `name`: the mark, if it means audio was played (None if flushed or unknown)."""
+        if name in self._flushed:
+            self._flushed.discard(name)
+            self.marks_flushed += 1
+            return None
+        if name not in self._pending:
+            return None
+        while self._pending:  # Twilio plays in order: every earlier mark has been played as well
+            first, mark = next(iter(self._pending.items()))
+            del self._pending[first]
+            self.acknowledged_s += mark.duration_s
+            self.marks_acknowledged += 1
+            if first == name:
+                return mark
+        return None  # unreachable: `name` was pending
+
+    def cleared(self) -> int:
+        """A `clear` was sent: the pending marks will come back flushed, not played."""
+        self.clears += 1
+        self._flushed.update(self._pending)
+        count = len(self._pending)
+        self._pending.clear()
+        return count
+
+
+# ---------------------------------------------------------------- one call
+
+
+class TwilioCall:
+    def __init__(self, ws: WebSocket, engine: Engine, auth: Authenticator, query_token: str | None) -> None:
+        self.ws = ws
+        self.engine = engine
+        self.settings: Settings = engine.settings
+        self.auth = auth
+        self.query_token = query_token
+        self.stream_sid: str | None = None
+        self.call_sid: str | None = None
+        self.agent: AgentConfig | None = None
+        self.conversation: Conversation | None = None
+        self.playout = Playout()
+        self.started_at = time.time()
+        self.media_frames = 0
+        self.inbound_s = 0.0
+        self.sequence_gaps = 0
+        self.dtmf_digits = ""
+        self._last_sequence = 0
+        self._next_timestamp_ms: int | None = None
+        self._reply_id: str | None = None
+        self._reply_s = 0.0
+        self._tools: WebhookTools | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._audio: asyncio.Queue[Audio | None] = asyncio.Queue(maxsize=MAX_AUDIO_BACKLOG)
+        self._send_lock = asyncio.Lock()
+        self._closed = False
+        self._dropped_frames = 0
+
+    # ------------------------------------------------------------ socket
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        if self._closed:
+            return
+        try:
+            async with self._send_lock:
+                await self.ws.send_text(json.dumps(message))
+        except (WebSocketDisconnect, RuntimeError, ConnectionError):
+            self._closed = True
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        if self._closed:
+            return
+        self._closed = True
+        with contextlib.suppress(Exception):
+            if self.ws.application_state != WebSocketState.DISCONNECTED:
+                await self.ws.close(code=code, reason=reason)
+
+    async def _receive(self) -> dict[str, Any] | None:
+        """The next Twilio message; None when the socket is gone. Anything but a JSON object is skipped."""
+        while True:
+            try:
+                message = await self.ws.receive()
+            except (WebSocketDisconnect, RuntimeError):
+                return None
+            if message["type"] == "websocket.disconnect":
+                return None
+            text = message.get("text")
+            try:
+                data = json.loads(text) if text is not None else None
+            except json.JSONDecodeError:
+                data = None
+            if isinstance(data, dict) and isinstance(data.get("event"), str):
+                return data
+            log.warning("twilio stream: ignoring a message that is not a Twilio event")
+
+    # ------------------------------------------------------------ main loop
+
+    async def run(self) -> None:
+        worker = asyncio.create_task(self._audio_worker(), name="twilio-audio")
+        try:
+            if not await self._begin():
+                return
+            while not self._closed:
+                message = await self._receive()
+                if message is None:
+                    log.info("call %s: Twilio closed the stream", self.call_sid)
+                    break
+                event = message["event"]
+                self._check_sequence(message)
+                if event == "media":
+                    await self._on_media(message)
+                elif event == "mark":
+                    self._on_mark(message)
+                elif event == "dtmf":
+                    digit = str((message.get("dtmf") or {}).get("digit", ""))
+                    self.dtmf_digits += digit
+                    log.info("call %s: DTMF %r ignored (the agent listens to speech only)", self.call_sid, digit)
+                elif event == "stop":
+                    log.info("call %s: stop received", self.call_sid)
+                    await self.close(1000, "call ended")
+                    break
+                else:
+                    log.debug("call %s: ignoring Twilio event %r", self.call_sid, event)
+        finally:
+            worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
+            for task in list(self._tasks):
+                task.cancel()
+            for task in list(self._tasks):
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            self._closed = True
+            if self.conversation is not None:
+                await self.engine.release(self.conversation, self)
+            if self._tools is not None:
+                await self._tools.aclose()
+            if self.conversation is not None:
+                p = self.playout
+                log.info(
+                    "call %s ended: agent audio %.1f s sent, %.1f s acknowledged by %d marks (%d flushed by %d "
+                    "clears); caller audio %.1f s in %d frames, %d sequence gaps",
+                    self.call_sid,
+                    p.sent_s,
+                    p.acknowledged_s,
+                    p.marks_acknowledged,
+                    p.marks_flushed,
+                    p.clears,
+                    self.inbound_s,
+                    self.media_frames,
+                    self.sequence_gaps,
+                )
+
+    async def _begin(self) -> bool:
+        """`connected`, then `start`: authenticate, pick the agent, open and configure the conversation."""
+        try:
+            async with asyncio.timeout(START_TIMEOUT_S):
+                while True:
+                    message = await self._receive()
+                    if message is None:
+                        return False
+                    if message["event"] == "connected":
+                        log.debug(
+                            "twilio stream connected: protocol %s %s", message.get("protocol"), message.get("version")
+                        )
+                    elif message["event"] == "start":
+                        break
+                    else:
+                        log.debug("twilio stream: %r before start ignored", message["event"])
+        except TimeoutError:
+            log.warning("twilio stream: no start message within %.0f s", START_TIMEOUT_S)
+            await self.close(POLICY_VIOLATION, "no start message")
+            return False
+        self._check_sequence(message)
+        start = message.get("start") or {}
+        self.stream_sid = str(start.get("streamSid") or message.get("streamSid") or "")
+        self.call_sid = str(start.get("callSid") or "")
+        if not self.stream_sid:
+            log.warning("twilio stream: start without a streamSid")
+            await self.close(POLICY_VIOLATION, "start without streamSid")
+            return False
+        fmt = start.get("mediaFormat") or {}
+        if (fmt.get("encoding"), str(fmt.get("sampleRate", RATE)), str(fmt.get("channels", 1))) != (
+            "audio/x-mulaw",
+            str(RATE),
+            "1",
+        ):
+            log.warning("call %s: unsupported media format %s", self.call_sid, fmt)
+            await self.close(POLICY_VIOLATION, "media format must be audio/x-mulaw 8000 mono")
+            return False
+        raw_params = start.get("customParameters") or {}
+        params = {str(k): str(v) for k, v in raw_params.items()} if isinstance(raw_params, dict) else {}
+        try:
+            principal = self._authenticate(self.query_token or params.get("token"))
+        except AuthError as exc:
+            log.warning("call %s: stream refused: %s (%s)", self.call_sid, exc.code, exc.message)
+            await self.close(POLICY_VIOLATION, exc.code)
+            return False
+        try:
+            self.agent = self._agent(params.get("agent"))
+        except AgentError as exc:
+            log.warning("call %s: stream refused: %s", self.call_sid, exc)
+            await self.close(POLICY_VIOLATION, "unknown agent")
+            return False
+        log.info(
+            "call %s: stream %s started (agent %s, tracks %s)",
+            self.call_sid,
+            self.stream_sid,
+            self.agent.name,
+            start.get("tracks"),
+        )
+        return await self._open_conversation(
+            principal, {k: v for k, v in params.items() if k not in RESERVED_PARAMETERS}
+        )
+
+    def _authenticate(self, credential: str | None) -> Principal:
+        if self.auth.open:
+            return self.auth.check_key(None)
+        if not credential:
+            raise AuthError("UNAUTHORIZED", "missing credential: pass a 'token' custom parameter")
+        if credential.startswith("tok_"):
+            principal = self.auth.redeem_token(credential)
+        else:
+            principal = self.auth.check_key(credential)
+        if Scope.SESSIONS not in principal.scopes:
+            raise AuthError("FORBIDDEN", "this credential may not open sessions")
+        return principal
+
+    def _agent(self, name: str | None) -> AgentConfig:
+        if name:
+            return load_agent(name, self.settings.agents_dir)
+        return AgentConfig(name="default", system_prompt=self.settings.system_prompt)
+
+    async def _open_conversation(self, principal: Principal, variables: dict[str, str]) -> bool:
+        assert self.agent is not None
+        conversation = await self.engine.open_conversation(principal.owner)
+        if conversation is None:
+            log.warning("call %s: server at capacity, stream refused", self.call_sid)
+            await self.close(TRY_AGAIN_LATER, "at capacity")
+            return False
+        self.conversation = conversation
+        self.engine.bind(conversation, self)
+        conversation.playback_acknowledged_only = True  # what the caller heard comes from Twilio's marks
+        conversation.attach(self._on_event)
+        self._tools = WebhookTools(self.agent)
+        session, fields = self.agent.session_config(ENCODING, variables)
+        try:
+            await conversation.update(session, fields)
+        except ConfigError as exc:
+            log.error("call %s: agent %s cannot start: %s", self.call_sid, self.agent.name, exc.message)
+            await self.close(INTERNAL_ERROR, "agent configuration failed")
+            return False
+        await conversation.greet()
+        return True
+
+    # ------------------------------------------------------------ from Twilio
+
+    def _check_sequence(self, message: dict[str, Any]) -> None:
+        try:
+            number = int(message.get("sequenceNumber", 0))
+        except (TypeError, ValueError):
+            return
+        if number <= 0:
+            return
+        if self._last_sequence and number != self._last_sequence + 1:
+            self.sequence_gaps += 1
+            log.debug("call %s: sequence %d after %d", self.call_sid, number, self._last_sequence)
+        self._last_sequence = max(self._last_sequence, number)
+
+    async def _on_media(self, message: dict[str, Any]) -> None:
+        media = message.get("media") or {}
+        if media.get("track", "inbound") != "inbound" or self.conversation is None:
+            return
+        try:
+            payload = base64.b64decode(str(media.get("payload", "")), validate=True)
+        except (binascii.Error, ValueError):
+            log.warning("call %s: media payload is not base64; frame skipped", self.call_sid)
+            return
+        payload = self._fill_gap(media.get("timestamp"), len(payload)) + payload
+        self.media_frames += 1
+        self.inbound_s += len(payload) / RATE
+        try:
+            self._audio.put_nowait(self.conversation.decode_input(payload))
+        except asyncio.QueueFull:
+            self._dropped_frames += 1
+            if self._dropped_frames % 50 == 1:
+                log.warning(
+                    "call %s: audio processing is behind; %d frames dropped", self.call_sid, self._dropped_frames
+                )
+
+    def _fill_gap(self, timestamp: Any, length: int) -> bytes:
+        """Silence for frames Twilio lost, so that turn timing stays true to the call's clock."""
+        try:
+            ts = int(timestamp)
+        except (TypeError, ValueError):
+            return b""
+        expected, self._next_timestamp_ms = self._next_timestamp_ms, ts + length * 1000 // RATE
+        if expected is None or ts - expected < 20:
+            return b""
+        missing_ms = min(ts - expected, int(MAX_GAP_FILL_S * 1000))
+        log.debug("call %s: %d ms of caller audio missing; filled with silence", self.call_sid, missing_ms)
+        return ULAW_SILENCE * (missing_ms * RATE // 1000)
+
+    def _on_mark(self, message: dict[str, Any]) -> None:
+        name = str((message.get("mark") or {}).get("name", ""))
+        mark = self.playout.echoed(name)
+        if mark is None:  # flushed by a clear (counted in the playout), or not one of ours
+            return
+        if mark.reply_id is not None and self.conversation is not None:
+            self.conversation.acknowledge_playback(mark.reply_id, mark.reply_end_s)
+
+    async def _audio_worker(self) -> None:
+        while (audio := await self._audio.get()) is not None:
+            conversation = self.conversation
+            if conversation is None:
+                continue
+            try:
+                await conversation.on_audio(audio)
+            except Exception:
+                log.exception("call %s: audio processing failed", self.call_sid)
+
+    # ------------------------------------------------------------ from the conversation
+
+    async def _on_event(self, event: ServerEvent) -> None:
+        if isinstance(event, ReplyAudio):
+            await self._play(event.data)
+        elif isinstance(event, ReplyStarted):
+            self._reply_id, self._reply_s = event.reply_id, 0.0
+        elif isinstance(event, SpeechStarted):
+            agent_interrupts = self.agent is None or self.agent.interrupts
+            if agent_interrupts and (self.playout.playing or self._reply_id is not None):
+                await self._clear("barge-in")
+        elif isinstance(event, ReplyDone):
+            if event.status == "interrupted" and self.playout.playing:
+                await self._clear("reply interrupted")
+            self._reply_id = None
+        elif isinstance(event, ToolCall):
+            self._spawn(self._run_tool(event))
+        elif isinstance(event, UserTranscript):
+            log.info("call %s: caller: %s", self.call_sid, event.text)
+        elif isinstance(event, AgentTranscript):
+            heard = f" (interrupted; {self.playout.acknowledged_s:.1f} s acknowledged)" if event.interrupted else ""
+            log.info("call %s: agent%s: %s", self.call_sid, heard, event.text)
+        elif isinstance(event, SessionError):
+            log.warning("call %s: %s: %s", self.call_sid, event.code.value, event.message)
+
+    async def _play(self, data: str) -> None:
+        size = len(data) * 3 // 4 - data[-2:].count("=")  # base64 μ-law: one byte a sample
+        duration = size / RATE
+        self._reply_s += duration
+        mark = self.playout.sent(self._reply_id, self._reply_s, duration)
+        await self._send({"event": "media", "streamSid": self.stream_sid, "media": {"payload": data}})
+        await self._send({"event": "mark", "streamSid": self.stream_sid, "mark": {"name": mark.name}})
+
+    async def _clear(self, why: str) -> None:
+        flushed = self.playout.cleared()
+        log.info("call %s: %s: clear (%d unplayed marks)", self.call_sid, why, flushed)
+        await self._send({"event": "clear", "streamSid": self.stream_sid})
+
+    def _spawn(self, coro: Any) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run_tool(self, call: ToolCall) -> None:
+        assert self._tools is not None
+        log.info("call %s: tool %s(%s)", self.call_sid, call.name, json.dumps(call.arguments))
+        result = await self._tools.run(call.name, call.arguments)
+        log.info("call %s: tool %s -> %s", self.call_sid, call.name, result[:200])
+        if self.conversation is not None and not self._closed:
+            await self.conversation.on_tool_result(call.call_id, result)
+
+    def status(self) -> dict[str, object]:
+        p = self.playout
+        return {
+            "call_sid": self.call_sid,
+            "stream_sid": self.stream_sid,
+            "agent": self.agent.name if self.agent else None,
+            "session_id": self.conversation.session_id if self.conversation else None,
+            "started_at": self.started_at,
+            "agent_audio_sent_s": round(p.sent_s, 3),
+            "agent_audio_acknowledged_s": round(p.acknowledged_s, 3),
+            "marks_acknowledged": p.marks_acknowledged,
+            "marks_flushed": p.marks_flushed,
+            "clears": p.clears,
+            "caller_audio_s": round(self.inbound_s, 3),
+            "media_frames": self.media_frames,
+            "sequence_gaps": self.sequence_gaps,
+        }
+
+
+# ---------------------------------------------------------------- routes
+
+
+def _calls(app: Any) -> dict[int, TwilioCall]:
+    calls: dict[int, TwilioCall] | None = getattr(app.state, "twilio_calls", None)
+    if calls is None:
+        calls = app.state.twilio_calls = {}
+    return calls
+
+
+@router.websocket(STREAM_PATH)
+async def twilio_stream(ws: WebSocket, token: str | None = None) -> None:
+    await ws.accept()  # Twilio's credential arrives in `start`, after the socket is open
+    call = TwilioCall(ws, ws.app.state.engine, ws.app.state.auth, token)
+    calls = _calls(ws.app)
+    calls[id(call)] = call
+    try:
+        await call.run()
+    finally:
+        calls.pop(id(call), None)
+
+
+@router.get("/v1/twilio/calls")
+async def twilio_calls(request: Request, authorization: Annotated[str | None, Header()] = None) -> JSONResponse:
+    """The calls in progress and how much of the agent's audio Twilio has acknowledged playing."""
+    auth: Authenticator = request.app.state.auth
+    try:
+        auth.check_key(bearer(authorization))
+    except AuthError as exc:
+        return _http_error(401, exc.code, exc.message)
+    return JSONResponse({"calls": [call.status() for call in _calls(request.app).values()]})
+
+
+@router.api_route("/v1/twilio/voice", methods=["POST", "GET"])
+async def twilio_voice(request: Request, agent: Annotated[str | None, Query()] = None) -> Response:
+    """TwiML for a number's voice webhook: connect the call to the stream, with the chosen agent."""
+    engine: Engine = request.app.state.engine
+    auth: Authenticator = request.app.state.auth
+    settings = engine.settings
+    form: dict[str, str] = {}
+    if request.method == "POST":
+        form = dict(parse_qsl((await request.body()).decode("utf-8", "replace"), keep_blank_values=True))
+    secret = settings.twilio_auth_token
+    if secret is not None:
+        url = _public_url(request, settings.public_url)
+        algorithm = get_signature_algorithm(request.headers.get(SIGNATURE_SETTINGS_HEADER))
+        signature = request.headers.get("x-twilio-signature", "")
+        if not RequestValidator(secret.get_secret_value()).validate(url, form, signature, algorithm):
+            log.warning("twilio voice webhook: bad signature for %s (call %s)", url, form.get("CallSid"))
+            return _http_error(403, "FORBIDDEN", "invalid X-Twilio-Signature")
+    if agent:
+        try:
+            load_agent(agent, settings.agents_dir)
+        except AgentError as exc:
+            return _http_error(404, "invalid_value", str(exc))
+    response = VoiceResponse()
+    connect = Connect()
+    stream = connect.stream(url=_stream_url(request, settings.public_url))
+    if agent:
+        stream.parameter(name="agent", value=agent)
+    if not auth.open:
+        if secret is not None:  # Twilio's request was verified: the stream gets a single-use token
+            principal = Principal(owner="twilio", scopes=ALL_SCOPES)
+            stream.parameter(name="token", value=auth.mint_token(principal, STREAM_TOKEN_TTL_S))
+        else:
+            log.warning(
+                "twilio voice webhook: API keys are set but VOXGATE_TWILIO_AUTH_TOKEN is not, so this request "
+                "cannot be verified and the stream gets no token: it will be refused"
+            )
+    response.append(connect)
+    log.info("twilio voice webhook: call %s from %s, agent %s", form.get("CallSid"), form.get("From"), agent)
+    return Response(str(response), media_type="application/xml")
+
+
+def _public_url(request: Request, public_url: str | None) -> str:
+    """The URL Twilio requested (and signed): behind a proxy, the configured public URL and this path."""
+    if not public_url:
+        return str(request.url)
+    query = f"?{request.url.query}" if request.url.query else ""
+    return public_url.rstrip("/") + request.url.path + query
+
+
+def stream_url(public_url: str) -> str:
+    """wss://HOST[/prefix]/v1/twilio/stream for the server's public base URL."""
+    parts = urlsplit(public_url)
+    scheme = "ws" if parts.scheme in ("http", "ws") else "wss"
+    return urlunsplit((scheme, parts.netloc, parts.path.rstrip("/") + STREAM_PATH, "", ""))
+
+
+def _stream_url(request: Request, public_url: str | None) -> str:
+    if public_url:
+        return stream_url(public_url)
+    return f"wss://{request.url.netloc}{STREAM_PATH}"  # Twilio connects to wss:// only
+
+
+def _http_error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)

@@ -14,6 +14,12 @@ CASES: list[tuple[str, str, str]] = [
     ("My card number is 6011-0009-9013-9424.", "My card number is 6011 0009 9013 9424.", "en"),
     ("My card number is 52008282 8282 8210", "My card number is 5200 8282 8282 8210", "en"),
     ("Call me at 503.555.0156.", "Call me at 503-555-0156.", "en"),
+    ("Can I come at 3.30 pm?", "Can I come at 3:30 PM?", "en"),
+    ("at 11.30am on Friday", "at 11:30 AM on Friday", "en"),
+    ("See you at 10.15.", "See you at 10:15.", "en"),
+    ("It costs 3.50 at most.", "It costs 3.50 at most.", "en"),
+    ("My email is ryandotclark@outlook.com", "My email is ryan.clark@outlook.com", "en"),
+    ("Is dottie@example.com right?", "Is dottie@example.com right?", "en"),
     ("In 2024, 12 of us came.", "In 2024, 12 of us came.", "en"),
     ("My email is john.smithatexample.com", "My email is john.smith@example.com", "en"),  # Whisper glues "at"
     ("My email address is maria.lopez23atoutlook.com.", "My email address is maria.lopez23@outlook.com.", "en"),

@@ -9,6 +9,7 @@ after "at"/"by"/"until"..., so "one twenty dollar bill" is not a time. Dates nee
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from voxgate.text.numbers import TENS, UNITS, is_cardinal_word, read_int, two_digit_value
@@ -24,8 +25,31 @@ _COUNTED = frozenset(
 _TIME_PREPOSITIONS = frozenset({"at", "by", "until", "till", "til", "around", "before", "after", "from", "to", "about"})
 
 
+# Times Whisper wrote itself, in its own shapes: "3.30 pm", "11.30am", "9am", "4.45 p.m.", "at 10.15".
+_WRITTEN_MARKED = re.compile(r"\b(\d{1,2})(?:[.:](\d{2}))?\s?([ap])\.?\s?m\b(\.(?=\s+[a-z]))?", re.IGNORECASE)
+_WRITTEN_AFTER = re.compile(r"\b(at|by|until|till|from|before|after|around)\s(\d{1,2})\.(\d{2})\b", re.IGNORECASE)
+
+
+def _written_times(text: str) -> str:
+    """Whisper's own ways of writing a time, in the one shape the spoken ones get ("3:30 PM")."""
+
+    def marked(m: re.Match[str]) -> str:
+        hour, minutes, half = int(m.group(1)), m.group(2), m.group(3).upper()
+        if not 1 <= hour <= 12:
+            return m.group(0)
+        return f"{hour}:{minutes} {half}M" if minutes else f"{hour} {half}M"
+
+    text = _WRITTEN_MARKED.sub(marked, text)
+    return _WRITTEN_AFTER.sub(
+        lambda m: (
+            f"{m.group(1)} {m.group(2)}:{m.group(3)}" if int(m.group(2)) <= 23 and int(m.group(3)) < 60 else m.group(0)
+        ),
+        text,
+    )
+
+
 def format_times(text: str) -> str:
-    return rewrite(text, _time_at)
+    return rewrite(_written_times(text), _time_at)
 
 
 def format_dates(text: str) -> str:

@@ -72,7 +72,20 @@ def _glued(text: str) -> str:
         return text
     tlds = "|".join(sorted(TLDS, key=len, reverse=True))
     glued = re.compile(rf"(?<![\w@.])([a-z0-9][a-z0-9._-]*)at((?:[a-z0-9-]+\.)+(?:{tlds}))\b", re.IGNORECASE)
-    return glued.sub(lambda m: f"{m.group(1)}@{m.group(2)}".lower(), text)
+    return glued.sub(lambda m: f"{_spoken_dots(m.group(1))}@{m.group(2)}".lower(), text)
+
+
+def _spoken_dots(local: str) -> str:
+    """Whisper sometimes writes the spoken "dot" into the name itself: "ryandotclark" → "ryan.clark"."""
+    return re.sub(r"(?<=[a-z0-9]{2})dot(?=[a-z0-9]{2})", ".", local, flags=re.IGNORECASE)
+
+
+_GLUED_DOT = re.compile(r"(?<![\w.@])([a-z0-9._-]+)@", re.IGNORECASE)
+
+
+def _glued_dots(text: str) -> str:
+    """The same inside addresses Whisper did write with an "@": "ryandotclark@outlook.com"."""
+    return _GLUED_DOT.sub(lambda m: f"{_spoken_dots(m.group(1))}@", text)
 
 
 def format_emails(text: str, lang: str) -> str:
@@ -94,7 +107,8 @@ def format_emails(text: str, lang: str) -> str:
         (first, local_text), (last, domain_text) = local, domain
         edits.append(Edit(first, last, f"{local_text}@{domain_text}"))
         taken = last
-    return splice(text, tokens, edits)
+    text = splice(text, tokens, edits)
+    return _glued_dots(text) if lang == "en" else text
 
 
 def _kind(tok: Token, words: _Words, lang: str) -> _Part | None:

@@ -15,6 +15,8 @@ CASES: list[tuple[str, str, str]] = [
     ("My card number is 52008282 8282 8210", "My card number is 5200 8282 8282 8210", "en"),
     ("Call me at 503.555.0156.", "Call me at 503-555-0156.", "en"),
     ("Can I come at 3.30 pm?", "Can I come at 3:30 PM?", "en"),
+    ("on October 5 at 1015 Am?", "on October 5 at 10:15 AM?", "en"),
+    ("In 1990 am I right?", "In 1990 am I right?", "en"),
     ("at 11.30am on Friday", "at 11:30 AM on Friday", "en"),
     ("See you at 10.15.", "See you at 10:15.", "en"),
     ("It costs 3.50 at most.", "It costs 3.50 at most.", "en"),

@@ -265,6 +265,10 @@ def report(wer_server: float, wer_plain: float, n_real: int, heard: Sequence[Hea
             found = sum(1 for h in rows for t in h.item.keyterms if t in h.text)
             total = sum(len(h.item.keyterms) for h in rows)
             print(f"keyterm recall, {condition}: {found}/{total} = {found / total:.1%} (exact spelling)")
+    with_terms = {(h.item.id, h.voice): h for h in by_condition.get("24k+keyterms", [])}
+    merged = [with_terms.get((h.item.id, h.voice), h) for h in by_condition.get("24k", [])]
+    if merged:
+        print(f"missed entity rate, 24k with keyterms listed where the item has them: {_missed(merged):.1%}")
     voices = sorted({h.voice for h in heard})
     print()
     print("Missed entity rate by voice (24k): " + ", ".join(

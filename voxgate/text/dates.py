@@ -26,7 +26,7 @@ _TIME_PREPOSITIONS = frozenset({"at", "by", "until", "till", "til", "around", "b
 
 
 # Times Whisper wrote itself, in its own shapes: "3.30 pm", "11.30am", "9am", "4.45 p.m.", "at 10.15".
-_WRITTEN_MARKED = re.compile(r"\b(\d{1,2})(?:[.:](\d{2}))?\s?([ap])\.?\s?m\b(\.(?=\s+[a-z]))?", re.IGNORECASE)
+_WRITTEN_MARKED = re.compile(r"\b(\d{1,2})(?:[.:]?(\d{2}))?\s?([ap])\.?\s?m\b(\.(?=\s+[a-z]))?", re.IGNORECASE)
 _WRITTEN_AFTER = re.compile(r"\b(at|by|until|till|from|before|after|around)\s(\d{1,2})\.(\d{2})\b", re.IGNORECASE)
 
 

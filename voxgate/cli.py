@@ -99,7 +99,14 @@ def main(argv: list[str] | None = None) -> int:
     p_say.add_argument("--rate", type=int, default=None, help="resample to this rate")
     p_say.set_defaults(func=say)
 
-    from voxgate import outbound
+    from voxgate import admin, outbound
+
+    p_config = sub.add_parser("config", help="print the effective configuration (secrets masked)")
+    p_config.add_argument("--json", action="store_true")
+    p_config.set_defaults(func=admin.config_main)
+    p_doctor = sub.add_parser("doctor", help="check that every configured backend answers")
+    p_doctor.add_argument("--verbose", action="store_true")
+    p_doctor.set_defaults(func=admin.doctor_main)
 
     p_call = sub.add_parser("call", help="place an outbound Twilio call to an agent")
     outbound.add_arguments(p_call)

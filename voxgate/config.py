@@ -33,6 +33,17 @@ class Settings(BaseSettings):
     stt_threads: int = 2
     stt_timeout_s: float = Field(default=30.0, gt=0, description="agent_timeout when a final decode takes longer.")
     partial_interval_ms: int = Field(default=600, ge=100, description="Audio between two partial decodes.")
+    stt_backend: Literal["embedded", "openai"] = Field(
+        default="embedded",
+        description="'embedded' runs Whisper in-process; 'openai' sends every final and partial transcription to an "
+        "OpenAI-compatible transcriptions API (OpenAI, speaches, another Voxgate).",
+    )
+    stt_base_url: str | None = Field(
+        default=None,
+        description="With stt_backend=openai: the API base URL, e.g. 'http://host:8000/v1'; unset is OpenAI's.",
+    )
+    stt_api_key: SecretStr | None = Field(default=None, description="With stt_backend=openai: the bearer key.")
+    stt_remote_model: str = Field(default="whisper-1", description="With stt_backend=openai: the remote model name.")
 
     format_entities: bool = Field(
         default=True, description="Write spoken emails, phone numbers, IDs, amounts and dates in final transcripts."
@@ -91,6 +102,21 @@ class Settings(BaseSettings):
     # --- speech out
     default_voice: str = "joe"
     tts_threads: int = 2
+    tts_backend: Literal["embedded", "openai"] = Field(
+        default="embedded",
+        description="'openai' adds the voices of an OpenAI-compatible speech API (24 kHz pcm) to the local ones; "
+        "a name both offer means the remote voice. Set default_voice to one of them to speak remotely by default.",
+    )
+    tts_base_url: str | None = Field(
+        default=None,
+        description="With tts_backend=openai: the API base URL, e.g. 'http://host:8000/v1'; unset is OpenAI's.",
+    )
+    tts_api_key: SecretStr | None = Field(default=None, description="With tts_backend=openai: the bearer key.")
+    tts_remote_model: str = Field(default="tts-1", description="With tts_backend=openai: the remote model name.")
+    tts_remote_voices: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["alloy", "echo", "fable", "onyx", "nova", "shimmer"],
+        description="With tts_backend=openai: comma-separated remote voice names, passed through as given.",
+    )
     reply_lead_s: float = Field(default=0.8, gt=0, description="Audio sent ahead of real-time playback.")
 
     # --- telephony and agent files
@@ -113,7 +139,7 @@ class Settings(BaseSettings):
     preload: bool = Field(default=True, description="Load every default model at start-up.")
     log_level: str = "info"
 
-    @field_validator("term_packs", mode="before")
+    @field_validator("term_packs", "tts_remote_voices", mode="before")
     @classmethod
     def _split_packs(cls, value: object) -> object:
         if isinstance(value, str):

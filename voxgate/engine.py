@@ -58,6 +58,19 @@ class Engine:
 
     def stt(self, name: str) -> SpeechToText:
         if name not in self._stt:
+            s = self.settings
+            if s.stt_backend == "openai":
+                # Finals and partials both go to the one remote model.
+                from voxgate.backends.stt.openai_stt import OpenAITranscriptionSTT
+
+                remote = next(iter(self._stt.values()), None) or OpenAITranscriptionSTT(
+                    model=s.stt_remote_model,
+                    base_url=s.stt_base_url,
+                    api_key=s.stt_api_key.get_secret_value() if s.stt_api_key is not None else None,
+                    timeout_s=s.stt_timeout_s,
+                )
+                self._stt[name] = remote
+                return remote
             from voxgate.backends.stt.whisper import WhisperSTT
 
             self._stt[name] = WhisperSTT(name, cpu_threads=self.settings.stt_threads)
@@ -112,15 +125,25 @@ class Engine:
 
     @functools.cached_property
     def voices(self) -> VoiceCatalog:
+        from voxgate.backends.base import TextToSpeech
         from voxgate.backends.tts.espeak_voice import EspeakTTS
         from voxgate.backends.tts.kokoro_voice import KokoroTTS
         from voxgate.backends.tts.piper_voice import PiperTTS
 
-        threads = self.settings.tts_threads
-        return VoiceCatalog(
-            [PiperTTS(threads=threads), KokoroTTS(threads=threads), EspeakTTS()],
-            default_voice=self.settings.default_voice,
-        )
+        s = self.settings
+        threads = s.tts_threads
+        backends: list[TextToSpeech] = [PiperTTS(threads=threads), KokoroTTS(threads=threads), EspeakTTS()]
+        if s.tts_backend == "openai":
+            from voxgate.backends.tts.openai_tts import OpenAISpeechTTS
+
+            remote = OpenAISpeechTTS(
+                model=s.tts_remote_model,
+                voices=s.tts_remote_voices,
+                base_url=s.tts_base_url,
+                api_key=s.tts_api_key.get_secret_value() if s.tts_api_key is not None else None,
+            )
+            backends.insert(0, remote)  # first, so a configured remote name wins over a local one
+        return VoiceCatalog(backends, default_voice=s.default_voice)
 
     def partial_stt_for(self, language: str | None) -> SpeechToText:
         name = self.settings.stt_partial_model

@@ -17,6 +17,7 @@ from voxgate.engine import Engine
 from voxgate.protocol.events import ErrorCode, SessionError, to_wire
 from voxgate.server.auth import Authenticator, AuthError, Principal, Scope, bearer
 from voxgate.server.connection import Connection
+from voxgate.server.openai_routes import router as openai_router
 from voxgate.server.twilio import router as twilio_router
 
 POLICY_VIOLATION = 1008
@@ -93,6 +94,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         await Connection(ws, engine, principal).run()
 
     app.include_router(twilio_router)
+    app.include_router(openai_router)
     return app
 
 

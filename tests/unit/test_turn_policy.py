@@ -18,6 +18,10 @@ UNFINISHED = [
     "The code is 7 7",
     "My order ID is RX-77.",
     "My zip code is 94.",
+    "My zip code is 9.4.",
+    "My order ID is RX-777.",
+    "Can you tell me?",
+    "Could you show me",
     "My email is john.smithat.",
     "The email address is Maria at.",
 ]
@@ -33,6 +37,8 @@ COMPLETE = [
     "Thank you.",
     "What is your email policy?",
     "My zip code is 94103.",
+    "My order ID is RX-7704132.",
+    "Can you help me?",
     "",
 ]
 
@@ -55,3 +61,9 @@ def test_the_model_decides_when_the_words_are_neutral() -> None:
     assert not turn_is_complete(TurnEvidence("Book a table for two.", 0.1), 0.5)
     assert turn_is_complete(TurnEvidence("Is it open today?", 0.2), 0.5)  # a question: 0.3 × threshold
     assert turn_is_complete(TurnEvidence("Book a table for two.", None), 0.5)  # Smart Turn off: words decide
+
+
+def test_a_hanging_verb_needs_a_sure_model() -> None:
+    assert not turn_is_complete(TurnEvidence("I'd like to book", p_complete=0.67), threshold=0.5)
+    assert turn_is_complete(TurnEvidence("I'd like to book", p_complete=0.95), threshold=0.5)
+    assert turn_is_complete(TurnEvidence("I'd like to book a table.", p_complete=0.67), threshold=0.5)

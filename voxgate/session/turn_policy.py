@@ -17,6 +17,13 @@ _DANGLING = frozenset(
     let's dot dash underscore plus hyphen point minus""".split()
 )
 _FILLERS = frozenset({"um", "uh", "er", "erm", "hmm", "mm", "uhh", "umm"})
+# "Can you tell me ..." is a request that has not been made yet, whatever punctuation Whisper adds.
+_OPEN_REQUEST = re.compile(r"\b(tell|show|give|send|remind|ask) me[?.!]?$")
+# Verbs that want an object: "I'd like to book ... a table". Only a sure model ends the turn on them.
+_HANGING_VERBS = frozenset(
+    "book get order make need want buy pay check send cancel change schedule reserve find bring add take".split()
+)
+SURE_COMPLETE = 0.9
 _ENTITY_CONTEXT = re.compile(
     r"\b(number|phone|cell|mobile|call me|reach me|zip|postal|code|card|account|id|reference|order|"
     r"confirmation|policy|member|ssn|social security|pin|extension|tracking|serial|booking|ticket)\b"
@@ -40,7 +47,7 @@ def _words(text: str) -> list[str]:
 
 
 # A token Whisper writes for part of a dictated value: "77", "rx-77", "4-1-5", "b449".
-_VALUE_TOKEN = re.compile(r"^(?:[a-z]{1,3}-?)?\d[\d-]*$")
+_VALUE_TOKEN = re.compile(r"^(?:[a-z]{1,3}-?)?\d[\d.\-]*$")
 
 
 def _is_value(bare: str) -> bool:
@@ -90,6 +97,8 @@ def unfinished_reason(text: str) -> str | None:
     lowered = stripped.lower()
     if last in _FILLERS:
         return "ends on a filler"
+    if _OPEN_REQUEST.search(lowered):
+        return "a request not made yet"
     if last in _DANGLING and not stripped.endswith("?"):
         return f"ends on {last!r}"
     value = _trailing_value(words)
@@ -98,7 +107,8 @@ def unfinished_reason(text: str) -> str | None:
         if "phone" in lowered or "call me" in lowered or "reach me" in lowered or re.search(r"\bnumber\b", lowered):
             if 0 < digits < PHONE_DIGITS and not re.search(r"\b(order|account|card|id)\b", lowered):
                 return "phone number shorter than 10 digits"
-        if digits + _letter_count(value) < 5:
+        shortest = 5 if re.search(r"\b(zip|postal|pin)\b", lowered) else 6  # IDs are rarely shorter than 6
+        if digits + _letter_count(value) < shortest:
             return "a dictated value has only just begun"
     if _EMAIL_CONTEXT.search(lowered) and not _TLD.search(lowered) and not stripped.endswith("?"):
         # "my email is john.smithat" (Whisper glues the "at"): talk of an address with no domain yet
@@ -115,6 +125,9 @@ def turn_is_complete(evidence: TurnEvidence, threshold: float) -> bool:
         return True
     if evidence.text.strip().endswith("?"):
         return p >= threshold * 0.3  # a question is almost always the end; only a clear "not yet" waits
+    words = _words(evidence.text)
+    if words and words[-1].strip(".,!?") in _HANGING_VERBS:
+        return p >= SURE_COMPLETE  # "I'd like to book": only a sure model ends the turn here
     if evidence.text.strip():
         return p >= threshold * 0.6  # the words are complete; a moderately sure model is enough
     return p >= threshold

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import logging
+import os
 import sys
 
 
@@ -84,6 +85,7 @@ def say(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="voxgate", description=__doc__)
+    parser.add_argument("--config", default=None, help="a TOML settings file (VOXGATE_CONFIG); variables override it")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p_serve = sub.add_parser("serve", help="run the server on the embedded local models")
@@ -133,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     p_make.set_defaults(func=turns.make_set)
 
     args = parser.parse_args(argv)
+    if args.config:
+        os.environ["VOXGATE_CONFIG"] = args.config
     return int(args.func(args))
 
 

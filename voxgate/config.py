@@ -1,18 +1,43 @@
-"""Server settings: environment variables (VOXGATE_*) over defaults, one pydantic-settings model.
+"""Server settings: environment variables (VOXGATE_*) over a TOML file (VOXGATE_CONFIG or
+`voxgate --config FILE`) over defaults, one pydantic-settings model.
 
 Every option has a default that runs the embedded local models with no API key and no network.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="VOXGATE_", extra="ignore")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Explicit arguments, then VOXGATE_* variables, then the TOML file (keys are the field names)."""
+        path = os.environ.get("VOXGATE_CONFIG")
+        if not path:
+            return (init_settings, env_settings)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"VOXGATE_CONFIG names {path!r}, which is not a file")
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=path))
 
     # --- network and access
     host: str = "127.0.0.1"
@@ -68,6 +93,11 @@ class Settings(BaseSettings):
     llm_max_tokens: int = 200
     llm_seed: int = -1
     llm_first_token_timeout_s: float = Field(default=30.0, gt=0, description="agent_timeout past this.")
+    llm_allowed_models: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated models a session may pick with the session.update extension field "
+        "'llm_model' (besides llm_model itself). Embedded: model names or GGUF paths; openai: remote names.",
+    )
     llm_backend: Literal["embedded", "openai"] = Field(
         default="embedded",
         description="'embedded' runs llm_model in-process with llama.cpp; 'openai' calls an OpenAI-compatible "
@@ -139,7 +169,7 @@ class Settings(BaseSettings):
     preload: bool = Field(default=True, description="Load every default model at start-up.")
     log_level: str = "info"
 
-    @field_validator("term_packs", "tts_remote_voices", mode="before")
+    @field_validator("term_packs", "tts_remote_voices", "llm_allowed_models", mode="before")
     @classmethod
     def _split_packs(cls, value: object) -> object:
         if isinstance(value, str):

@@ -47,6 +47,8 @@ class Engine:
         self._owners: dict[str, object] = {}  # session_id -> the connection that holds it now
         self._stt: dict[str, SpeechToText] = {}
         self._prepare_lock = threading.Lock()
+        self._llms: dict[str, LanguageModel] = {}  # models sessions picked from llm_allowed_models
+        self._llms_lock = threading.Lock()
 
     # ------------------------------------------------------------ models
 
@@ -84,29 +86,48 @@ class Engine:
 
     @functools.cached_property
     def llm(self) -> LanguageModel:
+        return self._build_llm(self.settings.llm_model)
+
+    def llm_for(self, model: str | None) -> LanguageModel:
+        """The session's LLM: the server's own, or one the operator allows a session to pick."""
+        if model is None or model == self.settings.llm_model:
+            return self.llm
+        self.check_llm_model(model)
+        with self._llms_lock:
+            if model not in self._llms:
+                self._llms[model] = self._build_llm(model)
+            return self._llms[model]
+
+    def check_llm_model(self, model: str) -> None:
+        """ValueError unless a session may choose `model` (the default, or one of llm_allowed_models)."""
+        allowed = [self.settings.llm_model, *self.settings.llm_allowed_models]
+        if model not in allowed:
+            raise ValueError(f"model {model!r} is not allowed here; allowed: {', '.join(allowed)}")
+
+    def _build_llm(self, model: str) -> LanguageModel:
         s = self.settings
 
-        def embedded(model: str) -> LanguageModel:
+        def embedded(name: str) -> LanguageModel:
             from voxgate.backends.llm.embedded_models import resolve_gguf
             from voxgate.backends.llm.llama_cpp_backend import LlamaCppLLM
 
             return LlamaCppLLM(
-                resolve_gguf(model),
+                resolve_gguf(name),
                 n_ctx=s.llm_context,
                 n_threads=s.llm_threads,
                 temperature=s.llm_temperature,
                 max_tokens=s.llm_max_tokens,
                 seed=s.llm_seed,
-                name=model,
+                name=name,
             )
 
         if s.llm_backend == "embedded":
-            return embedded(s.llm_model)
+            return embedded(model)
 
         from voxgate.backends.llm.openai_backend import OpenAIChatLLM
 
         remote = OpenAIChatLLM(
-            model=s.llm_model,
+            model=model,
             base_url=s.llm_base_url,
             api_key=s.llm_api_key.get_secret_value() if s.llm_api_key is not None else None,
             extra_headers=s.llm_extra_headers,
@@ -120,7 +141,7 @@ class Engine:
             return remote
         from voxgate.backends.llm.fallback import FallbackLLM
 
-        # llm_model names the remote model here: the fallback is the default embedded one.
+        # The model names the remote model here: the fallback is the default embedded one.
         return FallbackLLM(remote, embedded(Settings.model_fields["llm_model"].default))
 
     @functools.cached_property

@@ -84,6 +84,7 @@ MAIN_ENV = {
     "VOXGATE_MAX_SESSIONS": "4",
     "VOXGATE_LOG_LEVEL": "debug",
     "VOXGATE_TERM_PACKS": "medical",
+    "VOXGATE_LLM_ALLOWED_MODELS": "smollm2-135m",
 }
 
 

@@ -64,3 +64,18 @@ async def test_sessions_that_come_and_go_leave_no_tasks_behind(server: Server, s
         await takeover.close()
     await asyncio.sleep(1.0)
     assert tasks() <= baseline + 1, (baseline, tasks())
+
+
+async def test_a_session_picks_an_allowed_llm_and_is_refused_others(server: Server, speech_dir) -> None:
+    client = await Client.connect(server.url, API_KEY)
+    await client.configure(system_prompt=SYSTEM_PROMPT)
+    await client.send({"type": "session.update", "session": {"llm_model": "gpt-9"}})
+    error = await client.next("session.error", timeout=10)
+    assert error.data["code"] == "invalid_value" and "smollm2-135m" in error.data["message"]
+    await client.send({"type": "session.update", "session": {"llm_model": "smollm2-135m"}})
+    await client.next("session.updated", timeout=10)
+    await say(client, synthesize(speech_dir, "What is the capital city of France?"))
+    done = await client.next("reply.done", timeout=120)
+    agent = [e for e in client.events if e.type == "transcript.agent"][-1]
+    assert done.data.get("status") in (None, "completed") and agent.data["text"].strip()
+    await client.close()

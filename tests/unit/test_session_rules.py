@@ -106,3 +106,31 @@ def test_tokens_are_single_use_and_scoped() -> None:
     with pytest.raises(AuthError):
         auth.redeem_token(token)
     assert Authenticator([]).check_key(None).owner == "anonymous"
+
+
+def test_a_session_may_pick_only_an_allowed_llm() -> None:
+    def allowed(model: str) -> None:
+        if model not in {"qwen2.5-coder-1.5b", "smollm2-135m"}:
+            raise ValueError(f"model {model!r} is not allowed")
+
+    cfg = LiveConfig(system_prompt="x")
+    picked = apply_update(
+        cfg, SessionConfig.model_validate({"llm_model": "smollm2-135m"}), {"llm_model"}, known, allowed
+    )
+    assert picked.llm_model == "smollm2-135m"
+    for checker in (allowed, None):
+        with pytest.raises(ConfigError) as err:
+            apply_update(picked, SessionConfig.model_validate({"llm_model": "gpt-9"}), {"llm_model"}, known, checker)
+        assert err.value.code == ErrorCode.INVALID_VALUE
+
+
+def test_the_engine_checks_and_builds_the_models_sessions_pick() -> None:
+    from voxgate.config import Settings
+    from voxgate.engine import Engine
+
+    engine = Engine(Settings(llm_allowed_models="smollm2-135m"))
+    engine.check_llm_model("qwen2.5-coder-1.5b")
+    with pytest.raises(ValueError, match="allowed"):
+        engine.check_llm_model("gpt-9")
+    small = engine.llm_for("smollm2-135m")
+    assert small.name == "smollm2-135m" and engine.llm_for("smollm2-135m") is small

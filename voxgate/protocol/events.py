@@ -94,6 +94,7 @@ class SessionConfig(_Lenient):
     tools: list[Tool] | None = None
     input: InputConfig | None = None
     output: OutputConfig | None = None
+    llm_model: str | None = None  # [Voxgate] one of the operator's allowed models; hosted clients never send it
 
 
 # ---------------------------------------------------------------- client -> server

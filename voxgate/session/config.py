@@ -6,6 +6,7 @@ whole update is validated before anything is applied, so a rejected update chang
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from voxgate.backends.base import ToolSpec
@@ -30,15 +31,23 @@ class LiveConfig:
     input_encoding: str = "audio/pcm"
     output_encoding: str = "audio/pcm"
     voice: str | None = None  # as requested by the client; None = server default
+    llm_model: str | None = None  # as picked by the client; None = server default
     applied_once: bool = False
 
 
-def apply_update(current: LiveConfig, update: SessionConfig, fields_set: set[str], known_voice: object) -> LiveConfig:
+def apply_update(
+    current: LiveConfig,
+    update: SessionConfig,
+    fields_set: set[str],
+    known_voice: object,
+    allowed_model: Callable[[str], None] | None = None,
+) -> LiveConfig:
     """Return the configuration after `update`; raise ConfigError and change nothing if it is refused.
 
     `fields_set` is the set of keys the client actually sent in `session`, so that an omitted field
     keeps its value while an explicit one replaces it. `known_voice(voice_id)` raises ValueError for
-    an unknown voice.
+    an unknown voice, `allowed_model(name)` for an LLM the operator does not let sessions pick (no
+    checker: no model may be picked). The model is live: a later update switches it for the next reply.
     """
     if current.applied_once:
         if "greeting" in fields_set and update.greeting != current.greeting:
@@ -51,6 +60,14 @@ def apply_update(current: LiveConfig, update: SessionConfig, fields_set: set[str
                 raise ConfigError(ErrorCode.IMMUTABLE_FIELD, "output cannot change after the session started")
 
     new = current
+    if update.llm_model is not None:
+        try:
+            if allowed_model is None:
+                raise ValueError("this server does not let sessions choose the LLM")
+            allowed_model(update.llm_model)
+        except ValueError as exc:
+            raise ConfigError(ErrorCode.INVALID_VALUE, str(exc)) from None
+        new = replace(new, llm_model=update.llm_model)
     if update.system_prompt is not None:
         new = replace(new, system_prompt=update.system_prompt)
     if update.tools is not None:

@@ -157,7 +157,9 @@ class Conversation:
             except Exception as exc:
                 log.exception("models failed to load")
                 raise ConfigError(ErrorCode.AGENT_INIT_FAILED, f"the agent could not start: {exc}") from exc
-        self.config = apply_update(self.config, update, fields_set, self.engine.voices.resolve)
+        self.config = apply_update(
+            self.config, update, fields_set, self.engine.voices.resolve, self.engine.check_llm_model
+        )
         if first or "input" in fields_set:
             self._setup_input()
         return first
@@ -377,7 +379,8 @@ class Conversation:
         splitter = ClauseSplitter()
         spoke = False
         calls: list[ToolCallRequest] = []
-        stream = self.engine.llm.stream(messages, self.config.tools)
+        llm = await asyncio.to_thread(self.engine.llm_for, self.config.llm_model)  # a first pick loads it
+        stream = llm.stream(messages, self.config.tools)
         try:
             first = True
             while True:

@@ -101,7 +101,11 @@ def main(argv: list[str] | None = None) -> int:
     p_say.add_argument("--rate", type=int, default=None, help="resample to this rate")
     p_say.set_defaults(func=say)
 
-    from voxgate import admin, outbound
+    from voxgate import admin, outbound, talk
+
+    p_talk = sub.add_parser("talk", help="talk to an agent: microphone and speaker, or --input/--output WAV files")
+    talk.add_arguments(p_talk)
+    p_talk.set_defaults(func=talk.main)
 
     p_config = sub.add_parser("config", help="print the effective configuration (secrets masked)")
     p_config.add_argument("--json", action="store_true")

@@ -149,6 +149,12 @@ class Settings(BaseSettings):
     )
     reply_lead_s: float = Field(default=0.8, gt=0, description="Audio sent ahead of real-time playback.")
 
+    web_token_key: SecretStr | None = Field(
+        default=None,
+        description="The API key the browser page's single-use tokens are minted under (it stays on the server). "
+        "Unset on a server with keys: the page is off. Setting it lets anyone who can reach the page open sessions.",
+    )
+
     # --- telephony and agent files
     twilio_auth_token: SecretStr | None = Field(
         default=None,

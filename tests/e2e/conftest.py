@@ -85,6 +85,7 @@ MAIN_ENV = {
     "VOXGATE_LOG_LEVEL": "debug",
     "VOXGATE_TERM_PACKS": "medical",
     "VOXGATE_LLM_ALLOWED_MODELS": "smollm2-135m",
+    "VOXGATE_WEB_TOKEN_KEY": API_KEY,
 }
 
 

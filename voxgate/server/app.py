@@ -19,6 +19,7 @@ from voxgate.server.auth import Authenticator, AuthError, Principal, Scope, bear
 from voxgate.server.connection import Connection
 from voxgate.server.openai_routes import router as openai_router
 from voxgate.server.twilio import router as twilio_router
+from voxgate.server.web import router as web_router
 
 POLICY_VIOLATION = 1008
 
@@ -95,6 +96,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
 
     app.include_router(twilio_router)
     app.include_router(openai_router)
+    app.include_router(web_router)
     return app
 
 

@@ -1,0 +1,59 @@
+"""The browser assistant: the page at `/` (and `/demo`), and the single-use tokens it connects with.
+
+The page never sees an API key. On an open (loopback, keyless) server it gets tokens as the
+anonymous user; on a server with keys, only when the operator names the key its tokens are minted
+under (`VOXGATE_WEB_TOKEN_KEY`). That makes the page — and anyone who can reach it — able to open
+sessions under that key, like any public demo; leave it unset to keep the page off.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+
+from voxgate.server.auth import Authenticator, AuthError
+
+router = APIRouter()
+WEB_TOKEN_TTL_S = 60
+_TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css"}
+
+
+def _asset(name: str) -> bytes:
+    return resources.files("voxgate.web").joinpath(name).read_bytes()
+
+
+@router.get("/", include_in_schema=False)
+@router.get("/demo", include_in_schema=False)
+async def page() -> HTMLResponse:
+    return HTMLResponse(_asset("index.html"))
+
+
+@router.get("/web/{name}", include_in_schema=False)
+async def asset(name: str) -> Response:
+    suffix = name[name.rfind(".") :] if "." in name else ""
+    if suffix not in _TYPES or "/" in name or name.startswith("."):
+        return Response(status_code=404)
+    try:
+        return Response(_asset(name), media_type=_TYPES[suffix])
+    except FileNotFoundError:
+        return Response(status_code=404)
+
+
+@router.post("/v1/web/token")
+async def web_token(request: Request) -> JSONResponse:
+    """A single-use session token for the page, minted under the operator's chosen key."""
+    auth: Authenticator = request.app.state.auth
+    key = request.app.state.engine.settings.web_token_key
+    if not auth.open and key is None:
+        return JSONResponse(
+            {"code": "FORBIDDEN", "message": "the browser page is off: set VOXGATE_WEB_TOKEN_KEY to enable it"},
+            status_code=403,
+        )
+    try:
+        principal = auth.check_key(key.get_secret_value() if key is not None else None)
+        token = auth.mint_token(principal, WEB_TOKEN_TTL_S)
+    except AuthError as exc:
+        return JSONResponse({"code": exc.code, "message": exc.message}, status_code=403)
+    return JSONResponse({"token": token, "expires_in_seconds": WEB_TOKEN_TTL_S})

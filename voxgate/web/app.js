@@ -1,0 +1,185 @@
+// The Voxgate browser assistant: microphone in, the agent's voice out, over one WebSocket.
+// The API key never reaches this page: it asks the server for a single-use token each time it connects.
+"use strict";
+
+const RATE = 24000;            // the protocol's default PCM rate, both ways
+const CHUNK = RATE / 10;       // 100 ms of microphone per input.audio message
+const $ = (id) => document.getElementById(id);
+window.voxgateStats = { scheduledChunks: 0, partials: 0, tokens: 0, resumes: 0 };
+
+let ws = null, sessionId = null, ctx = null, micStream = null, micNode = null;
+let wanted = false;            // the user wants to be connected (so a drop means: resume)
+let cursor = 0;                // when the next reply chunk starts playing (AudioContext time)
+let playing = [];              // scheduled sources, stopped on barge-in
+let pending = new Float32Array(0);
+let partialBubble = null;
+
+function status(text, isError = false) {
+  $("status").textContent = text;
+  $("status").className = isError ? "error" : "";
+}
+
+function bubble(kind, text) {
+  const div = document.createElement("div");
+  div.className = `bubble ${kind}`;
+  div.textContent = text;
+  $("chat").appendChild(div);
+  div.scrollIntoView({ block: "end" });
+  return div;
+}
+
+async function loadVoices() {
+  const response = await fetch("/v1/voices");
+  const catalog = await response.json();
+  for (const voice of catalog.voices) {
+    const option = new Option(`${voice.id} (${voice.language}${voice.kind === "alias" ? ", alias" : ""})`, voice.id);
+    option.selected = voice.id === catalog.default;
+    $("voice").add(option);
+  }
+}
+
+async function token() {
+  const response = await fetch("/v1/web/token", { method: "POST" });
+  const body = await response.json();
+  if (!response.ok) throw new Error(`${body.code}: ${body.message}`);
+  window.voxgateStats.tokens += 1;
+  return body.token;
+}
+
+function toBase64(int16) {
+  let binary = "";
+  const bytes = new Uint8Array(int16.buffer);
+  for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(binary);
+}
+
+function onMicFrame(frame) {
+  const joined = new Float32Array(pending.length + frame.length);
+  joined.set(pending);
+  joined.set(frame, pending.length);
+  pending = joined;
+  while (pending.length >= CHUNK) {
+    const chunk = pending.subarray(0, CHUNK);
+    const pcm = new Int16Array(CHUNK);
+    for (let i = 0; i < CHUNK; i++) pcm[i] = Math.max(-1, Math.min(1, chunk[i])) * 0x7fff;
+    pending = pending.slice(CHUNK);
+    if (ws && ws.readyState === WebSocket.OPEN && sessionId) {
+      ws.send(JSON.stringify({ type: "input.audio", audio: toBase64(pcm) }));
+    }
+  }
+}
+
+async function startMicrophone() {
+  if (micNode) return;
+  micStream = await navigator.mediaDevices.getUserMedia({
+    audio: { channelCount: 1, echoCancellation: true, noiseSuppression: true, autoGainControl: true },
+  });
+  await ctx.audioWorklet.addModule("/web/worklet.js");
+  micNode = new AudioWorkletNode(ctx, "mic-capture");
+  micNode.port.onmessage = (event) => onMicFrame(event.data);
+  ctx.createMediaStreamSource(micStream).connect(micNode);
+}
+
+function play(base64) {
+  const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
+  const pcm = new Int16Array(bytes.buffer, 0, bytes.length >> 1);
+  const buffer = ctx.createBuffer(1, pcm.length, RATE);
+  const data = buffer.getChannelData(0);
+  for (let i = 0; i < pcm.length; i++) data[i] = pcm[i] / 32768;
+  const source = ctx.createBufferSource();
+  source.buffer = buffer;
+  source.connect(ctx.destination);
+  cursor = Math.max(cursor, ctx.currentTime + 0.02);
+  source.start(cursor);
+  cursor += buffer.duration;
+  playing.push(source);
+  source.onended = () => { playing = playing.filter((s) => s !== source); };
+  window.voxgateStats.scheduledChunks += 1;
+}
+
+function flushPlayback() {
+  for (const source of playing) { try { source.stop(); } catch (_) { /* already ended */ } }
+  playing = [];
+  cursor = 0;
+}
+
+function onEvent(event) {
+  switch (event.type) {
+    case "session.ready":
+      sessionId = event.session_id;
+      status(`connected (${sessionId})`);
+      startMicrophone().catch((err) => status(`microphone: ${err.message}`, true));
+      break;
+    case "input.speech.started":
+      flushPlayback();  // barge-in: the agent stops at once
+      break;
+    case "transcript.user.delta":
+      window.voxgateStats.partials += 1;
+      if (!partialBubble) partialBubble = bubble("user partial", "");
+      partialBubble.textContent = event.text;
+      break;
+    case "transcript.user":
+      if (!partialBubble) partialBubble = bubble("user", "");
+      partialBubble.className = "bubble user final";
+      partialBubble.textContent = event.text;
+      partialBubble = null;
+      break;
+    case "reply.audio":
+      play(event.data);
+      break;
+    case "transcript.agent":
+      bubble(event.interrupted ? "agent interrupted" : "agent", event.text);
+      break;
+    case "session.error":
+      status(`error ${event.code}: ${event.message}`, true);
+      break;
+  }
+}
+
+async function open(resume) {
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  ws = new WebSocket(`${scheme}://${location.host}/v1/ws?token=${encodeURIComponent(await token())}`);
+  ws.onmessage = (message) => onEvent(JSON.parse(message.data));
+  ws.onopen = () => {
+    if (resume) {
+      window.voxgateStats.resumes += 1;
+      ws.send(JSON.stringify({ type: "session.resume", session_id: sessionId }));
+      return;
+    }
+    const session = { system_prompt: $("prompt").value, output: { voice: $("voice").value } };
+    if ($("greeting").value.trim()) session.greeting = $("greeting").value.trim();
+    ws.send(JSON.stringify({ type: "session.update", session }));
+  };
+  ws.onclose = (event) => {
+    if (!wanted) return;
+    if (event.code === 1008) { status(`refused: ${event.reason}`, true); disconnect(); return; }
+    status("connection lost, resuming ...", true);
+    setTimeout(() => open(Boolean(sessionId)).catch((err) => status(err.message, true)), 500);
+  };
+}
+
+async function connect() {
+  wanted = true;
+  ctx = ctx || new AudioContext({ sampleRate: RATE });
+  await ctx.resume();
+  status("connecting ...");
+  $("connect").textContent = "Disconnect";
+  $("connect").className = "stop";
+  await open(false);
+}
+
+function disconnect() {
+  wanted = false;
+  sessionId = null;
+  flushPlayback();
+  if (ws) ws.close();
+  if (micStream) micStream.getTracks().forEach((t) => t.stop());
+  if (micNode) micNode.disconnect();
+  micStream = micNode = null;
+  $("connect").textContent = "Connect";
+  $("connect").className = "";
+  status("disconnected");
+}
+
+$("connect").onclick = () => (wanted ? disconnect() : connect().catch((err) => status(err.message, true)));
+loadVoices().catch((err) => status(`voices: ${err.message}`, true));

@@ -38,28 +38,50 @@ NO_SOUND_CARD = 2
 
 
 def session_from(args: argparse.Namespace) -> dict[str, Any]:
+    """The session.update for these options: an agent file's configuration, then the flags over it."""
     session: dict[str, Any] = {}
+    if args.agent:
+        from voxgate.agents import load_agent
+
+        config, _ = load_agent(args.agent, args.agents_dir).session_config(encoding="audio/pcm")
+        session = config.model_dump(exclude_none=True)
     if args.system_prompt:
         session["system_prompt"] = args.system_prompt
     if args.greeting:
         session["greeting"] = args.greeting
     if args.voice:
-        session["output"] = {"voice": args.voice}
-    turn: dict[str, Any] = {}
+        session.setdefault("output", {})["voice"] = args.voice
+    turn: dict[str, Any] = dict(session.get("input", {}).get("turn_detection") or {})
     if args.min_silence is not None:
         turn["min_silence"] = args.min_silence
     if args.max_silence is not None:
         turn["max_silence"] = args.max_silence
     if args.no_interrupt:
         turn["interrupt_response"] = False
-    inp: dict[str, Any] = {}
+    inp: dict[str, Any] = dict(session.get("input", {}))
     if turn:
         inp["turn_detection"] = turn
     if args.keyterm:
-        inp["keyterms"] = args.keyterm
+        inp["keyterms"] = [*inp.get("keyterms", []), *args.keyterm]
     if inp:
         session["input"] = inp
     return session
+
+
+def register_agent_tools(client: VoxgateClient, args: argparse.Namespace) -> None:
+    """An agent file's tools run through their webhooks, as they do on a phone call."""
+    if not args.agent:
+        return
+    from voxgate.agents import WebhookTools, load_agent
+
+    agent = load_agent(args.agent, args.agents_dir)
+    tools = WebhookTools(agent)
+    for tool in agent.tools:
+
+        async def run(arguments: dict[str, Any], name: str = tool.name) -> str:
+            return await tools.run(name, arguments)
+
+        client.tool(tool.name)(run)
 
 
 def read_wav_24k(path: Path) -> np.ndarray:
@@ -95,6 +117,7 @@ async def file_turn(args: argparse.Namespace) -> int:
     question = read_wav_24k(Path(args.input))
     reply = bytearray()
     async with VoxgateClient(args.url, api_key=args.api_key) as client:
+        register_agent_tools(client, args)
         await client.configure(**session_from(args))
         sender = asyncio.create_task(client.stream_audio(_paced(question, trailing_s=args.trailing)))
         heard_user = False
@@ -160,6 +183,7 @@ async def live(args: argparse.Namespace) -> int:
         sd.RawOutputStream(samplerate=RATE, channels=1, dtype="int16", callback=on_speaker, blocksize=1200),
     ):
         async with VoxgateClient(args.url, api_key=args.api_key) as client:
+            register_agent_tools(client, args)
             await client.configure(**session_from(args))
             print("listening; Ctrl-C to stop", flush=True)
             sender = asyncio.create_task(client.stream_audio(microphone()))
@@ -185,6 +209,8 @@ async def live(args: argparse.Namespace) -> int:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--url", default="ws://127.0.0.1:8000/v1/ws")
     parser.add_argument("--api-key", default=None)
+    parser.add_argument("--agent", default=None, help="an agent file by name (examples: support, dental, reminder)")
+    parser.add_argument("--agents-dir", default=None, help="where agent files live (VOXGATE_AGENTS_DIR)")
     parser.add_argument("--voice", default=None)
     parser.add_argument("--system-prompt", default=None)
     parser.add_argument("--greeting", default=None)

@@ -13,6 +13,7 @@ from importlib import resources
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
+from voxgate.agents import AgentError, WebhookTools, list_agents, load_agent
 from voxgate.server.auth import Authenticator, AuthError
 
 router = APIRouter()
@@ -41,16 +42,57 @@ async def asset(name: str) -> Response:
         return Response(status_code=404)
 
 
+def _page_off(request: Request) -> JSONResponse | None:
+    auth: Authenticator = request.app.state.auth
+    if not auth.open and request.app.state.engine.settings.web_token_key is None:
+        return JSONResponse(
+            {"code": "FORBIDDEN", "message": "the browser page is off: set VOXGATE_WEB_TOKEN_KEY to enable it"},
+            status_code=403,
+        )
+    return None
+
+
+@router.get("/v1/web/agents")
+async def agents(request: Request) -> JSONResponse:
+    """The agent files the page can start: name and the session.update each amounts to."""
+    if (off := _page_off(request)) is not None:
+        return off
+    folder = request.app.state.engine.settings.agents_dir
+    out = []
+    for name in list_agents(folder):
+        try:
+            session, _ = load_agent(name, folder).session_config(encoding="audio/pcm")
+        except AgentError:
+            continue  # a broken file is reported when it is used, not here
+        out.append({"name": name, "session": session.model_dump(exclude_none=True)})
+    return JSONResponse({"agents": out})
+
+
+@router.post("/v1/web/agents/{name}/tools/{tool}")
+async def run_tool(request: Request, name: str, tool: str) -> JSONResponse:
+    """Run an agent file's tool through its webhook for the page (a browser cannot reach the webhook itself)."""
+    if (off := _page_off(request)) is not None:
+        return off
+    try:
+        agent = load_agent(name, request.app.state.engine.settings.agents_dir)
+    except AgentError as exc:
+        return JSONResponse({"code": "invalid_value", "message": str(exc)}, status_code=404)
+    arguments = await request.json()
+    tools = WebhookTools(agent)
+    try:
+        result = await tools.run(tool, arguments if isinstance(arguments, dict) else {})
+    finally:
+        await tools.aclose()
+    return JSONResponse({"result": result})
+
+
 @router.post("/v1/web/token")
 async def web_token(request: Request) -> JSONResponse:
     """A single-use session token for the page, minted under the operator's chosen key."""
     auth: Authenticator = request.app.state.auth
     key = request.app.state.engine.settings.web_token_key
-    if not auth.open and key is None:
-        return JSONResponse(
-            {"code": "FORBIDDEN", "message": "the browser page is off: set VOXGATE_WEB_TOKEN_KEY to enable it"},
-            status_code=403,
-        )
+    if (off := _page_off(request)) is not None:
+        return off
     try:
         principal = auth.check_key(key.get_secret_value() if key is not None else None)
         token = auth.mint_token(principal, WEB_TOKEN_TTL_S)

@@ -13,6 +13,8 @@ let cursor = 0;                // when the next reply chunk starts playing (Audi
 let playing = [];              // scheduled sources, stopped on barge-in
 let pending = new Float32Array(0);
 let partialBubble = null;
+let agents = {};               // agent files the server offers: name -> session.update
+let toolResults = [];          // results of this reply's tool calls, sent after its reply.done
 
 function status(text, isError = false) {
   $("status").textContent = text;
@@ -36,6 +38,33 @@ async function loadVoices() {
     option.selected = voice.id === catalog.default;
     $("voice").add(option);
   }
+}
+
+async function loadAgents() {
+  const response = await fetch("/v1/web/agents");
+  if (!response.ok) return;
+  for (const agent of (await response.json()).agents) {
+    agents[agent.name] = agent.session;
+    $("agent").add(new Option(agent.name, agent.name));
+  }
+}
+
+function pickAgent() {
+  const session = agents[$("agent").value];
+  if (!session) return;
+  $("prompt").value = session.system_prompt || "";
+  $("greeting").value = session.greeting || "";
+  if (session.output && session.output.voice) $("voice").value = session.output.voice;
+}
+
+function runTool(call) {
+  // An agent file's tool runs on the server (its webhook); the result waits for this reply's reply.done.
+  const agent = $("agent").value;
+  const result = agent
+    ? fetch(`/v1/web/agents/${agent}/tools/${call.name}`, { method: "POST", body: JSON.stringify(call.arguments) })
+        .then((r) => r.json()).then((body) => body.result || `error: ${body.message}`)
+    : Promise.resolve(`error: no handler for ${call.name} in this page`);
+  toolResults.push(result.then((text) => ({ type: "tool.result", call_id: call.call_id, result: text })));
 }
 
 async function token() {
@@ -130,6 +159,17 @@ function onEvent(event) {
     case "transcript.agent":
       bubble(event.interrupted ? "agent interrupted" : "agent", event.text);
       break;
+    case "tool.call":
+      runTool(event);
+      break;
+    case "reply.done": {
+      const results = toolResults;
+      toolResults = [];
+      if (event.status !== "interrupted") {  // the protocol: results of an interrupted reply are dropped
+        Promise.all(results).then((all) => all.forEach((r) => ws && ws.send(JSON.stringify(r))));
+      }
+      break;
+    }
     case "session.error":
       status(`error ${event.code}: ${event.message}`, true);
       break;
@@ -146,7 +186,11 @@ async function open(resume) {
       ws.send(JSON.stringify({ type: "session.resume", session_id: sessionId }));
       return;
     }
-    const session = { system_prompt: $("prompt").value, output: { voice: $("voice").value } };
+    const base = agents[$("agent").value] || {};
+    const session = { ...base, system_prompt: $("prompt").value, output: { ...(base.output || {}), voice: $("voice").value } };
+    if (session.output.format) delete session.output.format;
+    if (session.input && session.input.format) delete session.input.format;
+    delete session.greeting;
     if ($("greeting").value.trim()) session.greeting = $("greeting").value.trim();
     ws.send(JSON.stringify({ type: "session.update", session }));
   };
@@ -182,4 +226,5 @@ function disconnect() {
 }
 
 $("connect").onclick = () => (wanted ? disconnect() : connect().catch((err) => status(err.message, true)));
-loadVoices().catch((err) => status(`voices: ${err.message}`, true));
+$("agent").onchange = pickAgent;
+loadVoices().then(loadAgents).catch((err) => status(`voices: ${err.message}`, true));

@@ -106,3 +106,56 @@ def test_cli_needs_a_public_url_and_a_caller_id(
     args.from_ = "+15557654321"
     assert outbound.main(args) == 1
     assert "NAME=VALUE" in capsys.readouterr().err
+
+
+def test_the_real_twilio_client_reaches_a_local_stand_in_for_the_calls_api() -> None:
+    """Twilio's own HTTP stack (requests), pointed at a local server that checks the request as Twilio would."""
+    import base64
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from urllib.parse import parse_qs
+
+    from twilio.http.http_client import TwilioHttpClient
+
+    seen: list[dict[str, Any]] = []
+
+    class CallsApi(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"])).decode()
+            seen.append({"path": self.path, "auth": self.headers.get("Authorization"), "form": parse_qs(body)})
+            payload = json.dumps({"sid": CALL_SID, "account_sid": ACCOUNT, "status": "queued"}).encode()
+            self.send_response(201)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), CallsApi)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    local = f"http://127.0.0.1:{server.server_address[1]}"
+
+    class LocalTwilio(TwilioHttpClient):
+        def request(self, method, uri, *args, **kwargs):  # type: ignore[no-untyped-def, override]
+            return super().request(method, uri.replace("https://api.twilio.com", local), *args, **kwargs)
+
+    try:
+        sid = outbound.place_call(
+            Client(ACCOUNT, "auth-token", http_client=LocalTwilio()),
+            to="+15551234567",
+            from_="+15557654321",
+            agent="reminder",
+            public_url="https://voice.example.com",
+            token="tok_abc",
+            parameters={},
+        )
+    finally:
+        server.shutdown()
+    assert sid == CALL_SID
+    [request] = seen
+    assert request["path"] == f"/2010-04-01/Accounts/{ACCOUNT}/Calls.json"
+    assert request["auth"] == "Basic " + base64.b64encode(f"{ACCOUNT}:auth-token".encode()).decode()
+    assert request["form"]["To"] == ["+15551234567"] and request["form"]["From"] == ["+15557654321"]
+    assert '<Stream url="wss://voice.example.com/v1/twilio/stream">' in request["form"]["Twiml"][0]

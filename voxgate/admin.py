@@ -77,7 +77,28 @@ def _show(value: Any) -> str:
     return str(value)
 
 
+def reference_markdown() -> str:
+    """docs/configuration.md: every setting with its variable, default and meaning, from the model itself."""
+    lines = [
+        "# Configuration reference",
+        "",
+        "Every setting, generated from `voxgate.config.Settings` by `voxgate config --markdown`.",
+        "Set them as environment variables, or as lower-case keys in a TOML file named by `VOXGATE_CONFIG`",
+        "(or `voxgate --config FILE`); variables override the file. Lists are comma-separated in variables.",
+        "",
+        "| variable | default | meaning |",
+        "|---|---|---|",
+    ]
+    for row in effective_config(Settings.model_construct()):
+        cell = _show(row["value"]).replace("|", "\\|")
+        lines.append(f"| `{row['env']}` | `{cell}` | {row['description'].replace('|', '/')} |")
+    return "\n".join(lines) + "\n"
+
+
 def config_main(args: argparse.Namespace) -> int:
+    if getattr(args, "markdown", False):
+        print(reference_markdown(), end="")
+        return 0
     rows = effective_config(Settings())
     if getattr(args, "json", False):
         print(json.dumps(rows, indent=2))

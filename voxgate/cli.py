@@ -109,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
 
     p_config = sub.add_parser("config", help="print the effective configuration (secrets masked)")
     p_config.add_argument("--json", action="store_true")
+    p_config.add_argument("--markdown", action="store_true", help="the reference of every setting and its default")
     p_config.set_defaults(func=admin.config_main)
     p_doctor = sub.add_parser("doctor", help="check that every configured backend answers")
     p_doctor.add_argument("--verbose", action="store_true")

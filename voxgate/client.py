@@ -71,6 +71,7 @@ class VoxgateClient:
         self._running: dict[str, asyncio.Task[Any]] = {}  # call_id -> handler of the current reply
         self._ready: asyncio.Future[SessionReady] | None = None
         self._closing = False
+        self._fatal: VoxgateError | None = None  # once the session cannot go on, every call raises this
         self._senders: set[asyncio.Task[None]] = set()  # results on their way out
 
     # ------------------------------------------------------------ connection
@@ -111,6 +112,8 @@ class VoxgateClient:
     async def configure(self, **session: Any) -> SessionReady:
         """The first `session.update`; returns `session.ready` (raises VoxgateError if it is refused)."""
         self._ready = asyncio.get_running_loop().create_future()
+        if self._fatal is not None:
+            raise self._fatal
         await self._send({"type": "session.update", "session": session})
         return await self._ready
 
@@ -138,6 +141,8 @@ class VoxgateClient:
 
     async def _send(self, payload: dict[str, Any]) -> None:
         for _ in range(50):  # while a dropped socket is being resumed, wait for the new one
+            if self._fatal is not None:
+                raise self._fatal
             try:
                 await self._ws.send(json.dumps(payload))
                 return
@@ -195,6 +200,7 @@ class VoxgateClient:
         return False
 
     def _fail(self, error: VoxgateError) -> None:
+        self._fatal = self._fatal or error
         if self._ready is not None and not self._ready.done():
             self._ready.set_exception(error)
         self._queue.put_nowait(error)

@@ -40,8 +40,10 @@ class Settings(BaseSettings):
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=path))
 
     # --- network and access
-    host: str = "127.0.0.1"
-    port: int = 8000
+    host: str = Field(
+        default="127.0.0.1", description="Address to listen on; without API keys only a loopback address is allowed."
+    )
+    port: int = Field(default=8000, description="Port to listen on.")
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list,
         description="Comma-separated API keys. A key may carry a scope: 'KEY' (everything), "
@@ -49,13 +51,13 @@ class Settings(BaseSettings):
     )
     max_sessions: int = Field(default=16, ge=1, description="Concurrent sessions before server_error.")
     resume_window_s: float = Field(default=30.0, gt=0, description="How long a dropped session can be resumed.")
-    max_token_ttl_s: int = 600
+    max_token_ttl_s: int = Field(default=600, description="The longest life a /v1/token token may ask for, in seconds.")
 
     # --- speech to text
     stt_model: str = Field(default="base", description="Final transcripts: 'base', 'tiny.en' or a CT2 model dir.")
     stt_partial_model: str = Field(default="tiny.en", description="Live partials; same choices as stt_model.")
     stt_language: str = Field(default="en", description="Default input language (ISO 639-1); 'auto' detects.")
-    stt_threads: int = 2
+    stt_threads: int = Field(default=2, description="CPU threads of each Whisper model.")
     stt_timeout_s: float = Field(default=30.0, gt=0, description="agent_timeout when a final decode takes longer.")
     partial_interval_ms: int = Field(default=600, ge=100, description="Audio between two partial decodes.")
     stt_backend: Literal["embedded", "openai"] = Field(
@@ -83,15 +85,20 @@ class Settings(BaseSettings):
 
     # --- end of turn
     smart_turn: bool = Field(default=True, description="Use Smart Turn v3.2 between min and max silence.")
-    smart_turn_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+    smart_turn_threshold: float = Field(
+        default=0.5,
+        ge=0.0,
+        le=1.0,
+        description="P(complete) from Smart Turn that ends a turn with no transcript yet; words lower it.",
+    )
 
     # --- language model
     llm_model: str = Field(default="qwen2.5-coder-1.5b", description="Embedded model name or a GGUF path.")
-    llm_threads: int = 2
-    llm_context: int = 4096
-    llm_temperature: float = 0.6
-    llm_max_tokens: int = 200
-    llm_seed: int = -1
+    llm_threads: int = Field(default=2, description="CPU threads of the embedded LLM.")
+    llm_context: int = Field(default=4096, description="Context window of the embedded LLM, in tokens.")
+    llm_temperature: float = Field(default=0.6, description="Sampling temperature of replies.")
+    llm_max_tokens: int = Field(default=200, description="The longest reply, in tokens.")
+    llm_seed: int = Field(default=-1, description="Sampling seed; -1 is random (set one for repeatable tests).")
     llm_first_token_timeout_s: float = Field(default=30.0, gt=0, description="agent_timeout past this.")
     llm_allowed_models: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
@@ -127,11 +134,15 @@ class Settings(BaseSettings):
         description="With llm_backend=openai: 'embedded' answers with the default embedded model when the remote "
         "one fails before its reply starts.",
     )
-    system_prompt: str = "You are a friendly, helpful voice assistant."
+    system_prompt: str = Field(
+        default="You are a friendly, helpful voice assistant.", description="Used until a session sets its own."
+    )
 
     # --- speech out
-    default_voice: str = "joe"
-    tts_threads: int = 2
+    default_voice: str = Field(
+        default="joe", description="Voice of sessions that name none (GET /v1/voices lists them)."
+    )
+    tts_threads: int = Field(default=2, description="CPU threads of each local voice model.")
     tts_backend: Literal["embedded", "openai"] = Field(
         default="embedded",
         description="'openai' adds the voices of an OpenAI-compatible speech API (24 kHz pcm) to the local ones; "
@@ -173,7 +184,7 @@ class Settings(BaseSettings):
 
     # --- start-up
     preload: bool = Field(default=True, description="Load every default model at start-up.")
-    log_level: str = "info"
+    log_level: str = Field(default="info", description="debug, info, warning or error.")
 
     @field_validator("term_packs", "tts_remote_voices", "llm_allowed_models", mode="before")
     @classmethod

@@ -146,6 +146,30 @@ def test_chat_completion_streams_tool_calls(server: Server) -> None:
     assert "paris" in (calls[0].function.arguments or "").lower()
 
 
+@pytest.mark.asyncio(loop_scope="session")
+async def test_the_remote_llm_backend_gets_real_tool_calls_from_a_real_server(server: Server) -> None:
+    """Voxgate's OpenAI-compatible LLM backend against a server that really calls tools (this Voxgate)."""
+    from voxgate.backends.base import ChatMessage, TextDelta, ToolCallRequest, ToolSpec
+    from voxgate.backends.llm.openai_backend import OpenAIChatLLM
+
+    llm = OpenAIChatLLM(model="qwen2.5-coder-1.5b", base_url=f"{server.http}/v1", api_key=API_KEY, temperature=0)
+    tool = ToolSpec(WEATHER_TOOL["function"]["name"], WEATHER_TOOL["function"]["description"],
+                    WEATHER_TOOL["function"]["parameters"])  # fmt: skip
+    history = [
+        ChatMessage(role="system", content="You are a voice assistant. Use the tools when they help."),
+        ChatMessage(role="user", content="What's the weather like in Paris right now?"),
+    ]
+    events = [event async for event in llm.stream(history, [tool])]
+    calls = [e for e in events if isinstance(e, ToolCallRequest)]
+    assert calls and calls[0].name == "get_weather" and "paris" in str(calls[0].arguments).lower(), events
+    history += [
+        ChatMessage(role="assistant", tool_calls=calls),
+        ChatMessage(role="tool", content='{"condition": "sunny", "temperature_c": 22}', tool_call_id=calls[0].call_id),
+    ]
+    answer = "".join([e.text async for e in llm.stream(history, [tool]) if isinstance(e, TextDelta)])
+    assert {"sunny", "22"} & set(re.findall(r"[a-z0-9]+", answer.lower())), answer
+
+
 def test_models_and_keys(server: Server) -> None:
     models = client_for(server).models.list()
     assert "voxgate-tts" in [m.id for m in models.data]

@@ -111,11 +111,17 @@ class VoxgateClient:
 
     async def configure(self, **session: Any) -> SessionReady:
         """The first `session.update`; returns `session.ready` (raises VoxgateError if it is refused)."""
-        self._ready = asyncio.get_running_loop().create_future()
         if self._fatal is not None:
             raise self._fatal
-        await self._send({"type": "session.update", "session": session})
-        return await self._ready
+        ready = self._ready = asyncio.get_running_loop().create_future()
+        try:
+            await self._send({"type": "session.update", "session": session})
+        except BaseException:
+            if ready.done() and not ready.cancelled():
+                ready.exception()  # the same error is being raised: mark the future's copy as seen
+            ready.cancel()
+            raise
+        return await ready
 
     async def update(self, **session: Any) -> None:
         """A later `session.update` (system prompt, tools, turn detection, keyterms); answered by `session.updated`."""

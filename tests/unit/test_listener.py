@@ -6,7 +6,16 @@ import numpy as np
 import pytest
 
 from voxgate.protocol.events import TurnDetection
-from voxgate.session.listener import Listener, NoiseEnd, PartialDue, Pause, SpeechConfirmed, SpeechStart, TurnEnd
+from voxgate.session.listener import (
+    CONFIRM_VOICED_S,
+    Listener,
+    NoiseEnd,
+    PartialDue,
+    Pause,
+    SpeechConfirmed,
+    SpeechStart,
+    TurnEnd,
+)
 
 FRAME = 512
 FRAME_S = FRAME / 16_000
@@ -81,11 +90,11 @@ async def test_short_burst_is_noise_not_a_turn() -> None:
     assert [type(e) for _, e in events if not isinstance(e, Pause)] == [SpeechStart, NoiseEnd]
 
 
-async def test_speech_is_confirmed_after_a_quarter_second_of_voice() -> None:
+async def test_speech_is_confirmed_after_confirm_voiced_s_of_voice() -> None:
     events = await run(make(None), [(0.5, False), (0.6, True), (1.0, False)])
     start = next(t for t, e in events if isinstance(e, SpeechStart))
     confirmed = next(t for t, e in events if isinstance(e, SpeechConfirmed))
-    assert 0.25 - FRAME_S <= confirmed - (start - 3 * FRAME_S) <= 0.25 + FRAME_S
+    assert CONFIRM_VOICED_S - FRAME_S <= confirmed - (start - 3 * FRAME_S) <= CONFIRM_VOICED_S + FRAME_S
     short = await run(make(None), [(0.15, True), (1.0, False)])
     assert not any(isinstance(e, SpeechConfirmed) for _, e in short)
 

@@ -25,7 +25,7 @@ TRAILING_KEEP_S = 0.3  # silence kept at the end of the audio handed to the reco
 MAX_UTTERANCE_S = 28.0  # Whisper sees 30 s at most
 HYSTERESIS = 0.15
 SPECULATE_AFTER_S = 0.2  # silence after which the final transcript is started speculatively
-CONFIRM_VOICED_S = 0.25  # voiced audio that makes speech over the agent a real barge-in
+CONFIRM_VOICED_S = 0.22  # voiced audio that makes speech over the agent a real barge-in (7 Silero frames)
 
 
 @dataclass(frozen=True)

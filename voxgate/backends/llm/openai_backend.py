@@ -31,12 +31,9 @@ from openai.types.chat.chat_completion_chunk import ChoiceDeltaToolCall
 from voxgate.backends.base import ChatMessage, LLMEvent, TextDelta, ToolCallRequest, ToolSpec
 from voxgate.backends.llm.errors import LLMUnavailable
 from voxgate.backends.llm.qwen_prompt import VOICE_RULES
+from voxgate.backends.openai_client import client_options
 
 log = logging.getLogger("voxgate.llm.openai")
-
-#: Sent as the bearer token when no key is configured: local servers ignore it, and the client
-#: refuses to start without one.
-NO_KEY = "no-key"
 
 
 class OpenAIChatLLM:
@@ -57,11 +54,8 @@ class OpenAIChatLLM:
         self._model = model
         self._temperature, self._max_tokens, self._seed = temperature, max_tokens, seed
         self._client = openai.AsyncOpenAI(
-            base_url=base_url,
-            api_key=api_key or NO_KEY,
+            **client_options(base_url=base_url, api_key=api_key, timeout_s=timeout_s, max_retries=max_retries),
             default_headers=dict(extra_headers or {}),
-            timeout=timeout_s,
-            max_retries=max_retries,
         )
 
     async def aclose(self) -> None:

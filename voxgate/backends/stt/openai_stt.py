@@ -18,10 +18,7 @@ import openai
 
 from voxgate.audio.codecs import float_to_int16
 from voxgate.backends.base import ANALYSIS_RATE, Audio, STTCapabilities
-
-#: Sent as the bearer token when no key is configured: local servers ignore it, and the client
-#: refuses to start without one.
-NO_KEY = "no-key"
+from voxgate.backends.openai_client import client_options
 
 #: Shorter than this (0.1 s) is never speech; the API is not called for it.
 MIN_SAMPLES = 1_600
@@ -54,10 +51,7 @@ class OpenAITranscriptionSTT:
         self._model = model
         self.capabilities = STTCapabilities(keyterms=True, languages=languages)
         self._client = openai.OpenAI(
-            base_url=base_url,
-            api_key=api_key or NO_KEY,
-            timeout=timeout_s,
-            max_retries=max_retries,
+            **client_options(base_url=base_url, api_key=api_key, timeout_s=timeout_s, max_retries=max_retries),
             http_client=http_client,
         )
 

@@ -16,8 +16,7 @@ import openai
 
 from voxgate.audio.codecs import int16_to_float
 from voxgate.backends.base import Audio, VoiceInfo
-
-NO_KEY = "no-key"
+from voxgate.backends.openai_client import client_options
 
 #: The rate of the API's `pcm` format.
 PCM_RATE = 24_000
@@ -42,10 +41,7 @@ class OpenAISpeechTTS:
         self.name = model
         self._model = model
         self._client = openai.OpenAI(
-            base_url=base_url,
-            api_key=api_key or NO_KEY,
-            timeout=timeout_s,
-            max_retries=max_retries,
+            **client_options(base_url=base_url, api_key=api_key, timeout_s=timeout_s, max_retries=max_retries),
             http_client=http_client,
         )
         where = f"{model} at {self._client.base_url}"

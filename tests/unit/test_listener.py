@@ -8,6 +8,7 @@ import pytest
 from voxgate.protocol.events import TurnDetection
 from voxgate.session.listener import (
     CONFIRM_VOICED_S,
+    ECHO_CONFIRM_VOICED_S,
     Listener,
     NoiseEnd,
     PartialDue,
@@ -118,3 +119,11 @@ async def test_partials_are_due_while_speaking() -> None:
 async def test_threshold_above_the_speech_probability_hears_nothing(threshold: float) -> None:
     events = await run(make(None, vad_threshold=threshold), [(2.0, True), (1.0, False)])
     assert events == []
+
+
+async def test_over_echo_a_barge_in_needs_more_voice() -> None:
+    segments = [(0.5, False), (0.3, True), (1.0, False)]
+    assert any(isinstance(e, SpeechConfirmed) for _, e in await run(make(None), segments))
+    over_echo = make(None)
+    over_echo.confirm_voiced_s = ECHO_CONFIRM_VOICED_S
+    assert not any(isinstance(e, SpeechConfirmed) for _, e in await run(over_echo, segments))

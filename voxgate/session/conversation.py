@@ -45,7 +45,17 @@ from voxgate.session.clauses import ClauseSplitter
 from voxgate.session.config import ConfigError, LiveConfig, apply_update
 from voxgate.session.false_interruptions import ResumePoint
 from voxgate.session.languages import language_instruction, voice_for_language
-from voxgate.session.listener import Listener, NoiseEnd, PartialDue, Pause, SpeechConfirmed, SpeechStart, TurnEnd
+from voxgate.session.listener import (
+    CONFIRM_VOICED_S,
+    ECHO_CONFIRM_VOICED_S,
+    Listener,
+    NoiseEnd,
+    PartialDue,
+    Pause,
+    SpeechConfirmed,
+    SpeechStart,
+    TurnEnd,
+)
 from voxgate.session.playback import PlaybackClock
 from voxgate.session.speaker import ReplySpeaker, SpeechItem, ToolCallsReady
 from voxgate.session.turn_policy import TurnEvidence, turn_is_complete, unfinished_reason
@@ -197,7 +207,9 @@ class Conversation:
         if self._echo is not None:
             before = self._echo.state
             audio = self._echo.process(audio)
-            await self._settle_echo(before, self._echo.state)
+            state = self._echo.state
+            self._listener.confirm_voiced_s = ECHO_CONFIRM_VOICED_S if state == "present" else CONFIRM_VOICED_S
+            await self._settle_echo(before, state)
         for event in await self._listener.feed(audio):
             if isinstance(event, SpeechStart):
                 self._last_partial = ""

@@ -26,6 +26,7 @@ MAX_UTTERANCE_S = 28.0  # Whisper sees 30 s at most
 HYSTERESIS = 0.15
 SPECULATE_AFTER_S = 0.2  # silence after which the final transcript is started speculatively
 CONFIRM_VOICED_S = 0.22  # voiced audio that makes speech over the agent a real barge-in (7 Silero frames)
+ECHO_CONFIRM_VOICED_S = 0.35  # the same over cancelled echo, where residual echo can look like voice
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,7 @@ class Listener:
         self._confirmed = False
         self._since_partial = 0
         self.utterance_id = 0
+        self.confirm_voiced_s = CONFIRM_VOICED_S  # the session raises it while the mic carries echo
 
     @property
     def speaking(self) -> bool:
@@ -152,7 +154,7 @@ class Listener:
             self._silence = 0
             self._checked = False
             self._paused = False
-            if not self._confirmed and self._voiced * self._frame_s >= CONFIRM_VOICED_S:
+            if not self._confirmed and self._voiced * self._frame_s >= self.confirm_voiced_s:
                 self._confirmed = True
                 return SpeechConfirmed(self.utterance_id)
         elif p < max(cfg.vad_threshold - HYSTERESIS, 0.05):

@@ -91,7 +91,7 @@ def test_voices_speak_intelligibly(voice: str) -> None:
 
     catalog = VoiceCatalog([PiperTTS(), KokoroTTS(), EspeakTTS()])
     resolved = catalog.resolve(voice)
-    text = "The weather in Paris is sunny today." if resolved.language == "en" else "Bonjour, comment allez-vous?"
+    text = "The weather in London is sunny today." if resolved.language == "en" else "Bonjour, comment allez-vous?"
     audio = resolved.backend.synthesize(text, voice=resolved.voice, language=resolved.language)
     assert audio.dtype == np.float32 and 0.8 < len(audio) / resolved.sample_rate < 6
     assert np.abs(audio).max() <= 1.0 and np.sqrt(np.mean(audio**2)) > 0.02

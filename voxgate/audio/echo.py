@@ -35,7 +35,8 @@ MAX_DELAY_S = 1.0  # echo path delays (plus network lateness) searched when deci
 REANCHOR_S = 0.5  # mic audio this much later than its place on the clock starts a new stretch
 WINDOW_S = 0.8  # mic audio compared with the reference
 MIN_WINDOW_S = 0.3  # the least mic audio worth a decision
-ECHO_CORRELATION = 0.25  # normalized cross-correlation (whitened) above which the mic carries the agent's voice
+ECHO_CORRELATION = 0.4  # normalized cross-correlation (whitened) above which the mic carries the agent's voice
+ECHO_KEEP_CORRELATION = 0.25  # once present, echo under the user's own voice (double talk) still counts
 ECHO_HOLD_S = 1.0  # once seen, treat echo as present this long
 PRE_EMPHASIS = 0.95  # whitening: speech is mostly low-frequency energy, which correlates by chance
 
@@ -146,7 +147,8 @@ class EchoGuard:
         if len(m) < MIN_WINDOW_S * ANALYSIS_RATE or not np.any(r):
             return "present" if now - self._echo_seen_at < ECHO_HOLD_S else self._undecided()
         self.last_correlation = _max_correlation(_whiten(m), _whiten(r))
-        if self.last_correlation > ECHO_CORRELATION:
+        present = now - self._echo_seen_at < ECHO_HOLD_S
+        if self.last_correlation > (ECHO_KEEP_CORRELATION if present else ECHO_CORRELATION):
             self._echo_seen_at = now
         if now - self._echo_seen_at < ECHO_HOLD_S:
             return "present"

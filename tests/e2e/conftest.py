@@ -83,7 +83,6 @@ MAIN_ENV = {
     "VOXGATE_LLM_SEED": "7",
     "VOXGATE_MAX_SESSIONS": "4",
     "VOXGATE_LOG_LEVEL": "debug",
-    "VOXGATE_TERM_PACKS": "medical",
     "VOXGATE_LLM_ALLOWED_MODELS": "smollm2-135m",
     "VOXGATE_WEB_TOKEN_KEY": API_KEY,
 }

@@ -66,6 +66,12 @@ def say(args: argparse.Namespace) -> int:
     from voxgate.config import Settings
     from voxgate.engine import Engine
 
+    if args.seed is not None:
+        # Piper and Kokoro sample noise inside their ONNX graphs; a fixed seed gives the same take
+        # every run, which makes test audio reproducible from machine to machine.
+        import onnxruntime
+
+        onnxruntime.set_seed(args.seed)
     engine = Engine(Settings())
     voice = engine.voices.resolve(args.voice)
     from voxgate.backends.tts.text import speakable
@@ -99,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     p_say.add_argument("--voice", default=None)
     p_say.add_argument("--language", default=None)
     p_say.add_argument("--rate", type=int, default=None, help="resample to this rate")
+    p_say.add_argument("--seed", type=int, default=None, help="the same take every run (voices sample noise)")
     p_say.set_defaults(func=say)
 
     from voxgate import admin, outbound, talk

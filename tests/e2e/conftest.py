@@ -101,12 +101,12 @@ def speech_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def synthesize(speech_dir: Path, text: str, *, voice: str = "joe", rate: int = 24_000) -> Path:
-    """Speech made with the project's own voice, cached per text."""
+    """Speech made with the project's own voice, cached per text; seeded, so every machine hears the same take."""
     name = "".join(c if c.isalnum() else "_" for c in text.lower())[:60] + f"_{voice}_{rate}.wav"
     path = speech_dir / name
     if not path.exists():
         subprocess.run(
-            [*VOXGATE, "say", text, "-o", str(path), "--voice", voice, "--rate", str(rate)],
+            [*VOXGATE, "say", text, "-o", str(path), "--voice", voice, "--rate", str(rate), "--seed", "1"],
             check=True,
             capture_output=True,
             env={**os.environ, "HF_HUB_OFFLINE": "1"},

@@ -91,13 +91,21 @@ def test_voices_speak_intelligibly(voice: str) -> None:
 
     catalog = VoiceCatalog([PiperTTS(), KokoroTTS(), EspeakTTS()])
     resolved = catalog.resolve(voice)
-    text = "The weather in London is sunny today." if resolved.language == "en" else "Bonjour, comment allez-vous?"
+    text = (
+        "Please book a table for four people tomorrow evening."
+        if resolved.language == "en"
+        else "Bonjour, comment allez-vous?"
+    )
     audio = resolved.backend.synthesize(text, voice=resolved.voice, language=resolved.language)
     assert audio.dtype == np.float32 and 0.8 < len(audio) / resolved.sample_rate < 6
     assert np.abs(audio).max() <= 1.0 and np.sqrt(np.mean(audio**2)) > 0.02
     if resolved.language == "en":
         heard = WhisperSTT("base").transcribe(resample(audio, resolved.sample_rate, 16_000), language="en")
-        assert wer(text, heard) <= 0.15, heard
+        # Piper samples noise, so every take differs, and Whisper base now and then swaps a short function
+        # word. Intelligible means every content word comes through and little else slips. (Joe's "weather
+        # in London" was heard as "weather and London" in 4 takes of 15: a sentence without that trap.)
+        content = {"book", "table", "people", "tomorrow", "evening"}
+        assert content <= set(re.findall(r"[a-z]+", heard.lower())) and wer(text, heard) <= 0.3, heard
 
 
 def test_unknown_voice_is_refused() -> None:

@@ -127,3 +127,39 @@ async def test_over_echo_a_barge_in_needs_more_voice() -> None:
     over_echo = make(None)
     over_echo.confirm_voiced_s = ECHO_CONFIRM_VOICED_S
     assert not any(isinstance(e, SpeechConfirmed) for _, e in await run(over_echo, segments))
+
+
+class ProbabilityVad:
+    """Each frame's first sample is its speech probability."""
+
+    frame_samples = FRAME
+
+    def probability(self, frame: np.ndarray) -> float:
+        return float(frame[0])
+
+    def reset(self) -> None:
+        pass
+
+
+async def _onset_of(probabilities: list[float]) -> int | None:
+    """The frame at which speech started, if it did."""
+    cfg = TurnDetection()
+    listener = Listener(ProbabilityVad(), turn_detection=lambda: cfg, end_of_turn=None, partial_interval_s=0.5)
+    for i, p in enumerate(probabilities):
+        frame = np.zeros(FRAME, dtype=np.float32)
+        frame[0] = p
+        if any(isinstance(ev, SpeechStart) for ev in await listener.feed(frame)):
+            return i
+    return None
+
+
+async def test_weak_frames_between_voiced_ones_continue_the_onset() -> None:
+    # A phone line's first words hover around the threshold: 0.6, 0.4, 0.45, 0.8, 0.4, 0.7 is speech.
+    started = await _onset_of([0.02] * 12 + [0.6, 0.4, 0.45, 0.8, 0.4, 0.7])
+    assert started == 17
+
+
+async def test_weak_frames_alone_never_start_speech_and_a_long_weak_run_restarts_the_count() -> None:
+    assert (await _onset_of([0.02] * 5 + [0.4] * 30)) is None
+    assert (await _onset_of([0.02] * 5 + [0.6] + [0.4] * 10 + [0.6, 0.4, 0.6])) is None
+    assert (await _onset_of([0.02] * 5 + [0.6, 0.6] + [0.2] + [0.6])) is None  # a clear gap restarts it

@@ -19,6 +19,7 @@ from voxgate.protocol.events import TurnDetection
 
 FRAME_S_DEFAULT = 512 / ANALYSIS_RATE
 ONSET_FRAMES = 3  # ~96 ms of voiced frames before speech counts as started
+ONSET_WINDOW = 8  # ...within this many frames, weak ones (above threshold - HYSTERESIS) in between
 PREROLL_S = 0.3
 MIN_VOICED_S = 0.2  # shorter bursts (clicks, a cough) are noise, not a turn
 TRAILING_KEEP_S = 0.3  # silence kept at the end of the audio handed to the recognizer
@@ -91,6 +92,7 @@ class Listener:
         self._pending = np.zeros(0, dtype=np.float32)
         self._preroll: deque[Audio] = deque(maxlen=max(1, int(PREROLL_S / self._frame_s)))
         self._onset: list[Audio] = []
+        self._onset_voiced = 0
         self._utterance: list[Audio] = []
         self._speaking = False
         self._voiced = 0
@@ -136,14 +138,19 @@ class Listener:
         p = self._vad.probability(frame)
         voiced = p >= cfg.vad_threshold
         if not self._speaking:
-            if voiced:
+            weak = p >= max(cfg.vad_threshold - HYSTERESIS, 0.05)
+            if voiced or (self._onset and weak and len(self._onset) < ONSET_WINDOW):
+                # Band-limited speech (a phone line) hovers around the threshold: a weak frame between
+                # voiced ones continues the onset instead of restarting it, or the first words are lost.
                 self._onset.append(frame)
-                if len(self._onset) >= ONSET_FRAMES:
+                self._onset_voiced += voiced
+                if self._onset_voiced >= ONSET_FRAMES:
                     self._start_utterance()
                     return SpeechStart()
             else:
                 self._preroll.extend(self._onset)
                 self._onset.clear()
+                self._onset_voiced = 0
                 self._preroll.append(frame)
             return None
 
@@ -183,9 +190,10 @@ class Listener:
         # Whisper drops first words that start at sample 0; give it the silence a preroll would have.
         lead = [np.zeros(missing * self._frame, dtype=np.float32)] if missing > 0 else []
         self._utterance = [*lead, *self._preroll, *self._onset]
-        self._voiced = len(self._onset)
+        self._voiced = self._onset_voiced
         self._preroll.clear()
         self._onset.clear()
+        self._onset_voiced = 0
         self._silence = 0
         self._checked = False
         self._paused = False

@@ -91,6 +91,16 @@ class Settings(BaseSettings):
         le=1.0,
         description="P(complete) from Smart Turn that ends a turn with no transcript yet; words lower it.",
     )
+    backchannel_words: bool = Field(
+        default=True,
+        description="Voice over the agent interrupts only when its words are more than a backchannel ('uh-huh', "
+        "'yeah') or it lasts longer than one; off: any confirmed voice interrupts at once.",
+    )
+    llm_prefetch: bool = Field(
+        default=True,
+        description="Start the LLM at the first pause when the words read as a finished turn (discarded, unheard, "
+        "if the user goes on); saves the prefill on the first reply audio.",
+    )
 
     # --- language model
     llm_model: str = Field(default="qwen2.5-coder-1.5b", description="Embedded model name or a GGUF path.")

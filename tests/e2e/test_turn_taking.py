@@ -61,18 +61,14 @@ async def test_a_click_and_a_cough_over_the_agent_do_not_interrupt(server: Serve
     await client.close()
 
 
-async def test_a_backchannel_over_the_agent_never_leaves_it_silent(server: Server, speech_dir) -> None:
+async def test_a_backchannel_over_the_agent_does_not_interrupt_it(server: Server, speech_dir) -> None:
     client = await _start_long_reply(server, speech_dir)
     await asyncio.sleep(1.0)
     mark = len(client.events)
     # the mic goes on sending (silence) after the "mm-hmm", as a real one does
-    await say(client, synthesize(speech_dir, "Mm-hmm.", voice="jf_alpha"), speed=1.0, trailing=5.0)
-    await asyncio.sleep(2.0)
-    after = client.events[mark:]
-    interrupted = [i for i, e in enumerate(after) if e.type == "reply.done" and e.data.get("status") == "interrupted"]
-    if interrupted:  # it got through as a barge-in: the agent must take up its story again, not answer "mm-hmm"
-        rest = [e.type for e in after[interrupted[0] :]]
-        assert "reply.started" in rest and "reply.audio" in rest, rest
-    else:
-        assert "reply.audio" in [e.type for e in after]
+    await say(client, synthesize(speech_dir, "Mm-hmm.", voice="jf_alpha"), speed=1.0, trailing=3.0)
+    after = client.types_since(mark)
+    assert "input.speech.started" not in after, after
+    assert not any(e.type == "reply.done" and e.data.get("status") == "interrupted" for e in client.events)
+    assert "reply.audio" in after[-5:], after  # still talking after the "mm-hmm"
     await client.close()

@@ -6,12 +6,16 @@ from voxgate.session.false_interruptions import RESUME_WINDOW_S, ResumePoint, is
 from voxgate.session.playback import PlaybackClock
 
 
-@pytest.mark.parametrize("text", ["Uh-huh.", "Mm-hmm", "Yeah, right.", "okay", "I see.", "Got it."])
+@pytest.mark.parametrize(
+    "text", ["Uh-huh.", "Mm-hmm", "Yeah, right.", "okay", "I see.", "Got it.", "Thank you.", "Thanks!"]
+)
 def test_backchannels(text: str) -> None:
     assert is_backchannel(text)
 
 
-@pytest.mark.parametrize("text", ["Wait.", "No, stop.", "Yeah, but what time is it?", "Okay, book it for me.", ""])
+@pytest.mark.parametrize(
+    "text", ["Wait.", "No, stop.", "Yeah, but what time is it?", "Okay, book it for me.", "Thank you, but no.", ""]
+)
 def test_not_backchannels(text: str) -> None:
     assert not is_backchannel(text)
 

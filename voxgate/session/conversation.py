@@ -43,7 +43,7 @@ from voxgate.protocol.events import (
 )
 from voxgate.session.clauses import ClauseSplitter
 from voxgate.session.config import ConfigError, LiveConfig, apply_update
-from voxgate.session.false_interruptions import ResumePoint
+from voxgate.session.false_interruptions import HOLD_MAX_VOICED_S, ResumePoint, is_backchannel
 from voxgate.session.languages import language_instruction, voice_for_language
 from voxgate.session.listener import (
     CONFIRM_VOICED_S,
@@ -57,6 +57,7 @@ from voxgate.session.listener import (
     TurnEnd,
 )
 from voxgate.session.playback import PlaybackClock
+from voxgate.session.prefetch import PrefetchedReply, PrefetchKey
 from voxgate.session.speaker import ReplySpeaker, SpeechItem, ToolCallsReady
 from voxgate.session.turn_policy import TurnEvidence, turn_is_complete, unfinished_reason
 
@@ -110,7 +111,10 @@ class Conversation:
         self._echo: EchoGuard | None = None
         self._held_start = False  # speech over the agent, not yet confirmed as a barge-in
         self._confirm_deferred = False  # confirmed while the echo guard could not yet tell echo from the user
+        self._words_hold = False  # confirmed voice over the agent, waiting for words: a backchannel or a barge-in?
+        self._words_check: asyncio.Task[None] | None = None
         self._speculation: tuple[int, int, asyncio.Task[str]] | None = None  # (utterance, voiced frames, decode)
+        self._prefetch: PrefetchedReply | None = None  # the reply's LLM, started at that pause
         self._resume_point = ResumePoint()
         # Set by a transport that reports what was played (Twilio marks): an interrupted reply then keeps only
         # the audio the transport acknowledged, instead of what the pacing clock assumes was played.
@@ -210,7 +214,14 @@ class Conversation:
             state = self._echo.state
             self._listener.confirm_voiced_s = ECHO_CONFIRM_VOICED_S if state == "present" else CONFIRM_VOICED_S
             await self._settle_echo(before, state)
-        for event in await self._listener.feed(audio):
+        events = await self._listener.feed(audio)
+        self._drop_stale_prefetch()
+        if self._words_hold:
+            if not self._agent_speaking():
+                await self._release_hold("the agent finished")
+            elif self._listener.voiced_s >= HOLD_MAX_VOICED_S:
+                await self._release_hold(f"{self._listener.voiced_s:.2f} s of voice is more than a backchannel")
+        for event in events:
             if isinstance(event, SpeechStart):
                 self._last_partial = ""
                 if self._agent_speaking() and self.config.turn.interrupt_response:
@@ -224,14 +235,20 @@ class Conversation:
                     if self._echo is not None and self._echo.state == "unknown":
                         self._confirm_deferred = True  # it may be our own echo: wait for the guard to know
                         continue
-                    self._held_start = False
-                    await self._on_speech_started()
+                    await self._barge_in_confirmed()
             elif isinstance(event, PartialDue):
-                if not self._held_start:
+                if self._words_hold:
+                    self._check_words(event.audio, event.utterance)
+                elif not self._held_start:
                     self._start_partial(event)
             elif isinstance(event, Pause):
+                if self._words_hold:
+                    self._check_words(event.audio, event.utterance)
                 self._speculate(event)
             elif isinstance(event, TurnEnd | NoiseEnd):
+                if self._words_hold and isinstance(event, TurnEnd):
+                    self._spawn(self._held_turn_ended(event), "held-turn")
+                    continue
                 if self._held_start:  # never confirmed: noise over the agent, as if nothing happened
                     log.debug("unconfirmed speech over the agent ignored: %s", type(event).__name__)
                     self._held_start = self._confirm_deferred = False
@@ -255,11 +272,72 @@ class Conversation:
         if now == "present" and before != "present":
             log.debug("echo present: speech over the agent counted again on cancelled audio")
             self._listener.rearm()
-            self._confirm_deferred = False
+            self._confirm_deferred = self._words_hold = False
         elif self._confirm_deferred and now in ("absent", "none"):
             log.debug("clean mic: deferred barge-in confirmed")
-            self._confirm_deferred = self._held_start = False
-            await self._on_speech_started()
+            self._confirm_deferred = False
+            await self._barge_in_confirmed()
+
+    # ------------------------------------------------------------ backchannels
+
+    async def _barge_in_confirmed(self) -> None:
+        """Enough voice over the agent to be speech. Whether it stops the agent depends on its words.
+
+        "Uh-huh", "yeah", "right" carry as much voice as "wait" or "stop". With `backchannel_words`
+        the agent keeps talking while the words are decoded (from the partials, the first pause, the
+        end of the utterance); anything but a backchannel, or more voice than a backchannel has, is a
+        barge-in. Without it, voice alone interrupts at once (faster, but fooled by every "uh-huh").
+        """
+        if self.engine.settings.backchannel_words and self._agent_speaking():
+            self._words_hold = True
+            log.debug("voice over the agent: waiting for its words")
+            return
+        self._held_start = False
+        await self._on_speech_started()
+
+    async def _release_hold(self, why: str) -> None:
+        if not self._words_hold:
+            return
+        self._words_hold = self._held_start = False
+        log.debug("barge-in: %s", why)
+        await self._on_speech_started()
+
+    def _check_words(self, audio: Audio, utterance: int) -> None:
+        """Decode the held speech so far (one decode at a time); real words release the hold."""
+        if self._words_check is not None and not self._words_check.done():
+            return
+
+        async def check() -> None:
+            text = await self.engine.transcribe(
+                audio, language=self.config.language, keyterms=self.config.keyterms, partial=True
+            )
+            listener = self._listener
+            if self._words_hold and listener is not None and listener.utterance_id == utterance:
+                if text.strip() and not is_backchannel(text):
+                    await self._release_hold(f"words {text!r}")
+                else:
+                    log.debug("held speech so far: %r", text)
+
+        self._words_check = self._spawn(check(), "words-check")
+
+    async def _held_turn_ended(self, end: TurnEnd) -> None:
+        """Held speech over the agent ended before its words were decided: decide on all of it now."""
+        text = await self.engine.transcribe(
+            end.audio, language=self.config.language, keyterms=self.config.keyterms, partial=False
+        )
+        if not self._words_hold:  # released meanwhile (the agent finished, a partial had words)
+            pass
+        elif not text.strip() or is_backchannel(text):
+            log.debug("backchannel over the agent ignored: %r", text)
+            self._words_hold = self._held_start = self._confirm_deferred = False
+            return
+        else:
+            await self._release_hold(f"words {text!r}")
+        await self.emit(SpeechStopped())
+        self._turn_audio = end.audio
+        self._turn_transcribed = False
+        self._turn_task = asyncio.current_task()  # a later barge-in cancels it
+        await self._complete_turn(end, text)
 
     def _agent_speaking(self) -> bool:
         return self._reply is not None and self._reply.started
@@ -307,14 +385,69 @@ class Conversation:
         current = self._speculation
         if current is not None and not current[2].done():
             return  # one decode at a time; a stale one is simply not used
-        task = asyncio.ensure_future(
-            self.engine.transcribe(
-                pause.audio, language=self.config.language, keyterms=self.config.keyterms, partial=False
-            )
-        )
+        task = asyncio.ensure_future(self._speculative_final(pause))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         self._speculation = (pause.utterance, pause.voiced_frames, task)
+
+    async def _speculative_final(self, pause: Pause) -> str:
+        text = await self.engine.transcribe(
+            pause.audio, language=self.config.language, keyterms=self.config.keyterms, partial=False
+        )
+        with contextlib.suppress(Exception):  # only an optimisation: the end of turn starts the LLM anyway
+            await self._start_prefetch(pause, text)
+        return text
+
+    def _context_key(self) -> tuple[object, ...]:
+        tools = tuple((t.name, t.description, repr(t.parameters)) for t in self.config.tools)
+        return (len(self.history), self.config.system_prompt, self.config.language, tools, self.config.llm_model)
+
+    async def _start_prefetch(self, pause: Pause, raw: str) -> None:
+        """Words that read as a finished turn: start the reply's LLM now (see session/prefetch.py)."""
+        listener = self._listener
+        if not self.engine.settings.llm_prefetch or listener is None or self._held_start:
+            return
+        if not (listener.speaking and listener.utterance_id == pause.utterance):
+            return
+        if listener.voiced_frames != pause.voiced_frames or self._reply is not None:
+            return
+        text = self.engine.finish_transcript(raw, language=self.config.language, keyterms=self.config.keyterms)
+        if not text or unfinished_reason(text):
+            return
+        self._cancel_prefetch()
+        llm = await asyncio.to_thread(self.engine.llm_for, self.config.llm_model)
+        key = PrefetchKey(pause.utterance, pause.voiced_frames, text, self._context_key())
+        messages = [*self._llm_messages(), ChatMessage(role="user", content=text)]
+        self._prefetch = PrefetchedReply(key, llm.stream(messages, self.config.tools))
+        self._tasks.add(self._prefetch.task)
+        self._prefetch.task.add_done_callback(self._tasks.discard)
+        log.debug("LLM started speculatively on %r", text)
+
+    def _cancel_prefetch(self) -> None:
+        if self._prefetch is not None:
+            self._prefetch.cancel()
+            self._prefetch = None
+
+    def _drop_stale_prefetch(self) -> None:
+        """The user went on speaking after the pause: the guessed answer will not be used."""
+        prefetch, listener = self._prefetch, self._listener
+        if prefetch is None or listener is None:
+            return
+        key = prefetch.key
+        went_on = listener.speaking and listener.voiced_frames != key.voiced_frames
+        if listener.utterance_id != key.utterance or went_on:
+            log.debug("speculative LLM dropped: the user went on")
+            self._cancel_prefetch()
+
+    def _take_prefetch(self, end: TurnEnd, text: str) -> PrefetchedReply | None:
+        prefetch, self._prefetch = self._prefetch, None
+        if prefetch is None:
+            return None
+        wanted = PrefetchKey(end.utterance, end.voiced_frames, text, self._context_key())
+        if prefetch.key != wanted:
+            prefetch.cancel()
+            return None
+        return prefetch
 
     def _speculative_text(self, utterance: int, voiced_frames: int) -> asyncio.Task[str] | None:
         spec = self._speculation
@@ -339,11 +472,13 @@ class Conversation:
         log.debug("end of turn check: p=%s text=%r complete=%s reason=%s", p, text, complete, unfinished_reason(text))
         return complete
 
-    async def _complete_turn(self, end: TurnEnd) -> None:
+    async def _complete_turn(self, end: TurnEnd, decoded: str | None = None) -> None:
         try:
             async with asyncio.timeout(self.engine.settings.stt_timeout_s):
                 pending = self._speculative_text(end.utterance, end.voiced_frames)
-                if pending is not None:
+                if decoded is not None:
+                    text = decoded
+                elif pending is not None:
                     text = await pending
                 else:
                     text = await self.engine.transcribe(
@@ -359,11 +494,12 @@ class Conversation:
         if not text:
             return
         text = self.engine.finish_transcript(text, language=self.config.language, keyterms=self.config.keyterms)
+        prefetched = self._take_prefetch(end, text)
         self._turn_transcribed = True
         item_id = "item_" + uuid.uuid4().hex[:16]
         await self.emit(UserTranscript(text=text, item_id=item_id))
         self.history.append(ChatMessage(role="user", content=text))
-        await self._reply_with_llm()
+        await self._speak_reply(self._llm_items(prefetched))
 
     async def _resume_after_false_interruption(self, text: str, rest: str) -> None:
         """The interruption was a cough or an "uh-huh": say the cut-off clause again and go on."""
@@ -385,14 +521,20 @@ class Conversation:
     async def _reply_with_llm(self) -> None:
         await self._speak_reply(self._llm_items())
 
-    async def _llm_items(self) -> AsyncIterator[SpeechItem]:
+    def _llm_messages(self) -> list[ChatMessage]:
         system = self.config.system_prompt + language_instruction(self.config.language)
-        messages = [ChatMessage(role="system", content=system), *self.history]
+        return [ChatMessage(role="system", content=system), *self.history]
+
+    async def _llm_items(self, prefetched: PrefetchedReply | None = None) -> AsyncIterator[SpeechItem]:
         splitter = ClauseSplitter()
         spoke = False
         calls: list[ToolCallRequest] = []
-        llm = await asyncio.to_thread(self.engine.llm_for, self.config.llm_model)  # a first pick loads it
-        stream = llm.stream(messages, self.config.tools)
+        if prefetched is not None:
+            log.debug("reply from the LLM started at the pause")
+            stream = prefetched.events()
+        else:
+            llm = await asyncio.to_thread(self.engine.llm_for, self.config.llm_model)  # a first pick loads it
+            stream = llm.stream(self._llm_messages(), self.config.tools)
         try:
             first = True
             while True:

@@ -14,12 +14,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 RESUME_WINDOW_S = 6.0  # from the interruption to the end of the user's "turn"
+HOLD_MAX_VOICED_S = 0.9  # voice over the agent beyond this is never a backchannel (the longest seen: 0.7 s)
 
 BACKCHANNELS = frozenset(
     """uh-huh uh huh mm-hmm mhm mm hmm hm yeah yes yep yup right okay ok sure i see go on uh um ah oh
-    got it alright all right cool nice""".split()
+    got it alright all right cool nice thanks""".split()
 )
-_PHRASES = frozenset({"uh huh", "mm hmm", "i see", "go on", "got it", "all right", "oh okay", "okay yeah"})
+_PHRASES = frozenset(
+    {"uh huh", "mm hmm", "i see", "go on", "got it", "all right", "oh okay", "okay yeah", "thank you"}
+)
 
 
 def is_backchannel(text: str) -> bool:

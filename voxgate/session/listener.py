@@ -112,6 +112,10 @@ class Listener:
     def voiced_frames(self) -> int:
         return self._voiced
 
+    @property
+    def voiced_s(self) -> float:
+        return self._voiced * self._frame_s
+
     def prepend(self, audio: Audio) -> None:
         """The user went on after a turn we had closed: that turn's audio becomes this one's start."""
         if self._speaking:

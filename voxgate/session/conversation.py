@@ -113,6 +113,7 @@ class Conversation:
         self._confirm_deferred = False  # confirmed while the echo guard could not yet tell echo from the user
         self._words_hold = False  # confirmed voice over the agent, waiting for words: a backchannel or a barge-in?
         self._words_check: asyncio.Task[None] | None = None
+        self._held_words: tuple[int, int, str] | None = None  # (utterance, voiced frames, words) last decoded
         self._speculation: tuple[int, int, asyncio.Task[str]] | None = None  # (utterance, voiced frames, decode)
         self._prefetch: PrefetchedReply | None = None  # the reply's LLM, started at that pause
         self._resume_point = ResumePoint()
@@ -306,13 +307,16 @@ class Conversation:
         """Decode the held speech so far (one decode at a time); real words release the hold."""
         if self._words_check is not None and not self._words_check.done():
             return
+        voiced_frames = self._listener.voiced_frames if self._listener is not None else -1
 
         async def check() -> None:
+            # The final model, not the partial one: tiny.en heard a Japanese voice's "mm-hmm" as "in and hammer".
             text = await self.engine.transcribe(
-                audio, language=self.config.language, keyterms=self.config.keyterms, partial=True
+                audio, language=self.config.language, keyterms=self.config.keyterms, partial=False
             )
             listener = self._listener
             if self._words_hold and listener is not None and listener.utterance_id == utterance:
+                self._held_words = (utterance, voiced_frames, text)
                 if text.strip() and not is_backchannel(text):
                     await self._release_hold(f"words {text!r}")
                 else:
@@ -321,10 +325,23 @@ class Conversation:
         self._words_check = self._spawn(check(), "words-check")
 
     async def _held_turn_ended(self, end: TurnEnd) -> None:
-        """Held speech over the agent ended before its words were decided: decide on all of it now."""
-        text = await self.engine.transcribe(
-            end.audio, language=self.config.language, keyterms=self.config.keyterms, partial=False
-        )
+        """Held speech over the agent ended before its words were decided: decide on all of it now.
+
+        When the speech was already decoded at its pause (same voice, nothing since), that verdict
+        stands: decoding a non-word again with a little more silence can read it differently ("mm" then
+        "M.M.R.").
+        """
+        check = self._words_check
+        if check is not None and not check.done():
+            with contextlib.suppress(Exception):
+                await check
+        held = self._held_words
+        if held is not None and held[:2] == (end.utterance, end.voiced_frames):
+            text = held[2]
+        else:
+            text = await self.engine.transcribe(
+                end.audio, language=self.config.language, keyterms=self.config.keyterms, partial=False
+            )
         if not self._words_hold:  # released meanwhile (the agent finished, a partial had words)
             pass
         elif not text.strip() or is_backchannel(text):

@@ -20,9 +20,7 @@ BACKCHANNELS = frozenset(
     """uh-huh uh huh mm-hmm mhm mm hmm hm yeah yes yep yup right okay ok sure i see go on uh um ah oh
     got it alright all right cool nice thanks""".split()
 )
-_PHRASES = frozenset(
-    {"uh huh", "mm hmm", "i see", "go on", "got it", "all right", "oh okay", "okay yeah", "thank you"}
-)
+_PHRASES = frozenset({"uh huh", "mm hmm", "i see", "go on", "got it", "all right", "oh okay", "okay yeah", "thank you"})
 
 
 def is_backchannel(text: str) -> bool:

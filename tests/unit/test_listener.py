@@ -9,6 +9,7 @@ from voxgate.protocol.events import TurnDetection
 from voxgate.session.listener import (
     CONFIRM_VOICED_S,
     ECHO_CONFIRM_VOICED_S,
+    SPECULATE_AFTER_S,
     Listener,
     NoiseEnd,
     PartialDue,
@@ -105,7 +106,7 @@ async def test_a_pause_is_announced_once_per_silence() -> None:
     pauses = [(t, e) for t, e in events if isinstance(e, Pause)]
     assert len(pauses) == 2
     assert pauses[0][1].voiced_frames < pauses[1][1].voiced_frames  # the second pause has more speech
-    assert abs(pauses[0][0] - (1.0 + 0.2)) <= 2 * FRAME_S
+    assert abs(pauses[0][0] - (1.0 + SPECULATE_AFTER_S)) <= 2 * FRAME_S
 
 
 async def test_partials_are_due_while_speaking() -> None:

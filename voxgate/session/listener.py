@@ -25,7 +25,7 @@ MIN_VOICED_S = 0.2  # shorter bursts (clicks, a cough) are noise, not a turn
 TRAILING_KEEP_S = 0.3  # silence kept at the end of the audio handed to the recognizer
 MAX_UTTERANCE_S = 28.0  # Whisper sees 30 s at most
 HYSTERESIS = 0.15
-SPECULATE_AFTER_S = 0.2  # silence after which the final transcript is started speculatively
+SPECULATE_AFTER_S = 0.12  # silence after which the final transcript (and then the LLM) start speculatively
 CONFIRM_VOICED_S = 0.22  # voiced audio that makes speech over the agent a real barge-in (7 Silero frames)
 ECHO_CONFIRM_VOICED_S = 0.35  # the same over cancelled echo, where residual echo can look like voice
 

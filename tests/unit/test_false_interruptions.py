@@ -7,14 +7,39 @@ from voxgate.session.playback import PlaybackClock
 
 
 @pytest.mark.parametrize(
-    "text", ["Uh-huh.", "Mm-hmm", "Yeah, right.", "okay", "I see.", "Got it.", "Thank you.", "Thanks!"]
+    "text",
+    [
+        "Uh-huh.",
+        "Mm-hmm",
+        "Yeah, right.",
+        "okay",
+        "I see.",
+        "Got it.",
+        "Thank you.",
+        "Thanks!",
+        "Uhuh.",
+        "Mmm.",
+        "Mhm",
+        "Hmm-hmm.",
+        "Wow.",
+    ],
 )
 def test_backchannels(text: str) -> None:
     assert is_backchannel(text)
 
 
 @pytest.mark.parametrize(
-    "text", ["Wait.", "No, stop.", "Yeah, but what time is it?", "Okay, book it for me.", "Thank you, but no.", ""]
+    "text",
+    [
+        "Wait.",
+        "No, stop.",
+        "Yeah, but what time is it?",
+        "Okay, book it for me.",
+        "Thank you, but no.",
+        "Hum, no.",
+        "Mmm, wait.",
+        "",
+    ],
 )
 def test_not_backchannels(text: str) -> None:
     assert not is_backchannel(text)
@@ -53,3 +78,10 @@ def test_the_unheard_text_starts_at_the_clause_being_played() -> None:
     clock.t = 1.5  # half-way through the second clause
     assert playback.unheard_text() == "there was a knight. He fought a dragon."
     assert playback.heard_text() == "Once upon a time, there"
+
+
+@pytest.mark.parametrize(("text", "cue"), [("Wait", True), ("No, no", True), ("Hold on", True), ("I'll...", False)])
+def test_interruption_cues_act_on_a_fraction_of_a_word(text: str, cue: bool) -> None:
+    from voxgate.session.false_interruptions import has_interruption_cue
+
+    assert has_interruption_cue(text) is cue

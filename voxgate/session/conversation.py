@@ -43,7 +43,12 @@ from voxgate.protocol.events import (
 )
 from voxgate.session.clauses import ClauseSplitter
 from voxgate.session.config import ConfigError, LiveConfig, apply_update
-from voxgate.session.false_interruptions import HOLD_MAX_VOICED_S, ResumePoint, is_backchannel
+from voxgate.session.false_interruptions import (
+    HOLD_MAX_VOICED_S,
+    ResumePoint,
+    has_interruption_cue,
+    is_backchannel,
+)
 from voxgate.session.languages import language_instruction, voice_for_language
 from voxgate.session.listener import (
     CONFIRM_VOICED_S,
@@ -239,12 +244,12 @@ class Conversation:
                     await self._barge_in_confirmed()
             elif isinstance(event, PartialDue):
                 if self._words_hold:
-                    self._check_words(event.audio, event.utterance)
+                    self._check_words(event.audio, event.utterance, whole=False)
                 elif not self._held_start:
                     self._start_partial(event)
             elif isinstance(event, Pause):
                 if self._words_hold:
-                    self._check_words(event.audio, event.utterance)
+                    self._check_words(event.audio, event.utterance, whole=True)
                 self._speculate(event)
             elif isinstance(event, TurnEnd | NoiseEnd):
                 if self._words_hold and isinstance(event, TurnEnd):
@@ -289,9 +294,10 @@ class Conversation:
         end of the utterance); anything but a backchannel, or more voice than a backchannel has, is a
         barge-in. Without it, voice alone interrupts at once (faster, but fooled by every "uh-huh").
         """
-        if self.engine.settings.backchannel_words and self._agent_speaking():
+        if self.engine.settings.backchannel_words and self._agent_speaking() and self._listener is not None:
             self._words_hold = True
             log.debug("voice over the agent: waiting for its words")
+            self._check_words(self._listener.audio_so_far(), self._listener.utterance_id, whole=False)
             return
         self._held_start = False
         await self._on_speech_started()
@@ -303,8 +309,13 @@ class Conversation:
         log.debug("barge-in: %s", why)
         await self._on_speech_started()
 
-    def _check_words(self, audio: Audio, utterance: int) -> None:
-        """Decode the held speech so far (one decode at a time); real words release the hold."""
+    def _check_words(self, audio: Audio, utterance: int, *, whole: bool) -> None:
+        """Decode the held speech (one decode at a time); words that are more than a backchannel release it.
+
+        Mid-speech (`whole` false) only an interruption cue ("wait", "no", "stop") releases: a decode of
+        a fraction of a second of humming reads as words too often. At a pause, the utterance so far
+        is whole and any non-backchannel words count.
+        """
         if self._words_check is not None and not self._words_check.done():
             return
         voiced_frames = self._listener.voiced_frames if self._listener is not None else -1
@@ -316,8 +327,10 @@ class Conversation:
             )
             listener = self._listener
             if self._words_hold and listener is not None and listener.utterance_id == utterance:
-                self._held_words = (utterance, voiced_frames, text)
-                if text.strip() and not is_backchannel(text):
+                if whole:
+                    self._held_words = (utterance, voiced_frames, text)
+                real = has_interruption_cue(text) if not whole else bool(text.strip()) and not is_backchannel(text)
+                if real:
                     await self._release_hold(f"words {text!r}")
                 else:
                     log.debug("held speech so far: %r", text)

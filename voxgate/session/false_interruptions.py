@@ -14,13 +14,28 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 RESUME_WINDOW_S = 6.0  # from the interruption to the end of the user's "turn"
-HOLD_MAX_VOICED_S = 0.9  # voice over the agent beyond this is never a backchannel (the longest seen: 0.7 s)
+HOLD_MAX_VOICED_S = 0.75  # voice over the agent beyond this is never a backchannel (the longest seen: 0.7 s)
 
 BACKCHANNELS = frozenset(
     """uh-huh uh huh mm-hmm mhm mm hmm hm yeah yes yep yup right okay ok sure i see go on uh um ah oh
-    got it alright all right cool nice thanks""".split()
+    got it alright all right cool nice thanks wow""".split()
 )
 _PHRASES = frozenset({"uh huh", "mm hmm", "i see", "go on", "got it", "all right", "oh okay", "okay yeah", "thank you"})
+
+
+# Words that stop the agent even while the user is still mid-word: heard in a fraction of a second of
+# audio, anything else is too often a hallucination ("I'll...", "Bye.") of a hum to act on.
+INTERRUPTION_CUES = frozenset(
+    "wait stop no nope hold hang sorry excuse hey actually but what pause enough listen hello".split()
+)
+
+
+def has_interruption_cue(text: str) -> bool:
+    return any(w in INTERRUPTION_CUES for w in re.findall(r"[a-z']+", text.lower()))
+
+
+# How Whisper spells hums and grunts: "Mmm", "Uhuh", "Mhm", "Hmm-hmm", "Ahh", "Ohh".
+_VOCALIZATION = re.compile(r"^(?:[mh]+(?:-?[mh]+)*|u+h*(?:-?u*h+)*|a+h+|o+h+)$")
 
 
 def is_backchannel(text: str) -> bool:
@@ -29,7 +44,7 @@ def is_backchannel(text: str) -> bool:
     if not words or len(words) > 3:
         return False
     joined = " ".join(words)
-    return joined in _PHRASES or all(w in BACKCHANNELS for w in words)
+    return joined in _PHRASES or all(w in BACKCHANNELS or _VOCALIZATION.match(w) for w in words)
 
 
 @dataclass

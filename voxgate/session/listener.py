@@ -112,6 +112,10 @@ class Listener:
     def voiced_frames(self) -> int:
         return self._voiced
 
+    def audio_so_far(self) -> Audio:
+        """The current utterance's audio, preroll included."""
+        return self._audio()
+
     @property
     def voiced_s(self) -> float:
         return self._voiced * self._frame_s

@@ -355,14 +355,11 @@ class Conversation:
             text = await self.engine.transcribe(
                 end.audio, language=self.config.language, keyterms=self.config.keyterms, partial=False
             )
-        if not self._words_hold:  # released meanwhile (the agent finished, a partial had words)
-            pass
-        elif not text.strip() or is_backchannel(text):
+        if self._words_hold and (not text.strip() or is_backchannel(text)):
             log.debug("backchannel over the agent ignored: %r", text)
             self._words_hold = self._held_start = self._confirm_deferred = False
             return
-        else:
-            await self._release_hold(f"words {text!r}")
+        await self._release_hold(f"words {text!r}")  # a no-op if released meanwhile (say, the agent finished)
         await self.emit(SpeechStopped())
         self._turn_audio = end.audio
         self._turn_transcribed = False

@@ -78,7 +78,7 @@ class Settings(BaseSettings):
     term_packs: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Comma-separated domain term packs (a bundled name such as 'medical', or a file with one term "
-        "a line), corrected in final transcripts like keyterms.",
+        "a line), corrected in final transcripts like keyterms, but only towards very close matches.",
     )
 
     echo_guard: bool = Field(default=True, description="Cancel the agent's own voice in the microphone (WebRTC AEC3).")

@@ -249,9 +249,8 @@ class Engine:
         spoken entities (emails, numbers, IDs, amounts, dates) written the way people write them."""
         from voxgate.text.entities import format_entities
 
-        terms = (*keyterms, *self.pack_terms)
-        if terms:
-            text = _keyterm_corrector(terms).correct(text)
+        if keyterms or self.pack_terms:
+            text = _keyterm_corrector(tuple(keyterms), self.pack_terms).correct(text)
         if self.settings.format_entities:
             text = format_entities(text, language or self._default_language() or "en")
         return text
@@ -319,8 +318,8 @@ def _silence(seconds: float) -> Audio:
 
 
 @functools.lru_cache(maxsize=64)
-def _keyterm_corrector(terms: tuple[str, ...]) -> KeytermCorrector:
+def _keyterm_corrector(keyterms: tuple[str, ...], pack_terms: tuple[str, ...]) -> KeytermCorrector:
     """Sessions share keyterm lists (and every session shares the packs): build each matcher once."""
     from voxgate.text.keyterms import KeytermCorrector
 
-    return KeytermCorrector(terms)
+    return KeytermCorrector(keyterms, strict_terms=pack_terms)

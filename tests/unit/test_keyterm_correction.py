@@ -12,7 +12,7 @@ NAMES = ["Zorbix", "Theo", "Dr. Amelia Nguyen", "Alison", "GPT"]
 
 @pytest.fixture(scope="module")
 def medical() -> KeytermCorrector:
-    return KeytermCorrector(load_pack("medical"))
+    return KeytermCorrector([], strict_terms=load_pack("medical"))
 
 
 @pytest.mark.parametrize(
@@ -91,6 +91,15 @@ def test_medical_pack_corrects_medication_names(medical: KeytermCorrector, heard
 )
 def test_medical_pack_leaves_ordinary_speech_alone(medical: KeytermCorrector, text: str) -> None:
     assert medical.correct(text) == text
+
+
+def test_a_pack_is_stricter_than_the_sessions_own_keyterms(medical: KeytermCorrector) -> None:
+    # Whisper heard "Alice" as "Salis": close enough in sound to "Cialis" for a keyterm the session
+    # listed, not for one of a pack's hundreds of names.
+    assert medical.correct("Hi, my name is Salis.") == "Hi, my name is Salis."
+    assert correct_keyterms("Hi, my name is Salis.", ["Cialis"]) == "Hi, my name is Cialis."
+    session_and_pack = KeytermCorrector(["Cialis"], strict_terms=load_pack("medical"))
+    assert session_and_pack.correct("Hi, my name is Salis.") == "Hi, my name is Cialis."
 
 
 def test_medical_pack_loads() -> None:

@@ -24,6 +24,10 @@ from voxgate.text.common_words import COMMON_WORDS
 from voxgate.text.tokens import Edit, Token, splice, tokenize
 
 THRESHOLD = 84.0  # mean of the letter and phonetic similarities, 0-100
+# Pack terms (hundreds of names the session did not ask for) must be closer: the medical pack turned a
+# misheard "Alice" ("Salis", letters 73, sound 100) into "Cialis" at the keyterm threshold.
+STRICT_THRESHOLD = 90.0
+STRICT_MIN_LETTERS = 80.0
 _MIN_LETTERS = 70.0  # letter similarity below which a candidate is not even scored
 _MAX_WINDOW = 4
 
@@ -44,6 +48,7 @@ class _Term:
     letters: str
     sound: str
     words: tuple[str, ...]  # letters of each word
+    strict: bool = False  # a pack term: corrected towards only when very close
 
 
 def letters_of(text: str) -> str:
@@ -68,15 +73,19 @@ def phonetic_key(letters: str) -> str:
 class KeytermCorrector:
     """Built once per keyterm list; `correct(text)` respells near misses of those keyterms."""
 
-    def __init__(self, keyterms: Sequence[str], *, threshold: float = THRESHOLD) -> None:
+    def __init__(
+        self, keyterms: Sequence[str], *, threshold: float = THRESHOLD, strict_terms: Sequence[str] = ()
+    ) -> None:
+        """`keyterms` are the session's own; `strict_terms` (domain packs) need a closer match."""
         self.threshold = threshold
         terms: dict[str, _Term] = {}
-        for text in keyterms:
-            text = " ".join(text.split())
-            letters = letters_of(text)
-            if letters and letters not in terms:
-                words = tuple(w for w in (letters_of(w) for w in text.split()) if w)
-                terms[letters] = _Term(text, letters, phonetic_key(letters), words)
+        for strict, group in ((False, keyterms), (True, strict_terms)):
+            for text in group:
+                text = " ".join(text.split())
+                letters = letters_of(text)
+                if letters and letters not in terms:
+                    words = tuple(w for w in (letters_of(w) for w in text.split()) if w)
+                    terms[letters] = _Term(text, letters, phonetic_key(letters), words, strict)
         self._exact = terms
         self._max_window = min(_MAX_WINDOW, max((len(t.words) for t in terms.values()), default=0) + 1)
         self._by_size = {
@@ -136,6 +145,8 @@ class KeytermCorrector:
             if len(term.words) > 1 and not (_alike(parts[0], term.words[0]) and _alike(parts[-1], term.words[-1])):
                 continue
             score = (letter_score + fuzz.ratio(sound, term.sound)) / 2
+            if term.strict and (letter_score < STRICT_MIN_LETTERS or score < STRICT_THRESHOLD):
+                continue
             if score >= self.threshold and (best is None or score > best[0]):
                 best = (score, term)
         return best

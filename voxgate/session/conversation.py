@@ -322,9 +322,7 @@ class Conversation:
 
         async def check() -> None:
             # The final model, not the partial one: tiny.en heard a Japanese voice's "mm-hmm" as "in and hammer".
-            text = await self.engine.transcribe(
-                audio, language=self.config.language, keyterms=self.config.keyterms, partial=False
-            )
+            text = await self._decode(audio)
             listener = self._listener
             if self._words_hold and listener is not None and listener.utterance_id == utterance:
                 if whole:
@@ -352,9 +350,7 @@ class Conversation:
         if held is not None and held[:2] == (end.utterance, end.voiced_frames):
             text = held[2]
         else:
-            text = await self.engine.transcribe(
-                end.audio, language=self.config.language, keyterms=self.config.keyterms, partial=False
-            )
+            text = await self._decode(end.audio)
         if self._words_hold and (not text.strip() or is_backchannel(text)):
             log.debug("backchannel over the agent ignored: %r", text)
             self._words_hold = self._held_start = self._confirm_deferred = False
@@ -365,6 +361,12 @@ class Conversation:
         self._turn_transcribed = False
         self._turn_task = asyncio.current_task()  # a later barge-in cancels it
         await self._complete_turn(end, text)
+
+    async def _decode(self, audio: Audio, *, partial: bool = False) -> str:
+        """The session's language and keyterms, applied to every decode of the user's audio."""
+        return await self.engine.transcribe(
+            audio, language=self.config.language, keyterms=self.config.keyterms, partial=partial
+        )
 
     def _agent_speaking(self) -> bool:
         return self._reply is not None and self._reply.started
@@ -394,9 +396,7 @@ class Conversation:
 
     async def _partial(self, due: PartialDue) -> None:
         try:
-            text = await self.engine.transcribe(
-                due.audio, language=self.config.language, keyterms=self.config.keyterms, partial=True
-            )
+            text = await self._decode(due.audio, partial=True)
         finally:
             self._partial_busy = False
         listener = self._listener
@@ -418,9 +418,7 @@ class Conversation:
         self._speculation = (pause.utterance, pause.voiced_frames, task)
 
     async def _speculative_final(self, pause: Pause) -> str:
-        text = await self.engine.transcribe(
-            pause.audio, language=self.config.language, keyterms=self.config.keyterms, partial=False
-        )
+        text = await self._decode(pause.audio)
         with contextlib.suppress(Exception):  # only an optimisation: the end of turn starts the LLM anyway
             await self._start_prefetch(pause, text)
         return text
@@ -508,9 +506,7 @@ class Conversation:
                 elif pending is not None:
                     text = await pending
                 else:
-                    text = await self.engine.transcribe(
-                        end.audio, language=self.config.language, keyterms=self.config.keyterms, partial=False
-                    )
+                    text = await self._decode(end.audio)
         except TimeoutError:
             await self.error(ErrorCode.AGENT_TIMEOUT, "speech recognition took too long")
             return

@@ -1,6 +1,6 @@
 """The LLM started before the turn is certain, so the answer is under way when it is.
 
-At the first pause (~0.2 s of silence) the final transcript is already decoded speculatively. When
+At the first pause (`SPECULATE_AFTER_S` of silence) the final transcript is already decoded speculatively. When
 those words read as a finished turn, the reply's LLM stream is started too, and its events are kept
 in a queue. If the turn then ends as guessed (same utterance, no voice since), the reply replays that
 queue instead of starting the model cold: the prompt prefill and first tokens were paid for during

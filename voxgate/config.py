@@ -58,6 +58,12 @@ class Settings(BaseSettings):
     stt_partial_model: str = Field(default="tiny.en", description="Live partials; same choices as stt_model.")
     stt_language: str = Field(default="en", description="Default input language (ISO 639-1); 'auto' detects.")
     stt_threads: int = Field(default=2, description="CPU threads of each Whisper model.")
+    stt_short_window: bool = Field(
+        default=True,
+        description="Encode each turn in a window of its own length (+3 s, at least 10 s) instead of Whisper's "
+        "30 s: about 3x faster per decode at the same accuracy on our sets. false restores faster-whisper's "
+        "30 s window.",
+    )
     stt_timeout_s: float = Field(default=30.0, gt=0, description="agent_timeout when a final decode takes longer.")
     partial_interval_ms: int = Field(default=600, ge=100, description="Audio between two partial decodes.")
     stt_backend: Literal["embedded", "openai"] = Field(

@@ -75,7 +75,9 @@ class Engine:
                 return remote
             from voxgate.backends.stt.whisper import WhisperSTT
 
-            self._stt[name] = WhisperSTT(name, cpu_threads=self.settings.stt_threads)
+            self._stt[name] = WhisperSTT(
+                name, cpu_threads=self.settings.stt_threads, short_window=self.settings.stt_short_window
+            )
         return self._stt[name]
 
     @functools.cached_property

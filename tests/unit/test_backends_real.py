@@ -53,14 +53,35 @@ def test_vad_separates_speech_from_silence_and_noise(vad) -> None:
         assert max(stream.probability(noise[i : i + 512]) for i in range(0, 16_000 - 512, 512)) < 0.5
 
 
+@pytest.mark.parametrize("short_window", [True, False])
 @pytest.mark.parametrize(("model", "max_wer"), [("tiny.en", 0.25), ("base", 0.15)])
-def test_whisper_transcribes_real_speech(model: str, max_wer: float) -> None:
+def test_whisper_transcribes_real_speech(model: str, max_wer: float, short_window: bool) -> None:
     from voxgate.backends.stt.whisper import WhisperSTT
 
-    stt = WhisperSTT(model)
+    stt = WhisperSTT(model, short_window=short_window)
     ref = "unless to be rather cold hearted and rather selfish is to be ill disposed"
     assert wer(ref, stt.transcribe(recording("0890"), language="en")) <= max_wer
     assert stt.transcribe(np.zeros(16_000, np.float32), language="en") == ""
+
+
+def test_whisper_short_window_reads_every_librivox_sentence_and_long_audio() -> None:
+    """The window sized to the turn hears what the full 30 s window hears; past 27 s the full path takes over."""
+    from voxgate.backends.stt.whisper import WhisperSTT
+
+    short, full = WhisperSTT("base"), WhisperSTT("base", short_window=False)
+    refs = {
+        "0880": "he was not an ill disposed young man",
+        "0920": "had he married a more amiable woman he might have been made still more respectable than he was",
+        "0930": "he might even have been made amiable himself",
+    }
+    for name, ref in refs.items():
+        audio = recording(name)
+        assert wer(ref, short.transcribe(audio, language="en")) <= wer(ref, full.transcribe(audio, language="en")) + 0.1
+    gap = np.zeros(16_000 * 2, np.float32)
+    long = np.concatenate([recording(n) for n in ("0870", "0880", "0890", "0920", "0930")] * 2 + [gap] * 2)
+    assert len(long) / 16_000 > 27
+    heard = short.transcribe(long, language="en")
+    assert "amiable himself" in heard.lower() and "dashwood" in heard.lower()
 
 
 def test_assembled_whisper_base_is_verified_once() -> None:
@@ -114,3 +135,12 @@ def test_unknown_voice_is_refused() -> None:
 
     with pytest.raises(UnknownVoiceError):
         VoiceCatalog([EspeakTTS()], default_voice="espeak-en").resolve("nobody")
+
+
+@pytest.mark.parametrize(
+    ("seconds", "window_s"), [(0.5, 10), (3.3, 10), (7.0, 10), (7.01, 11), (12.0, 15), (26.5, 30), (40.0, 30)]
+)
+def test_whisper_window_is_the_turn_plus_a_margin(seconds: float, window_s: int) -> None:
+    from voxgate.backends.stt.whisper import window_frames
+
+    assert window_frames(round(seconds * 100)) == window_s * 100

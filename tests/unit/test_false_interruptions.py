@@ -18,6 +18,7 @@ from voxgate.session.playback import PlaybackClock
         "Thank you.",
         "Thanks!",
         "Uhuh.",
+        "Uhu.",
         "Mmm.",
         "Mhm",
         "Hmm-hmm.",
@@ -85,3 +86,24 @@ def test_interruption_cues_act_on_a_fraction_of_a_word(text: str, cue: bool) -> 
     from voxgate.session.false_interruptions import has_interruption_cue
 
     assert has_interruption_cue(text) is cue
+
+
+@pytest.mark.parametrize(
+    ("first", "again", "holds"),
+    [
+        ("Wait", "Wait, wait.", True),
+        ("Stop", "Stop it.", True),
+        ("What?", "Uh-huh.", False),  # a Kokoro "uh-huh" read at 0.15 s of voice, then at 0.3 s
+        ("Why?", "Wait.", False),  # the first read had no cue: no second read is made
+        ("No.", "", False),
+    ],
+)
+def test_a_cue_read_mid_speech_must_hold_in_a_second_read(first: str, again: str, holds: bool) -> None:
+    from voxgate.session.false_interruptions import cue_holds
+
+    assert cue_holds(first, again) is holds
+
+
+@pytest.mark.parametrize("text", ["Uh-oh.", "Oh-oh"])
+def test_an_uh_oh_over_the_agent_is_a_reaction_not_a_request(text: str) -> None:
+    assert is_backchannel(text)

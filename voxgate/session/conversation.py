@@ -46,6 +46,7 @@ from voxgate.session.config import ConfigError, LiveConfig, apply_update
 from voxgate.session.false_interruptions import (
     HOLD_MAX_VOICED_S,
     ResumePoint,
+    cue_holds,
     has_interruption_cue,
     is_backchannel,
 )
@@ -324,14 +325,22 @@ class Conversation:
             # The final model, not the partial one: tiny.en heard a Japanese voice's "mm-hmm" as "in and hammer".
             text = await self._decode(audio)
             listener = self._listener
-            if self._words_hold and listener is not None and listener.utterance_id == utterance:
-                if whole:
-                    self._held_words = (utterance, voiced_frames, text)
-                real = has_interruption_cue(text) if not whole else bool(text.strip()) and not is_backchannel(text)
-                if real:
-                    await self._release_hold(f"words {text!r}")
-                else:
-                    log.debug("held speech so far: %r", text)
+            if not (self._words_hold and listener is not None and listener.utterance_id == utterance):
+                return
+            said = repr(text)
+            if whole:
+                self._held_words = (utterance, voiced_frames, text)
+                real = bool(text.strip()) and not is_backchannel(text)
+            elif has_interruption_cue(text):  # read again from the longer audio there is by now
+                again = await self._decode(listener.audio_so_far())
+                real = self._words_hold and listener.utterance_id == utterance and cue_holds(text, again)
+                said = f"{text!r} then {again!r}"
+            else:
+                real = False
+            if real:
+                await self._release_hold(f"words {said}")
+            else:
+                log.debug("held speech so far: %s", said)
 
         self._words_check = self._spawn(check(), "words-check")
 

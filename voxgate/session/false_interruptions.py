@@ -18,7 +18,7 @@ HOLD_MAX_VOICED_S = 0.75  # voice over the agent beyond this is never a backchan
 
 BACKCHANNELS = frozenset(
     """uh-huh uh huh mm-hmm mhm mm hmm hm yeah yes yep yup right okay ok sure i see go on uh um ah oh
-    got it alright all right cool nice thanks wow""".split()
+    got it alright all right cool nice thanks wow uh-oh oh-oh""".split()
 )
 _PHRASES = frozenset({"uh huh", "mm hmm", "i see", "go on", "got it", "all right", "oh okay", "okay yeah", "thank you"})
 
@@ -34,8 +34,14 @@ def has_interruption_cue(text: str) -> bool:
     return any(w in INTERRUPTION_CUES for w in re.findall(r"[a-z']+", text.lower()))
 
 
-# How Whisper spells hums and grunts: "Mmm", "Uhuh", "Mhm", "Hmm-hmm", "Ahh", "Ohh".
-_VOCALIZATION = re.compile(r"^(?:[mh]+(?:-?[mh]+)*|u+h*(?:-?u*h+)*|a+h+|o+h+)$")
+def cue_holds(first: str, again: str) -> bool:
+    """Mid-speech, a cue must survive a second read of the longer audio: Whisper reads a fraction of a
+    second of "uh-huh" as "What?" now and then, but the next read of the same hum says something else."""
+    return has_interruption_cue(first) and has_interruption_cue(again)
+
+
+# How Whisper spells hums and grunts: "Mmm", "Uhuh", "Uhu", "Mhm", "Hmm-hmm", "Ahh", "Ohh".
+_VOCALIZATION = re.compile(r"^(?:[mh]+(?:-?[mh]+)*|u+h*(?:-?h?u+h*)*|a+h+|o+h+)$")
 
 
 def is_backchannel(text: str) -> bool:

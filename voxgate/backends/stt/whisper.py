@@ -6,11 +6,11 @@ session (auto-detection mislabels short audio). Keyterms go in as `hotwords`.
 
 The encoder's cost is its window, not the audio: faster-whisper always pads to Whisper's 30 s, yet
 a voice turn is a few seconds. CTranslate2 encodes a shorter window just as well, so a turn is
-encoded in a window of its length plus a margin (at least 10 s), and then decoded with
-faster-whisper's own prompt, suppression and temperature fallback. On this project's sets (see
-docs/benchmarks.md) that cut one decode of a 3–5 s turn from ~0.53 s to ~0.17 s on 2 cores at the
-same accuracy. Audio too long for that, or with the language left to auto-detection, goes through
-faster-whisper's `transcribe` unchanged.
+encoded in a window of its length plus a margin (at least 15 s), and then decoded with
+faster-whisper's own prompt, suppression and temperature fallback. On this project's sets (the
+entity set and the LibriVox recordings of `voxgate bench accuracy`) that cut one decode of a 3 s
+turn from ~0.42 s to ~0.20 s on 2 cores at the same accuracy. Audio too long for that, or with the
+language left to auto-detection, goes through faster-whisper's `transcribe` unchanged.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ WHISPER_BASE_SHA256 = "905e5bf8336bcc625ba4e33498d675a4b935504118c594d868c36e91a
 WHISPER_LANGUAGES = ("en", "es", "fr", "de", "it", "pt", "ja", "nl", "hi")
 
 FULL_WINDOW_S = 30
-SHORT_WINDOW_MIN_S = 10  # below this the window is as much padding as speech: no faster, and less accurate
+SHORT_WINDOW_MIN_S = 15  # a 10 s window misread a test turn's trailing "and..." as "cent."; 15 s costs ~50 ms more
 SHORT_WINDOW_MARGIN_S = 3  # silence after the speech: Whisper ends its text on it instead of guessing
 FRAMES_PER_S = 100
 # Whisper drops a segment it thinks is silence only when it is also unsure of the words (its own rule).
@@ -121,6 +121,7 @@ class WhisperSTT:
         features = model.feature_extractor(audio)
         tokenizer = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language=language)
         prompt = model.get_prompt(tokenizer, [], without_timestamps=True, hotwords=hotwords)
+        features = features[:, :-1]  # as faster-whisper: the last frame only covers its 10 ms of padding
         encoded = model.encode(pad_or_trim(features, window_frames(features.shape[-1])))
         result, avg_logprob, _temperature, _ratio = model.generate_with_fallback(
             encoded, prompt, tokenizer, self._options(tokenizer, hotwords)

@@ -138,7 +138,7 @@ def test_unknown_voice_is_refused() -> None:
 
 
 @pytest.mark.parametrize(
-    ("seconds", "window_s"), [(0.5, 15), (3.3, 15), (12.0, 15), (12.01, 16), (20.0, 23), (26.5, 30), (40.0, 30)]
+    ("seconds", "window_s"), [(0.5, 20), (3.3, 20), (17.0, 20), (17.01, 21), (20.0, 23), (26.5, 30), (40.0, 30)]
 )
 def test_whisper_window_is_the_turn_plus_a_margin(seconds: float, window_s: int) -> None:
     from voxgate.backends.stt.whisper import window_frames

@@ -6,10 +6,10 @@ session (auto-detection mislabels short audio). Keyterms go in as `hotwords`.
 
 The encoder's cost is its window, not the audio: faster-whisper always pads to Whisper's 30 s, yet
 a voice turn is a few seconds. CTranslate2 encodes a shorter window just as well, so a turn is
-encoded in a window of its length plus a margin (at least 15 s), and then decoded with
+encoded in a window of its length plus a margin (at least 20 s), and then decoded with
 faster-whisper's own prompt, suppression and temperature fallback. On this project's sets (the
 entity set and the LibriVox recordings of `voxgate bench accuracy`) that cut one decode of a 3 s
-turn from ~0.42 s to ~0.20 s on 2 cores at the same accuracy. Audio too long for that, or with the
+turn from ~0.42 s to ~0.24 s on 2 cores at the same accuracy. Audio too long for that, or with the
 language left to auto-detection, goes through faster-whisper's `transcribe` unchanged.
 """
 
@@ -33,7 +33,9 @@ WHISPER_BASE_SHA256 = "905e5bf8336bcc625ba4e33498d675a4b935504118c594d868c36e91a
 WHISPER_LANGUAGES = ("en", "es", "fr", "de", "it", "pt", "ja", "nl", "hi")
 
 FULL_WINDOW_S = 30
-SHORT_WINDOW_MIN_S = 15  # a 10 s window misread a test turn's trailing "and..." as "cent."; 15 s costs ~50 ms more
+# 10 and 15 s windows misread a test turn's trailing "and..." as "cent." (an end of turn where the
+# speaker was going on); from 18 s it reads "and...". 20 s costs ~90 ms more per decode than 10 s.
+SHORT_WINDOW_MIN_S = 20
 SHORT_WINDOW_MARGIN_S = 3  # silence after the speech: Whisper ends its text on it instead of guessing
 FRAMES_PER_S = 100
 # Whisper drops a segment it thinks is silence only when it is also unsure of the words (its own rule).

@@ -1,12 +1,14 @@
 """`voxgate bench accuracy`: what the server hears, measured through a running server over WebSocket.
 
-Three parts, each printed as a table:
+Four parts, printed as tables:
 - WER on the real recordings of Debian's pocketsphinx-testdata, next to plain Whisper base run
   in-process on the same audio (faster-whisper's defaults), so the server's pipeline (VAD cuts,
   resampling, formatting) is compared with the model alone;
 - the entity set (voxgate/bench/entity_set.py) spoken by the project's voices and espeak-ng, sent
   at 24 kHz PCM and at telephone quality (8 kHz μ-law): WER and the missed entity rate;
-- the keyterm items again with their keyterms listed in `input.keyterms`: keyterm recall.
+- the keyterm items again with their keyterms listed in `input.keyterms`: keyterm recall;
+- the 24 kHz entity items through plain Whisper base in-process plus the server's formatting
+  ("plain+format"): the misses that are the model's, next to the server's.
 
 WER uses the Whisper English normalizer (package whisper-normalizer) and jiwer. Audio is streamed
 faster than real time (`--speed`): the server's turn logic runs on audio time, not wall time.
@@ -180,17 +182,29 @@ def _wer(references: Sequence[str], hypotheses: Sequence[str]) -> float:
     return float(jiwer.wer([r for r, _ in pairs], [h for _, h in pairs]))
 
 
-def _plain_whisper_base(recordings: Sequence[Recording]) -> list[str]:
+def _plain_whisper_base(audios: Sequence[np.ndarray]) -> list[str]:
+    """faster-whisper's defaults on each whole 16 kHz clip: the model alone, without the server."""
     from faster_whisper import WhisperModel
 
     from voxgate.backends.stt.whisper import whisper_base_dir
 
     model = WhisperModel(str(whisper_base_dir()), device="cpu", compute_type="int8", cpu_threads=2)
     out = []
-    for rec in recordings:
-        segments, _ = model.transcribe(rec.audio, language="en")
+    for audio in audios:
+        segments, _ = model.transcribe(audio, language="en")
         out.append(" ".join(s.text.strip() for s in segments))
     return out
+
+
+def _plain_with_formatting(heard: Sequence[Heard], voices: Voices) -> list[Heard]:
+    """The 24 kHz entity items through plain Whisper base and the server's entity formatting: what is
+    the model's to miss (the server cannot do better than what the model hears)."""
+    from voxgate.text.entities import format_entities
+
+    rows = [h for h in heard if h.condition == "24k"]
+    audios = [resample(voices.speak(h.item.spoken, h.voice, h.item.id), RATE, 16_000) for h in rows]
+    texts = _plain_whisper_base(audios)
+    return [Heard(h.item, h.voice, "plain+format", format_entities(t, "en")) for h, t in zip(rows, texts, strict=True)]
 
 
 # ---------------------------------------------------------------- the run
@@ -207,7 +221,7 @@ async def run(args: argparse.Namespace) -> int:
         )
         server_texts.append(text)
         print(f"  {rec.id:>10}: {text!r}  (ref: {rec.reference!r})", flush=True)
-    plain = _plain_whisper_base(recordings)
+    plain = _plain_whisper_base([r.audio for r in recordings])
     references = [r.reference for r in recordings]
     wer_server, wer_plain = _wer(references, server_texts), _wer(references, plain)
 
@@ -233,6 +247,8 @@ async def run(args: argparse.Namespace) -> int:
             missing = [e for e in item.entities if not entity_found(e, text)]
             mark = "ok " if not missing else "MISS"
             print(f"  [{name}] {mark} {item.id} ({voice}): {text!r}" + (f" missing {missing}" if missing else ""))
+    print("== the 24k entity items through plain Whisper base (in-process) and the server's formatting", flush=True)
+    heard.extend(_plain_with_formatting(heard, voices))
     report(wer_server, wer_plain, len(recordings), heard)
     return 0
 

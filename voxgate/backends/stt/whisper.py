@@ -120,10 +120,9 @@ class WhisperSTT:
     def _decode_short(self, audio: Audio, language: str, hotwords: str | None) -> str:
         """One window sized to the audio, decoded the way faster-whisper decodes each of its windows."""
         model = self._model
-        features = model.feature_extractor(audio)
+        features = model.feature_extractor(audio)[:, :-1]  # as faster-whisper: the last frame is padding
         tokenizer = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language=language)
         prompt = model.get_prompt(tokenizer, [], without_timestamps=True, hotwords=hotwords)
-        features = features[:, :-1]  # as faster-whisper: the last frame only covers its 10 ms of padding
         encoded = model.encode(pad_or_trim(features, window_frames(features.shape[-1])))
         result, avg_logprob, _temperature, _ratio = model.generate_with_fallback(
             encoded, prompt, tokenizer, self._options(tokenizer, hotwords)

@@ -333,7 +333,8 @@ class Conversation:
                 real = bool(text.strip()) and not is_backchannel(text)
             elif has_interruption_cue(text):  # read again from the longer audio there is by now
                 again = await self._decode(listener.audio_so_far())
-                real = self._words_hold and listener.utterance_id == utterance and cue_holds(text, again)
+                still = self._words_hold and self._listener is listener and listener.utterance_id == utterance
+                real = still and cue_holds(text, again)
                 said = f"{text!r} then {again!r}"
             else:
                 real = False

@@ -97,15 +97,16 @@ class WhisperSTT:
             return ""
         if self.english_only:
             language = "en"
+        samples = np.asarray(audio, dtype=np.float32)
         hotwords = " ".join(keyterms) if keyterms else None
-        fits = len(audio) / 16_000 + SHORT_WINDOW_MARGIN_S <= FULL_WINDOW_S
+        fits = len(samples) / 16_000 + SHORT_WINDOW_MARGIN_S <= FULL_WINDOW_S
         if self._short_window and language is not None and fits:
             with self._lock:
-                text = self._decode_short(np.asarray(audio, dtype=np.float32), language, hotwords)
+                text = self._decode_short(samples, language, hotwords)
             return "" if text.lower() in _HALLUCINATIONS else text
         with self._lock:
             segments, _info = self._model.transcribe(
-                np.asarray(audio, dtype=np.float32),
+                samples,
                 language=language,
                 beam_size=self._beam,
                 vad_filter=False,

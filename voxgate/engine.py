@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from voxgate.backends.base import (
     Audio,
@@ -29,6 +29,8 @@ from voxgate.config import Settings
 from voxgate.session.conversation import Conversation
 from voxgate.session.store import SessionStore
 from voxgate.voices import ResolvedVoice, VoiceCatalog
+
+TranscribePurpose = Literal["partial", "check", "final"]
 
 if TYPE_CHECKING:
     from voxgate.text.keyterms import KeytermCorrector
@@ -76,7 +78,10 @@ class Engine:
             from voxgate.backends.stt.whisper import WhisperSTT
 
             self._stt[name] = WhisperSTT(
-                name, cpu_threads=self.settings.stt_threads, short_window=self.settings.stt_short_window
+                name,
+                cpu_threads=s.stt_threads,
+                decoding=s.stt_decoding,
+                short_window=s.stt_short_window,
             )
         return self._stt[name]
 
@@ -235,9 +240,15 @@ class Engine:
 
     # ------------------------------------------------------------ blocking calls, off the loop
 
-    async def transcribe(self, audio: Audio, *, language: str | None, keyterms: Sequence[str], partial: bool) -> str:
-        model = self.partial_stt_for(language) if partial else self.stt(self.settings.stt_model)
-        return await asyncio.to_thread(model.transcribe, audio, language=language, keyterms=list(keyterms))
+    async def transcribe(
+        self, audio: Audio, *, language: str | None, keyterms: Sequence[str], purpose: TranscribePurpose
+    ) -> str:
+        """`partial`: the live line, by the partial model; `check`: a quick read of voice over the agent
+        by the final model; `final`: the turn's transcript, decoded as carefully as configured."""
+        model = self.partial_stt_for(language) if purpose == "partial" else self.stt(self.settings.stt_model)
+        return await asyncio.to_thread(
+            model.transcribe, audio, language=language, keyterms=list(keyterms), quick=purpose != "final"
+        )
 
     @functools.cached_property
     def pack_terms(self) -> tuple[str, ...]:

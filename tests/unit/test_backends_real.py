@@ -84,6 +84,21 @@ def test_whisper_short_window_reads_every_librivox_sentence_and_long_audio() -> 
     assert "amiable himself" in heard.lower() and "dashwood" in heard.lower()
 
 
+def test_whisper_accurate_decoding_reads_as_well_and_quick_reads_are_greedy() -> None:
+    """Beam 5 with timestamp tokens (faster-whisper's default) on the short window and on long audio;
+    a quick read of the accurate model is the fast model's greedy read."""
+    from voxgate.backends.stt.whisper import WhisperSTT
+
+    fast, accurate = WhisperSTT("base"), WhisperSTT("base", decoding="accurate")
+    ref = "he was not an ill disposed young man"
+    audio = recording("0880")
+    assert wer(ref, accurate.transcribe(audio, language="en")) <= wer(ref, fast.transcribe(audio, language="en"))
+    assert accurate.transcribe(audio, language="en", quick=True) == fast.transcribe(audio, language="en")
+    long = np.concatenate([recording(n) for n in ("0870", "0880", "0890", "0920", "0930")] * 2)
+    assert len(long) / 16_000 > 27
+    assert "amiable himself" in accurate.transcribe(long, language="en").lower()
+
+
 def test_assembled_whisper_base_is_verified_once() -> None:
     from voxgate.backends.stt.whisper import whisper_base_dir
 

@@ -45,7 +45,9 @@ class ScriptedSTT:
     def __init__(self) -> None:
         self.calls: list[tuple[int, str | None, list[str]]] = []
 
-    def transcribe(self, audio: Audio, *, language: str | None, keyterms: Sequence[str] = ()) -> str:
+    def transcribe(
+        self, audio: Audio, *, language: str | None, keyterms: Sequence[str] = (), quick: bool = False
+    ) -> str:
         self.calls.append((len(audio), language, list(keyterms)))
         return "what is the capital city of france"
 

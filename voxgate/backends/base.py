@@ -54,8 +54,13 @@ class SpeechToText(Protocol):
     capabilities: STTCapabilities
     name: str
 
-    def transcribe(self, audio: Audio, *, language: str | None, keyterms: Sequence[str] = ()) -> str:
-        """Blocking: the whole utterance at ANALYSIS_RATE in, its text out (may be empty)."""
+    def transcribe(
+        self, audio: Audio, *, language: str | None, keyterms: Sequence[str] = (), quick: bool = False
+    ) -> str:
+        """Blocking: the whole utterance at ANALYSIS_RATE in, its text out (may be empty).
+
+        `quick`: a read whose speed matters more than its last word (partials, "is this voice over
+        the agent a backchannel?"); a backend with a faster, rougher mode uses it."""
         ...
 
 

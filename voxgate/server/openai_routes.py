@@ -170,7 +170,9 @@ async def transcriptions(request: Request) -> Response:
             language = engine.settings.stt_language
         prompt = text_field("prompt")
         try:
-            text = await engine.transcribe(audio, language=language, keyterms=[prompt] if prompt else [], partial=False)
+            text = await engine.transcribe(
+                audio, language=language, keyterms=[prompt] if prompt else [], purpose="final"
+            )
         except Exception as exc:
             log.exception("transcription failed")
             raise OpenAIError(500, f"transcription failed: {exc}", type_="server_error") from exc

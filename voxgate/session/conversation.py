@@ -68,7 +68,7 @@ from voxgate.session.speaker import ReplySpeaker, SpeechItem, ToolCallsReady
 from voxgate.session.turn_policy import TurnEvidence, turn_is_complete, unfinished_reason
 
 if TYPE_CHECKING:
-    from voxgate.engine import Engine
+    from voxgate.engine import Engine, TranscribePurpose
 
 log = logging.getLogger("voxgate.session")
 
@@ -323,7 +323,8 @@ class Conversation:
 
         async def check() -> None:
             # The final model, not the partial one: tiny.en heard a Japanese voice's "mm-hmm" as "in and hammer".
-            text = await self._decode(audio)
+            # At a pause the read may become the turn's transcript (`_held_turn_ended`): decode it as one.
+            text = await self._decode(audio, "final" if whole else "check")
             listener = self._listener
             if not (self._words_hold and listener is not None and listener.utterance_id == utterance):
                 return
@@ -332,7 +333,7 @@ class Conversation:
                 self._held_words = (utterance, voiced_frames, text)
                 real = bool(text.strip()) and not is_backchannel(text)
             elif has_interruption_cue(text):  # read again from the longer audio there is by now
-                again = await self._decode(listener.audio_so_far())
+                again = await self._decode(listener.audio_so_far(), "check")
                 still = self._words_hold and self._listener is listener and listener.utterance_id == utterance
                 real = still and cue_holds(text, again)
                 said = f"{text!r} then {again!r}"
@@ -372,10 +373,10 @@ class Conversation:
         self._turn_task = asyncio.current_task()  # a later barge-in cancels it
         await self._complete_turn(end, text)
 
-    async def _decode(self, audio: Audio, *, partial: bool = False) -> str:
+    async def _decode(self, audio: Audio, purpose: TranscribePurpose = "final") -> str:
         """The session's language and keyterms, applied to every decode of the user's audio."""
         return await self.engine.transcribe(
-            audio, language=self.config.language, keyterms=self.config.keyterms, partial=partial
+            audio, language=self.config.language, keyterms=self.config.keyterms, purpose=purpose
         )
 
     def _agent_speaking(self) -> bool:
@@ -406,7 +407,7 @@ class Conversation:
 
     async def _partial(self, due: PartialDue) -> None:
         try:
-            text = await self._decode(due.audio, partial=True)
+            text = await self._decode(due.audio, "partial")
         finally:
             self._partial_busy = False
         listener = self._listener

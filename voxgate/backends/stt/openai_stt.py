@@ -59,7 +59,9 @@ class OpenAITranscriptionSTT:
     def base_url(self) -> str:
         return str(self._client.base_url)
 
-    def transcribe(self, audio: Audio, *, language: str | None, keyterms: Sequence[str] = ()) -> str:
+    def transcribe(
+        self, audio: Audio, *, language: str | None, keyterms: Sequence[str] = (), quick: bool = False
+    ) -> str:
         if len(audio) < MIN_SAMPLES:
             return ""
         result = self._client.audio.transcriptions.create(

@@ -142,6 +142,11 @@ def main(argv: list[str] | None = None) -> int:
     p_acc = bench_sub.add_parser("accuracy", help="WER and missed entities: real recordings and the entity set")
     accuracy.add_arguments(p_acc)
     p_acc.set_defaults(func=accuracy.main)
+    from voxgate.bench import terms
+
+    p_terms = bench_sub.add_parser("terms", help="medication names with the medical pack: hints vs correction only")
+    terms.add_arguments(p_terms)
+    p_terms.set_defaults(func=terms.main)
     p_make = bench_sub.add_parser("make-turn-set", help="re-render bench/turn_set/ from its definition")
     p_make.add_argument("--set", default=str(turns.DEFAULT_DIR))
     p_make.set_defaults(func=turns.make_set)

@@ -90,7 +90,12 @@ class Settings(BaseSettings):
     term_packs: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Comma-separated domain term packs (a bundled name such as 'medical', or a file with one term "
-        "a line), corrected in final transcripts like keyterms, but only towards very close matches.",
+        "a line): final transcripts are corrected towards very close matches, and see term_pack_hints.",
+    )
+    term_pack_hints: bool = Field(
+        default=True,
+        description="When a final transcript has words close to some pack terms, decode the turn again with those "
+        "terms as hotwords (one more decode on those turns; with the medical pack about one ordinary turn in eight).",
     )
 
     echo_guard: bool = Field(default=True, description="Cancel the agent's own voice in the microphone (WebRTC AEC3).")

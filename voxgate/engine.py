@@ -34,6 +34,7 @@ TranscribePurpose = Literal["partial", "check", "final"]
 
 if TYPE_CHECKING:
     from voxgate.text.keyterms import KeytermCorrector
+    from voxgate.text.pack_hints import PackHints
 
 log = logging.getLogger("voxgate.engine")
 
@@ -215,7 +216,7 @@ class Engine:
         if s.smart_turn:
             step("end of turn: Smart Turn v3.2", lambda: self.turn_model.probability_complete(_silence(1.0)))
         if s.term_packs:
-            step("term packs: " + ", ".join(s.term_packs), lambda: self.pack_terms)
+            step("term packs: " + ", ".join(s.term_packs), lambda: self.pack_hints)
         step(f"LLM: {s.llm_model}", self._warm_llm)
         step("TTS voices: " + ", ".join(v.id for v in self.voices.local_voices()), self._warm_voices)
         return loaded
@@ -246,9 +247,29 @@ class Engine:
         """`partial`: the live line, by the partial model; `check`: a quick read of voice over the agent
         by the final model; `final`: the turn's transcript, decoded as carefully as configured."""
         model = self.partial_stt_for(language) if purpose == "partial" else self.stt(self.settings.stt_model)
-        return await asyncio.to_thread(
-            model.transcribe, audio, language=language, keyterms=list(keyterms), quick=purpose != "final"
-        )
+        quick = purpose != "final"
+        text = await asyncio.to_thread(model.transcribe, audio, language=language, keyterms=list(keyterms), quick=quick)
+        hints = [] if quick else self.pack_terms_maybe_in(text, keyterms)
+        if hints and model.capabilities.keyterms:  # a pack term misheard, maybe: decode again, listing it
+            log.debug("pack terms %s may be in %r: decoding again", hints, text)
+            hinted = [*keyterms, *(h for h in hints if h not in keyterms)]
+            text = await asyncio.to_thread(model.transcribe, audio, language=language, keyterms=hinted)
+        return text
+
+    @functools.cached_property
+    def pack_hints(self) -> PackHints | None:
+        """Second-decode hints from the packs (see text/pack_hints.py); None without packs or when turned off."""
+        if not (self.pack_terms and self.settings.term_pack_hints):
+            return None
+        from voxgate.text.pack_hints import PackHints
+
+        return PackHints(self.pack_terms)
+
+    def pack_terms_maybe_in(self, text: str, keyterms: Sequence[str]) -> list[str]:
+        """Pack terms that `text`, as corrected, may have misheard: worth a second decode that lists them."""
+        if self.pack_hints is None:
+            return []
+        return self.pack_hints.for_text(_keyterm_corrector(tuple(keyterms), self.pack_terms).correct(text))
 
     @functools.cached_property
     def pack_terms(self) -> tuple[str, ...]:

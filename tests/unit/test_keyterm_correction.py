@@ -87,6 +87,8 @@ def test_medical_pack_corrects_medication_names(medical: KeytermCorrector, heard
         "Please celebrate with us at the party.",
         "My son plays soccer on Saturdays.",
         "The metro train was late again.",
+        "Can I get a refill of my morphine?",  # "my morphine" is not a near miss of "morphine": "my" stays
+        "I'm allergic to pregabalin.",
     ],
 )
 def test_medical_pack_leaves_ordinary_speech_alone(medical: KeytermCorrector, text: str) -> None:

@@ -140,8 +140,8 @@ class KeytermCorrector:
             term = self._by_size[size][k]
             if len(term.letters) <= 4 or not 0.75 <= len(cand) / len(term.letters) <= 1.34:
                 continue
-            if size > 1 and any(p in self._exact and p not in term.words for p in parts):
-                continue  # a word that already is another keyterm stays
+            if size > 1 and any(p in self._exact and (p not in term.words or p == term.letters) for p in parts):
+                continue  # a word that already is a keyterm stays, and does not take its neighbour with it
             if len(term.words) > 1 and not (_alike(parts[0], term.words[0]) and _alike(parts[-1], term.words[-1])):
                 continue
             score = (letter_score + fuzz.ratio(sound, term.sound)) / 2

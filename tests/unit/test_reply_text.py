@@ -1,3 +1,7 @@
+import re
+
+import pytest
+
 from voxgate.session.clauses import ClauseSplitter
 from voxgate.session.playback import PlaybackClock
 
@@ -23,6 +27,27 @@ def test_decimals_abbreviations_and_emails_do_not_end_sentences() -> None:
         "Ask Dr. Smith at john.smith@example.com today.",
         "Bye",
     ]
+
+
+def tokens(text: str) -> list[str]:
+    """The embedded LLM's way: words with their space, and every digit a token of its own."""
+    return [t for t in re.findall(r" ?[A-Za-z@.'-]+| ?\d|[^\w\s]| ", text) if t]
+
+
+@pytest.mark.parametrize(
+    ("text", "first"),
+    [
+        ("Your phone number is 415-555-0134. I will call you back.", "Your phone number is"),
+        ("Got it, your order ID is RX-7704132.", "Got it, your order ID is"),
+        ("The total comes to $1,250.00 for both nights.", "The total comes to"),
+        ("I booked a table for 4 people at 7 tonight.", "I booked a table for 4 people at 7 tonight."),
+        ("The year was 1969 when it happened.", "The year was 1969 when it happened."),
+        ("It is 415-555-0134.", "It is 415-555-0134."),  # too few words to say on their own
+    ],
+)
+def test_the_words_before_a_long_value_are_spoken_first(text: str, first: str) -> None:
+    clauses = split(tokens(text))
+    assert clauses[0] == first and " ".join(clauses) == text
 
 
 def test_long_run_without_punctuation_is_cut() -> None:

@@ -3,6 +3,12 @@
 The first clause is cut early (at a comma once it has a few words) so the first audio comes soon;
 later clauses are cut at sentence ends so the voice keeps natural prosody. Decimal points ("3.5"),
 abbreviations ("Dr.") and e-mail-like dots do not end a sentence.
+
+A long value read back ("Your number is 415-555-0134.") is the slowest first clause there is: the
+embedded LLM writes a digit per token, so the sentence is complete only after ~18 tokens (~1 s on
+2 cores). Once five digits of it are in, the words before it are spoken on their own ("Your number
+is"), which is also where a person pauses before reading a number out. Shorter numbers (a year, "4
+people") are never cut off from their sentence.
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ _SOFT_BREAK = re.compile(r"[,;:—–]\s+")
 _ABBREVIATIONS = frozenset({"mr.", "mrs.", "ms.", "dr.", "st.", "vs.", "etc.", "e.g.", "i.e.", "no.", "jr.", "sr."})
 
 FIRST_CLAUSE_MIN_WORDS = 4
+VALUE_CUT_MIN_WORDS = 3  # "Your number is" before a long value
+VALUE_MIN_DIGITS = 5
 SOFT_BREAK_MIN_WORDS = 12
 MAX_CLAUSE_CHARS = 220
 
@@ -47,6 +55,8 @@ class ClauseSplitter:
         for match in _SOFT_BREAK.finditer(buf):
             if len(buf[: match.start()].split()) >= min_words:
                 return self._take(match.end())
+        if self._emitted == 0 and (cut := _before_long_value(buf)) is not None:
+            return self._take(cut)
         if len(buf) > MAX_CLAUSE_CHARS:
             cut = buf.rfind(" ", 0, MAX_CLAUSE_CHARS)
             return self._take(cut + 1 if cut > 0 else MAX_CLAUSE_CHARS)
@@ -56,3 +66,15 @@ class ClauseSplitter:
         clause, self._buffer = self._buffer[:end].strip(), self._buffer[end:]
         self._emitted += 1
         return clause
+
+
+def _before_long_value(buf: str) -> int | None:
+    """Where the first number in `buf` starts, if it has at least VALUE_MIN_DIGITS digits so far and
+    enough words come before it to say on their own."""
+    for i, word in enumerate(re.finditer(r"\S+", buf)):
+        if not any(c.isdigit() for c in word.group()):
+            continue
+        if i < VALUE_CUT_MIN_WORDS or sum(c.isdigit() for c in buf[word.start() :]) < VALUE_MIN_DIGITS:
+            return None
+        return word.start()
+    return None

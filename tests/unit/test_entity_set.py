@@ -26,3 +26,16 @@ def test_entity_matching_forgives_case_and_spacing_but_not_digits() -> None:
     assert entity_found("March 3", "on march  3 at noon")
     assert not entity_found("555-212-9876", "555-212-9875")
     assert not entity_found("john.smith@example.com", "john smith at example.com")
+
+
+def test_the_medical_set_names_one_pack_term_per_sentence() -> None:
+    """`voxgate bench terms` scores each sentence on its one medication: it must be a pack term, said there."""
+    from voxgate.bench.terms import MEDICAL_SET
+    from voxgate.text.packs import load_pack
+
+    pack = {t.lower() for t in load_pack("medical")}
+    terms = [term.lower() for term, _ in MEDICAL_SET]
+    assert len(MEDICAL_SET) >= 40 and len(set(terms)) == len(terms)
+    for term, sentence in MEDICAL_SET:
+        assert term.lower() in pack and term in sentence
+        assert [t for t in pack if t in sentence.lower()] == [term.lower()]

@@ -5,10 +5,12 @@ utterance with a small model and the final uses the configured one. The language
 session (auto-detection mislabels short audio). Keyterms go in as `hotwords`.
 
 Two ways to decode. "accurate" is faster-whisper's own default (beam 5, with Whisper's timestamp
-tokens): on the real recordings of `voxgate bench accuracy` it is 2 words in 100 better than greedy
-decoding without timestamps, for ~0.1 s more per decode on 2 cores. "fast" is the greedy one. A
-`quick` read (is this voice over the agent a backchannel?) is always greedy: there, speed decides
-how soon the agent stops.
+tokens), ~0.1 s more per decode on 2 cores; "fast", the default, is greedy. On the whole real
+recordings of `voxgate bench accuracy`, decoded in-process, they differ in one utterance only: the
+cards deck's "five five", written "Five five" by one and "5 5" by the other, which the WER
+normalizer counts as two errors; a little leading silence flips it either way, and through the
+server both read it "5, 5". Entities come out the same. A `quick` read (is this voice over the
+agent a backchannel?) is always greedy: there, speed decides how soon the agent stops.
 
 The encoder's cost is its window, not the audio: faster-whisper always pads to Whisper's 30 s, yet
 a voice turn is a few seconds. CTranslate2 encodes a shorter window just as well, so a turn is

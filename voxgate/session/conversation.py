@@ -119,6 +119,7 @@ class Conversation:
         self._confirm_deferred = False  # confirmed while the echo guard could not yet tell echo from the user
         self._words_hold = False  # confirmed voice over the agent, waiting for words: a backchannel or a barge-in?
         self._words_check: asyncio.Task[None] | None = None
+        self._whole_due: tuple[Audio, int, int] | None = None  # a pause's whole read, asked for mid-read
         self._held_words: tuple[int, int, str] | None = None  # (utterance, voiced frames, words) last decoded
         self._speculation: tuple[int, int, asyncio.Task[str]] | None = None  # (utterance, voiced frames, decode)
         self._prefetch: PrefetchedReply | None = None  # the reply's LLM, started at that pause
@@ -317,34 +318,50 @@ class Conversation:
         a fraction of a second of humming reads as words too often. At a pause, the utterance so far
         is whole and any non-backchannel words count.
         """
-        if self._words_check is not None and not self._words_check.done():
-            return
         voiced_frames = self._listener.voiced_frames if self._listener is not None else -1
+        if self._words_check is not None and not self._words_check.done():
+            if whole:  # the utterance paused mid-read: its whole read comes right after this one
+                self._whole_due = (audio, utterance, voiced_frames)
+            return
+        self._whole_due = None
 
-        async def check() -> None:
-            # The final model, not the partial one: tiny.en heard a Japanese voice's "mm-hmm" as "in and hammer".
-            # At a pause the read may become the turn's transcript (`_held_turn_ended`): decode it as one.
-            text = await self._decode(audio, "final" if whole else "check")
-            listener = self._listener
-            if not (self._words_hold and listener is not None and listener.utterance_id == utterance):
-                return
-            said = repr(text)
-            if whole:
-                self._held_words = (utterance, voiced_frames, text)
-                real = bool(text.strip()) and not is_backchannel(text)
-            elif has_interruption_cue(text):  # read again from the longer audio there is by now
-                again = await self._decode(listener.audio_so_far(), "check")
-                still = self._words_hold and self._listener is listener and listener.utterance_id == utterance
-                real = still and cue_holds(text, again)
-                said = f"{text!r} then {again!r}"
-            else:
-                real = False
-            if real:
-                await self._release_hold(f"words {said}")
-            else:
+        async def check(audio: Audio, whole: bool, voiced_frames: int) -> None:
+            while True:
+                # The final model, not the partial one: tiny.en heard a Japanese voice's "mm-hmm" as "in and
+                # hammer". At a pause the read may become the turn's transcript (`_held_turn_ended`): decode it
+                # as one.
+                text = await self._decode(audio, "final" if whole else "check")
+                listener = self._listener
+                if not (self._words_hold and listener is not None and listener.utterance_id == utterance):
+                    return
+                said = repr(text)
+                if whole:
+                    self._held_words = (utterance, voiced_frames, text)
+                    real = bool(text.strip()) and not is_backchannel(text)
+                elif has_interruption_cue(text):  # read again from the longer audio there is by now
+                    again = await self._decode(listener.audio_so_far(), "check")
+                    still = self._words_hold and self._listener is listener and listener.utterance_id == utterance
+                    real = still and cue_holds(text, again)
+                    said = f"{text!r} then {again!r}"
+                else:
+                    real = False
+                if real:
+                    await self._release_hold(f"words {said}")
+                    return
                 log.debug("held speech so far: %s", said)
+                if whole or not (self._words_hold and self._listener is listener):
+                    return
+                if (due := self._whole_due) is not None and due[1] == utterance:
+                    self._whole_due = None
+                    audio, whole, voiced_frames = due[0], True, due[2]
+                    continue
+                # Mid-speech, read again at once while more voice comes: a cue ("hold on") is often not
+                # readable in the first fraction of a second, and waiting for the next partial cost ~0.5 s.
+                if not listener.speaking or listener.voiced_frames == voiced_frames:
+                    return  # a pause: its own (whole) read decides
+                audio, voiced_frames = listener.audio_so_far(), listener.voiced_frames
 
-        self._words_check = self._spawn(check(), "words-check")
+        self._words_check = self._spawn(check(audio, whole, voiced_frames), "words-check")
 
     async def _held_turn_ended(self, end: TurnEnd) -> None:
         """Held speech over the agent ended before its words were decided: decide on all of it now.

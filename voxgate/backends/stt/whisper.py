@@ -10,7 +10,8 @@ recordings of `voxgate bench accuracy`, decoded in-process, they differ in one u
 cards deck's "five five", written "Five five" by one and "5 5" by the other, which the WER
 normalizer counts as two errors; a little leading silence flips it either way, and through the
 server both read it "5, 5". Entities come out the same. A `quick` read (is this voice over the
-agent a backchannel?) is always greedy: there, speed decides how soon the agent stops.
+agent a backchannel?) is always greedy, in a window of at least 10 s: there, speed decides how
+soon the agent stops.
 
 The encoder's cost is its window, not the audio: faster-whisper always pads to Whisper's 30 s, yet
 a voice turn is a few seconds. CTranslate2 encodes a shorter window just as well, so a turn is
@@ -46,6 +47,9 @@ FULL_WINDOW_S = 30
 # 10 and 15 s windows misread a test turn's trailing "and..." as "cent." (an end of turn where the
 # speaker was going on); from 18 s it reads "and...". 20 s costs ~90 ms more per decode than 10 s.
 SHORT_WINDOW_MIN_S = 20
+# A quick read (a partial, "is this voice over the agent a cue?") is of a second or two of speech and
+# never decides where a turn ends: 10 s reads every cue of the turn-taking set as 20 s does, ~0.1 s sooner.
+QUICK_WINDOW_MIN_S = 10
 SHORT_WINDOW_MARGIN_S = 3  # silence after the speech: Whisper ends its text on it instead of guessing
 FRAMES_PER_S = 100
 # Whisper drops a segment it thinks is silence only when it is also unsure of the words (its own rule).
@@ -84,23 +88,27 @@ def model_dir(name: str) -> Path:
     return path
 
 
-def window_frames(frames: int) -> int:
+def window_frames(frames: int, *, quick: bool = False) -> int:
     """The encoder window for `frames` of audio features: its length plus a margin, in whole seconds."""
-    seconds = max(SHORT_WINDOW_MIN_S, int(np.ceil(frames / FRAMES_PER_S)) + SHORT_WINDOW_MARGIN_S)
+    floor = QUICK_WINDOW_MIN_S if quick else SHORT_WINDOW_MIN_S
+    seconds = max(floor, int(np.ceil(frames / FRAMES_PER_S)) + SHORT_WINDOW_MARGIN_S)
     return min(seconds, FULL_WINDOW_S) * FRAMES_PER_S
 
 
 Decoding = Literal["fast", "accurate"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared by identity: QUICK and "fast" search alike, not in window
 class Search:
     beam_size: int
     timestamps: bool
 
 
-GREEDY = Search(beam_size=1, timestamps=False)
-SEARCHES: dict[str, Search] = {"fast": GREEDY, "accurate": Search(beam_size=5, timestamps=True)}
+QUICK = Search(beam_size=1, timestamps=False)
+SEARCHES: dict[str, Search] = {
+    "fast": Search(beam_size=1, timestamps=False),
+    "accurate": Search(beam_size=5, timestamps=True),
+}
 
 
 class WhisperSTT:
@@ -124,7 +132,7 @@ class WhisperSTT:
             return ""
         if self.english_only:
             language = "en"
-        search = GREEDY if quick else self._search
+        search = QUICK if quick else self._search
         samples = np.asarray(audio, dtype=np.float32)
         hotwords = " ".join(keyterms) if keyterms else None
         fits = len(samples) / 16_000 + SHORT_WINDOW_MARGIN_S <= FULL_WINDOW_S
@@ -152,7 +160,8 @@ class WhisperSTT:
         features = model.feature_extractor(audio)[:, :-1]  # as faster-whisper: the last frame is padding
         tokenizer = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language=language)
         prompt = model.get_prompt(tokenizer, [], without_timestamps=not search.timestamps, hotwords=hotwords)
-        encoded = model.encode(pad_or_trim(features, window_frames(features.shape[-1])))
+        window = window_frames(features.shape[-1], quick=search is QUICK)
+        encoded = model.encode(pad_or_trim(features, window))
         result, avg_logprob, _temperature, _ratio = model.generate_with_fallback(
             encoded, prompt, tokenizer, self._options(tokenizer, hotwords, search)
         )

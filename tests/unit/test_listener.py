@@ -59,7 +59,7 @@ def make(check=None, **turn) -> Listener:
 
 
 async def test_turn_ends_at_min_silence_when_the_model_says_complete() -> None:
-    async def complete(audio, silence_s):
+    async def complete(audio, silence_s, late):
         return True
 
     events = await run(make(complete, min_silence=600, max_silence=1500), [(0.5, False), (1.5, True), (2.0, False)])
@@ -73,12 +73,26 @@ async def test_turn_ends_at_min_silence_when_the_model_says_complete() -> None:
 
 
 async def test_incomplete_turn_waits_for_max_silence() -> None:
-    async def incomplete(audio, silence_s):
+    async def incomplete(audio, silence_s, late):
         return False
 
     events = await run(make(incomplete, min_silence=600, max_silence=1500), [(1.0, True), (2.0, False)])
     end_t = next(t for t, e in events if isinstance(e, TurnEnd))
     assert 1.0 + 1.5 - FRAME_S <= end_t <= 1.0 + 1.5 + 2 * FRAME_S
+
+
+async def test_a_second_check_comes_halfway_to_max_silence() -> None:
+    checks: list[tuple[float, bool]] = []
+
+    async def whole_words_late(audio, silence_s, late):
+        checks.append((silence_s, late))
+        return late
+
+    events = await run(make(whole_words_late, min_silence=600, max_silence=1500), [(1.0, True), (2.0, False)])
+    end_t = next(t for t, e in events if isinstance(e, TurnEnd))
+    assert [late for _, late in checks] == [False, True]
+    assert abs(checks[0][0] - 0.6) <= FRAME_S and abs(checks[1][0] - 1.05) <= FRAME_S
+    assert 1.0 + 1.05 - FRAME_S <= end_t <= 1.0 + 1.05 + 2 * FRAME_S
 
 
 async def test_pause_shorter_than_min_silence_keeps_one_turn() -> None:

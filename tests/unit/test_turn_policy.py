@@ -39,6 +39,8 @@ COMPLETE = [
     "My zip code is 94103.",
     "My order ID is RX-7704132.",
     "Can you help me?",
+    "The policy number is B449-71",  # an ID, not a phone number: no 10 digits owed
+    "My member number is 5512309.",
     "",
 ]
 
@@ -67,3 +69,14 @@ def test_a_hanging_verb_needs_a_sure_model() -> None:
     assert not turn_is_complete(TurnEvidence("I'd like to book", p_complete=0.67), threshold=0.5)
     assert turn_is_complete(TurnEvidence("I'd like to book", p_complete=0.95), threshold=0.5)
     assert turn_is_complete(TurnEvidence("I'd like to book a table.", p_complete=0.67), threshold=0.5)
+
+
+def test_late_the_words_decide_but_unfinished_words_still_wait() -> None:
+    """Halfway to max_silence, Smart Turn's doubt no longer holds a turn whose words are whole."""
+    low = 0.08  # what Smart Turn gave "He was not an ill-disposed young man." (LibriVox)
+    assert not turn_is_complete(TurnEvidence("He was not an ill-disposed young man.", low), 0.5)
+    assert turn_is_complete(TurnEvidence("He was not an ill-disposed young man.", low), 0.5, late=True)
+    assert turn_is_complete(TurnEvidence("Does the pharmacy deliver?", 0.01), 0.5, late=True)
+    assert not turn_is_complete(TurnEvidence("I'd like to book", low), 0.5, late=True)
+    assert not turn_is_complete(TurnEvidence("My phone number is 415 555", 0.99), 0.5, late=True)
+    assert not turn_is_complete(TurnEvidence("", 0.3), 0.5, late=True)  # no words yet: the model alone

@@ -508,7 +508,7 @@ class Conversation:
             return spec[2]
         return None
 
-    async def _end_of_turn(self, audio: Audio, silence_s: float) -> bool:
+    async def _end_of_turn(self, audio: Audio, silence_s: float, late: bool) -> bool:
         listener = self._listener
         assert listener is not None
         if self._held_start:
@@ -521,8 +521,9 @@ class Conversation:
         if pending is not None:
             with contextlib.suppress(Exception):
                 text = await pending
-        complete = turn_is_complete(TurnEvidence(text, p), self.engine.settings.smart_turn_threshold)
-        log.debug("end of turn check: p=%s text=%r complete=%s reason=%s", p, text, complete, unfinished_reason(text))
+        complete = turn_is_complete(TurnEvidence(text, p), self.engine.settings.smart_turn_threshold, late=late)
+        reason = unfinished_reason(text)
+        log.debug("end of turn check (late=%s): p=%s text=%r complete=%s reason=%s", late, p, text, complete, reason)
         return complete
 
     async def _complete_turn(self, end: TurnEnd, decoded: str | None = None) -> None:

@@ -27,6 +27,7 @@ MAX_UTTERANCE_S = 28.0  # Whisper sees 30 s at most
 HYSTERESIS = 0.15
 SPECULATE_AFTER_S = 0.12  # silence after which the final transcript (and then the LLM) start speculatively
 CONFIRM_VOICED_S = 0.22  # voiced audio that makes speech over the agent a real barge-in (7 Silero frames)
+LATE_CHECK_SHARE = 0.5  # a second end-of-turn check this far from min_silence to max_silence
 ECHO_CONFIRM_VOICED_S = 0.35  # the same over cancelled echo, where residual echo can look like voice
 
 
@@ -71,7 +72,7 @@ class NoiseEnd:
 
 
 ListenerEvent = SpeechStart | SpeechConfirmed | PartialDue | Pause | TurnEnd | NoiseEnd
-EndOfTurnCheck = Callable[[Audio, float], Awaitable[bool]]  # (audio, silence_s) -> turn complete?
+EndOfTurnCheck = Callable[[Audio, float, bool], Awaitable[bool]]  # (audio, silence_s, late) -> turn complete?
 
 
 class Listener:
@@ -97,7 +98,7 @@ class Listener:
         self._speaking = False
         self._voiced = 0
         self._silence = 0
-        self._checked = False
+        self._checked = self._late_checked = False
         self._paused = False
         self._confirmed = False
         self._since_partial = 0
@@ -167,7 +168,7 @@ class Listener:
         if voiced:
             self._voiced += 1
             self._silence = 0
-            self._checked = False
+            self._checked = self._late_checked = False
             self._paused = False
             if not self._confirmed and self._voiced * self._frame_s >= self.confirm_voiced_s:
                 self._confirmed = True
@@ -184,7 +185,12 @@ class Listener:
             return Pause(self._audio(), self.utterance_id, self._voiced)
         if silence_s * 1000 >= cfg.min_silence and not self._checked:
             self._checked = True
-            if self._end_of_turn is None or await self._end_of_turn(self._audio(), silence_s):
+            if self._end_of_turn is None or await self._end_of_turn(self._audio(), silence_s, False):
+                return self._end()
+        late_ms = cfg.min_silence + (cfg.max_silence - cfg.min_silence) * LATE_CHECK_SHARE
+        if self._checked and not self._late_checked and silence_s * 1000 >= late_ms and self._end_of_turn is not None:
+            self._late_checked = True
+            if await self._end_of_turn(self._audio(), silence_s, True):
                 return self._end()
         if self._silence == 0 and self._since_partial >= self._partial_every:
             self._since_partial = 0
@@ -203,7 +209,7 @@ class Listener:
         self._onset.clear()
         self._onset_voiced = 0
         self._silence = 0
-        self._checked = False
+        self._checked = self._late_checked = False
         self._paused = False
         self._confirmed = False
         self._since_partial = 0

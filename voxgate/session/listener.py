@@ -26,8 +26,8 @@ TRAILING_KEEP_S = 0.3  # silence kept at the end of the audio handed to the reco
 MAX_UTTERANCE_S = 28.0  # Whisper sees 30 s at most
 HYSTERESIS = 0.15
 SPECULATE_AFTER_S = 0.12  # silence after which the final transcript (and then the LLM) start speculatively
-CONFIRM_VOICED_S = 0.22  # voiced audio that makes speech over the agent a real barge-in (7 Silero frames)
 LATE_CHECK_SHARE = 0.5  # a second end-of-turn check this far from min_silence to max_silence
+CONFIRM_VOICED_S = 0.22  # voiced audio that makes speech over the agent a real barge-in (7 Silero frames)
 ECHO_CONFIRM_VOICED_S = 0.35  # the same over cancelled echo, where residual echo can look like voice
 
 

@@ -12,10 +12,14 @@ RATE = 16_000
 
 @pytest.fixture(scope="module")
 def voices():
+    import onnxruntime
+
     from voxgate.backends.tts.kokoro_voice import KokoroTTS
     from voxgate.backends.tts.piper_voice import PiperTTS
     from voxgate.backends.vad.silero import SileroVAD
 
+    # The voices sample noise in their graphs: the same take every run, as `voxgate say --seed` gives.
+    onnxruntime.set_seed(1)
     piper, kokoro = PiperTTS(), KokoroTTS()
     agent = piper.synthesize(
         "Once upon a time, in a land far away, there lived a brave knight who was known for his courage, "

@@ -53,11 +53,14 @@ def test_a_second_decode_with_hints_hears_medication_names_correction_alone_miss
     """Real voices, real Whisper base, the engine's own final-turn path: with hints the names come out."""
     import asyncio
 
+    import onnxruntime
+
     from voxgate.audio.resample import resample
     from voxgate.backends.tts.kokoro_voice import KokoroTTS
     from voxgate.config import Settings
     from voxgate.engine import Engine
 
+    onnxruntime.set_seed(1)  # Kokoro samples noise in its graph: the same take every run
     kokoro = KokoroTTS()
     said = [
         ("doxycycline", "My doctor prescribed doxycycline last week.", "jf_alpha"),

@@ -90,21 +90,25 @@ def model_dir(name: str) -> Path:
 
 def window_frames(frames: int, *, quick: bool = False) -> int:
     """The encoder window for `frames` of audio features: its length plus a margin, in whole seconds."""
-    floor = QUICK_WINDOW_MIN_S if quick else SHORT_WINDOW_MIN_S
-    seconds = max(floor, int(np.ceil(frames / FRAMES_PER_S)) + SHORT_WINDOW_MARGIN_S)
+    return _window_frames(frames, QUICK_WINDOW_MIN_S if quick else SHORT_WINDOW_MIN_S)
+
+
+def _window_frames(frames: int, floor_s: int) -> int:
+    seconds = max(floor_s, int(np.ceil(frames / FRAMES_PER_S)) + SHORT_WINDOW_MARGIN_S)
     return min(seconds, FULL_WINDOW_S) * FRAMES_PER_S
 
 
 Decoding = Literal["fast", "accurate"]
 
 
-@dataclass(frozen=True, eq=False)  # compared by identity: QUICK and "fast" search alike, not in window
+@dataclass(frozen=True)
 class Search:
     beam_size: int
     timestamps: bool
+    window_min_s: int = SHORT_WINDOW_MIN_S
 
 
-QUICK = Search(beam_size=1, timestamps=False)
+QUICK = Search(beam_size=1, timestamps=False, window_min_s=QUICK_WINDOW_MIN_S)
 SEARCHES: dict[str, Search] = {
     "fast": Search(beam_size=1, timestamps=False),
     "accurate": Search(beam_size=5, timestamps=True),
@@ -160,8 +164,7 @@ class WhisperSTT:
         features = model.feature_extractor(audio)[:, :-1]  # as faster-whisper: the last frame is padding
         tokenizer = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language=language)
         prompt = model.get_prompt(tokenizer, [], without_timestamps=not search.timestamps, hotwords=hotwords)
-        window = window_frames(features.shape[-1], quick=search is QUICK)
-        encoded = model.encode(pad_or_trim(features, window))
+        encoded = model.encode(pad_or_trim(features, _window_frames(features.shape[-1], search.window_min_s)))
         result, avg_logprob, _temperature, _ratio = model.generate_with_fallback(
             encoded, prompt, tokenizer, self._options(tokenizer, hotwords, search)
         )

@@ -130,13 +130,14 @@ async def run(args: argparse.Namespace) -> int:
     voices = Voices(Path(args.cache))
     print(f"== the medical set: {len(MEDICAL_SET)} sentences, voices {', '.join(LOCAL_VOICES)} in turn", flush=True)
     medical = medical_items(voices)
-    rows: list[tuple[str, list[str], float]] = []
-    for label, packs, hints in (
-        ("no pack", [], False),
-        ("pack: correction only", ["medical"], False),
-        ("pack: hints + correction", ["medical"], True),
+    no_pack, hinting = _engine([], False), _engine(["medical"], True)
+    rows: list[tuple[str, list[str], float | None]] = []
+    for label, engine in (
+        ("no pack", no_pack),
+        ("pack: correction only", _engine(["medical"], False)),
+        ("pack: hints + correction", hinting),
     ):
-        _raw, texts, per_turn = await _decode_in_process(medical, _engine(packs, hints))
+        _raw, texts, per_turn = await _decode_in_process(medical, engine)
         rows.append((label, texts, per_turn))
         print(f"  decoded: {label}", flush=True)
     if args.url:
@@ -146,20 +147,19 @@ async def run(args: argparse.Namespace) -> int:
             )
             for s in medical
         ]
-        rows.append(("server at --url", texts, float("nan")))
+        rows.append(("server at --url", texts, None))
     for n, item in enumerate(medical):
         said = " | ".join(repr(r[1][n]) for r in rows)
         print(f"  {item.id} {item.term:>18} ({item.voice}): {said}")
     ordinary = ordinary_items(voices, pack)
-    plain, _, _ = await _decode_in_process(ordinary, _engine([], False))
-    hinting = _engine(["medical"], True)
+    plain, _, _ = await _decode_in_process(ordinary, no_pack)
     second = [(s, t, hinting.pack_terms_maybe_in(t, ())) for s, t in zip(ordinary, plain, strict=True)]
     triggered = [(s, t, h) for s, t, h in second if h]
     print()
     print(f"Medication names heard as spelled in the pack ({len(medical)} sentences, one name each):")
-    for label, texts, per_turn in rows:
+    for label, texts, seconds in rows:
         found = sum(heard(s.term or "", t) for s, t in zip(medical, texts, strict=True))
-        cost = "" if per_turn != per_turn else f"   {per_turn:.2f} s per turn in-process"
+        cost = "" if seconds is None else f"   {seconds:.2f} s per turn in-process"
         print(f"  {label:<26} {found:>3}/{len(medical)} = {found / len(medical):.0%}{cost}")
     share = len(triggered) / max(len(ordinary), 1)
     print(f"Ordinary turns (no medication) that the hints decode twice: {len(triggered)}/{len(ordinary)} = {share:.0%}")

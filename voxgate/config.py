@@ -113,6 +113,12 @@ class Settings(BaseSettings):
         description="Voice over the agent interrupts only when its words are more than a backchannel ('uh-huh', "
         "'yeah') or it lasts longer than one; off: any confirmed voice interrupts at once.",
     )
+    barge_in_pause: bool = Field(
+        default=True,
+        description="With backchannel_words: voice over the agent pauses it at once (input.speech.started, the "
+        "client stops playback) while its words are read; a backchannel resumes the reply at the clause that was "
+        "playing, anything else interrupts it. Off: the agent talks on until the words are known (~0.5 s later).",
+    )
     llm_prefetch: bool = Field(
         default=True,
         description="Start the LLM at the first pause when the words read as a finished turn (discarded, unheard, "

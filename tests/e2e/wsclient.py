@@ -155,7 +155,7 @@ class EchoingMic:
         self.rng = np.random.default_rng(seed)
         self.speaker: list[np.ndarray] = []  # what the speaker output, 50 ms per tick
         self.played = 0  # reply samples played so far
-        self.flushed = False
+        self.seen = 0  # events looked at for `input.speech.started`
 
     def _reply_samples(self) -> np.ndarray:
         chunks = [e for e in self.client.events if e.type == "reply.audio"]
@@ -164,20 +164,21 @@ class EchoingMic:
     async def run(self, seconds: float, user: np.ndarray | None = None, user_at_s: float = 0.0) -> None:
         """Stream `seconds` of microphone audio in real time (24 kHz PCM)."""
         step, delay_ticks = 1_200, round(self.delay_s / 0.05)
-        start, mark = time.monotonic(), len(self.client.events)
+        start = time.monotonic()
         first = next((e for e in self.client.events if e.type == "reply.audio"), None)
         if first is not None and self.played == 0:
             # The speaker started when the first audio arrived, not when this mic started listening.
             self.played = min(len(self._reply_samples()), int((start - first.at) * 24_000))
+        self.seen = max(self.seen, len(self.client.events))
         for i in range(int(seconds / 0.05)):
-            if not self.flushed and any(e.type == "input.speech.started" for e in self.client.events[mark:]):
-                self.flushed = True  # a real client flushes playback here: the speaker goes quiet
+            reply = self._reply_samples()
+            events, self.seen = self.client.events[self.seen :], len(self.client.events)
+            if any(e.type == "input.speech.started" for e in events):
+                self.played = len(reply)  # a real client flushes playback here; it plays what comes later
             out = np.zeros(step, dtype=np.float64)
-            if not self.flushed:
-                reply = self._reply_samples()
-                take = reply[self.played : self.played + step]
-                out[: len(take)] = take
-                self.played += len(take)
+            take = reply[self.played : self.played + step]
+            out[: len(take)] = take
+            self.played += len(take)
             self.speaker.append(out)
             chunk = self.rng.standard_normal(step) * self.noise * 32768
             if len(self.speaker) > delay_ticks:

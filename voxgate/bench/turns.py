@@ -42,7 +42,9 @@ class Result:
     waited_s: float | None = None  # end of speech → input.speech.stopped
     first_audio_s: float | None = None  # end of speech → first reply.audio
     transcript: str = ""
-    barged_in: bool = False
+    barged_in: bool = False  # the reply was cut: reply.done {interrupted}
+    paused: bool = False  # input.speech.started (the client stopped playback), then the reply went on
+    pause_s: float | None = None  # input.speech.started → the reply's next audio
     reaction_s: float | None = None  # speech onset → input.speech.started
     interrupted_s: float | None = None  # speech onset → reply.done {interrupted}
 
@@ -84,9 +86,30 @@ class _Session:
         pcm = (np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes()
         await self.ws.send(json.dumps({"type": "input.audio", "audio": base64.b64encode(pcm).decode()}))
 
-    def reply_audio(self) -> np.ndarray:
-        data = b"".join(base64.b64decode(e["data"]) for _, e in self.events if e["type"] == "reply.audio")
-        return np.frombuffer(data, "<i2").astype(np.float32) / 32768
+
+class _Speaker:
+    """The client's loudspeaker, as the protocol asks a client to run it: it plays `reply.audio` as it
+    comes (stalling when its buffer runs dry), drops what it buffered on `input.speech.started`, and
+    plays on when the server sends more (a paused reply resumed)."""
+
+    def __init__(self, session: _Session) -> None:
+        self.session = session
+        self.seen = 0
+        self.buffer = np.zeros(0, np.float32)
+
+    def tick(self) -> np.ndarray:
+        events = self.session.events
+        for _, event in events[self.seen :]:
+            if event["type"] == "reply.audio":
+                pcm = np.frombuffer(base64.b64decode(event["data"]), "<i2").astype(np.float32) / 32768
+                self.buffer = np.concatenate([self.buffer, pcm])
+            elif event["type"] == "input.speech.started":
+                self.buffer = self.buffer[:0]
+        self.seen = len(events)
+        out = np.zeros(TICK, np.float32)
+        take, self.buffer = self.buffer[:TICK], self.buffer[TICK:]
+        out[: len(take)] = take
+        return out
 
 
 async def _open(url: str, key: str | None, **session: Any) -> _Session:
@@ -139,20 +162,14 @@ async def run_agent_case(url: str, key: str | None, case: Case, audio: np.ndarra
     result = Result(case)
     await s.wait_for("reply.audio", 60)
     rng = np.random.default_rng(7)
+    loudspeaker = _Speaker(s)
     speaker: list[np.ndarray] = []
-    played = 0
     delay_ticks = round(case.echo_delay_s / TICK_S)
     start = time.monotonic()
     onset = start + inject_at_s + case.speech_start_s
     for i in range(int((inject_at_s + len(audio) / WIRE_RATE + 3.0) / TICK_S)):
         now = start + i * TICK_S
-        out = np.zeros(TICK, np.float32)
-        if s.first("input.speech.started", start) is None and s.first("reply.done") is None:
-            reply = s.reply_audio()
-            take = reply[played : played + TICK]
-            out[: len(take)] = take
-            played += len(take)
-        speaker.append(out)
+        speaker.append(loudspeaker.tick())
         mic = rng.standard_normal(TICK).astype(np.float32) * 0.003
         if case.echo_gain and len(speaker) > delay_ticks:
             mic += case.echo_gain * speaker[-1 - delay_ticks]
@@ -164,7 +181,11 @@ async def run_agent_case(url: str, key: str | None, case: Case, audio: np.ndarra
         await asyncio.sleep(max(0.0, start + (i + 1) * TICK_S - time.monotonic()))
     started = s.first("input.speech.started", start)
     interrupted = s.first("reply.done", start, status="interrupted")
-    result.barged_in = started is not None or interrupted is not None
+    result.barged_in = interrupted is not None
+    if started is not None and interrupted is None:
+        result.paused = True
+        resumed = s.first("reply.audio", started)
+        result.pause_s = None if resumed is None else resumed - started
     result.reaction_s = None if started is None else started - onset
     result.interrupted_s = None if interrupted is None else interrupted - onset
     result.events = s.events
@@ -197,6 +218,7 @@ def report(results: list[Result]) -> None:
         else:
             print(
                 f"  {c.id:<26} {c.source:<8} barge-in={'YES' if r.barged_in else 'no ':<3}"
+                f" paused={'yes' if r.paused else 'no ':<3} pause={r.pause_s}"
                 f" reaction={r.reaction_s} interrupted_after={r.interrupted_s}"
             )
     print("\nturn-taking summary                                   value      target")
@@ -222,6 +244,11 @@ def report(results: list[Result]) -> None:
         group = [r for r in results if r.case.kind in kinds]
         n = sum(r.barged_in for r in group)
         print(f"  false barge-in, {label:<22}              {n}/{len(group)} = {n / max(len(group), 1):.0%}      <= 5%")
+        paused = [r for r in group if r.paused]
+        print(
+            f"    ...paused, then went on                {len(paused)}/{len(group)}; pause p50/p95"
+            f" {_stat([r.pause_s for r in paused])}"
+        )
     real = [r for r in results if r.case.kind in ("interrupt", "echo_user")]
     missed = sum(not r.barged_in for r in real)
     print(f"  real interruptions missed                           {missed}/{len(real)}")

@@ -354,6 +354,7 @@ class TwilioCall:
         self.conversation = conversation
         self.engine.bind(conversation, self)
         conversation.playback_acknowledged_only = True  # what the caller heard comes from Twilio's marks
+        conversation.on_reply_rewound = self._reply_rewound
         conversation.attach(self._on_event)
         self._tools = WebhookTools(self.agent)
         session, fields = self.agent.session_config(ENCODING, variables)
@@ -464,6 +465,11 @@ class TwilioCall:
         mark = self.playout.sent(self._reply_id, self._reply_s, duration)
         await self._send({"event": "media", "streamSid": self.stream_sid, "media": {"payload": data}})
         await self._send({"event": "mark", "streamSid": self.stream_sid, "mark": {"name": mark.name}})
+
+    def _reply_rewound(self, reply_id: str, at_s: float) -> None:
+        """A paused reply is sent again from `at_s`: its marks count reply time from there."""
+        if reply_id == self._reply_id:
+            self._reply_s = at_s
 
     async def _clear(self, why: str) -> None:
         flushed = self.playout.cleared()

@@ -44,6 +44,7 @@ from voxgate.protocol.events import (
 from voxgate.session.clauses import ClauseSplitter
 from voxgate.session.config import ConfigError, LiveConfig, apply_update
 from voxgate.session.false_interruptions import (
+    BACKCHANNEL_HINTS,
     HOLD_MAX_VOICED_S,
     ResumePoint,
     cue_holds,
@@ -127,6 +128,9 @@ class Conversation:
         # Set by a transport that reports what was played (Twilio marks): an interrupted reply then keeps only
         # the audio the transport acknowledged, instead of what the pacing clock assumes was played.
         self.playback_acknowledged_only = False
+        # Told when a paused reply is sent again from an earlier point (reply id, reply seconds): a transport
+        # that numbers the reply's audio itself (Twilio marks) starts counting there again.
+        self.on_reply_rewound: Callable[[str, float], None] | None = None
 
     # ------------------------------------------------------------ socket lifecycle
 
@@ -259,7 +263,8 @@ class Conversation:
                     continue
                 if self._held_start:  # never confirmed: noise over the agent, as if nothing happened
                     log.debug("unconfirmed speech over the agent ignored: %s", type(event).__name__)
-                    self._held_start = self._confirm_deferred = False
+                    self._held_start = self._confirm_deferred = self._words_hold = False
+                    await self._resume_reply("noise")
                     continue
                 await self.emit(SpeechStopped())
                 if isinstance(event, TurnEnd):
@@ -281,6 +286,7 @@ class Conversation:
             log.debug("echo present: speech over the agent counted again on cancelled audio")
             self._listener.rearm()
             self._confirm_deferred = self._words_hold = False
+            await self._resume_reply("it may have been the agent's own echo")
         elif self._confirm_deferred and now in ("absent", "none"):
             log.debug("clean mic: deferred barge-in confirmed")
             self._confirm_deferred = False
@@ -292,13 +298,18 @@ class Conversation:
         """Enough voice over the agent to be speech. Whether it stops the agent depends on its words.
 
         "Uh-huh", "yeah", "right" carry as much voice as "wait" or "stop". With `backchannel_words`
-        the agent keeps talking while the words are decoded (from the partials, the first pause, the
-        end of the utterance); anything but a backchannel, or more voice than a backchannel has, is a
-        barge-in. Without it, voice alone interrupts at once (faster, but fooled by every "uh-huh").
+        the words are decoded (from the partials, the first pause, the end of the utterance); anything
+        but a backchannel, or more voice than a backchannel has, is a barge-in. Meanwhile, with
+        `barge_in_pause`, the agent pauses at once (the client is told to stop playback) and picks up
+        at the clause it was in when the words are only a backchannel; without it the agent talks on
+        until the words are known (~0.5 s later). Without `backchannel_words`, voice alone interrupts
+        at once (fast, but fooled by every "uh-huh").
         """
         if self.engine.settings.backchannel_words and self._agent_speaking() and self._listener is not None:
             self._words_hold = True
             log.debug("voice over the agent: waiting for its words")
+            if self.engine.settings.barge_in_pause:
+                await self._pause_reply()
             self._check_words(self._listener.audio_so_far(), self._listener.utterance_id, whole=False)
             return
         self._held_start = False
@@ -309,15 +320,43 @@ class Conversation:
             return
         self._words_hold = self._held_start = False
         log.debug("barge-in: %s", why)
-        await self._on_speech_started()
+        await self._on_speech_started(announce=not self._reply_paused())
+
+    def _reply_paused(self) -> bool:
+        return self._reply is not None and self._reply.speaker.paused
+
+    async def _pause_reply(self) -> None:
+        """Voice over the agent: stop playback now (the client flushes on `input.speech.started`)."""
+        reply = self._reply
+        if reply is None or reply.speaker.paused:
+            return
+        await self.emit(SpeechStarted())
+        reply.speaker.pause()
+        if self._echo is not None:
+            self._echo.flush_far_end()
+        log.debug("reply paused: voice over the agent, words not known yet")
+
+    async def _resume_reply(self, why: str) -> None:
+        """The voice that paused the reply was not an interruption: go on from the clause that was playing."""
+        reply = self._reply
+        if reply is None or not reply.speaker.paused:
+            return
+        await self.emit(SpeechStopped())
+        at = reply.speaker.resume()
+        if self.on_reply_rewound is not None:
+            self.on_reply_rewound(reply.reply_id, at)
+        log.debug("reply resumed at %.2f s: %s", at, why)
 
     def _check_words(self, audio: Audio, utterance: int, *, whole: bool) -> None:
         """Decode the held speech (one decode at a time); words that are more than a backchannel release it.
 
         Mid-speech (`whole` false) only an interruption cue ("wait", "no", "stop") releases: a decode of
         a fraction of a second of humming reads as words too often. At a pause, the utterance so far
-        is whole and any non-backchannel words count.
+        is whole and any non-backchannel words count. While the reply is paused nothing is read
+        mid-speech: the agent is already quiet, so the surer read at the pause is worth its wait.
         """
+        if not whole and self._reply_paused():
+            return
         voiced_frames = self._listener.voiced_frames if self._listener is not None else -1
         if self._words_check is not None and not self._words_check.done():
             if whole:  # the utterance paused mid-read: its whole read comes right after this one
@@ -330,7 +369,7 @@ class Conversation:
                 # The final model, not the partial one: tiny.en heard a Japanese voice's "mm-hmm" as "in and
                 # hammer". At a pause the read may become the turn's transcript (`_held_turn_ended`): decode it
                 # as one.
-                text = await self._decode(audio, "final" if whole else "check")
+                text = await self._decode(audio, "final" if whole else "check", held=True)
                 listener = self._listener
                 if not (self._words_hold and listener is not None and listener.utterance_id == utterance):
                     return
@@ -338,8 +377,10 @@ class Conversation:
                 if whole:
                     self._held_words = (utterance, voiced_frames, text)
                     real = bool(text.strip()) and not is_backchannel(text)
+                    if not real:  # the user paused after a backchannel: the agent goes on (more voice is read again)
+                        await self._resume_reply(f"backchannel {text!r}")
                 elif has_interruption_cue(text):  # read again from the longer audio there is by now
-                    again = await self._decode(listener.audio_so_far(), "check")
+                    again = await self._decode(listener.audio_so_far(), "check", held=True)
                     still = self._words_hold and self._listener is listener and listener.utterance_id == utterance
                     real = still and cue_holds(text, again)
                     said = f"{text!r} then {again!r}"
@@ -378,10 +419,11 @@ class Conversation:
         if held is not None and held[:2] == (end.utterance, end.voiced_frames):
             text = held[2]
         else:
-            text = await self._decode(end.audio)
+            text = await self._decode(end.audio, held=True)
         if self._words_hold and (not text.strip() or is_backchannel(text)):
             log.debug("backchannel over the agent ignored: %r", text)
             self._words_hold = self._held_start = self._confirm_deferred = False
+            await self._resume_reply(f"backchannel {text!r}")
             return
         await self._release_hold(f"words {text!r}")  # a no-op if released meanwhile (say, the agent finished)
         await self.emit(SpeechStopped())
@@ -390,17 +432,24 @@ class Conversation:
         self._turn_task = asyncio.current_task()  # a later barge-in cancels it
         await self._complete_turn(end, text)
 
-    async def _decode(self, audio: Audio, purpose: TranscribePurpose = "final") -> str:
-        """The session's language and keyterms, applied to every decode of the user's audio."""
-        return await self.engine.transcribe(
-            audio, language=self.config.language, keyterms=self.config.keyterms, purpose=purpose
-        )
+    async def _decode(self, audio: Audio, purpose: TranscribePurpose = "final", *, held: bool = False) -> str:
+        """The session's language and keyterms, applied to every decode of the user's audio.
+
+        `held`: voice over the agent, most often a backchannel. Listing the backchannels as hotwords
+        makes Whisper spell a hum as one ("Mm-hmm." where it read "In my mom.") while "Wait" or
+        "No, stop" still read as themselves (measured on the turn set's voices; see BACKCHANNEL_HINTS).
+        """
+        keyterms = self.config.keyterms
+        if held and self.config.language in (None, "en"):
+            keyterms = (*keyterms, *BACKCHANNEL_HINTS)
+        return await self.engine.transcribe(audio, language=self.config.language, keyterms=keyterms, purpose=purpose)
 
     def _agent_speaking(self) -> bool:
         return self._reply is not None and self._reply.started
 
-    async def _on_speech_started(self) -> None:
-        await self.emit(SpeechStarted())
+    async def _on_speech_started(self, *, announce: bool = True) -> None:
+        if announce:  # not when a paused reply already announced this speech
+            await self.emit(SpeechStarted())
         turn = self._turn_task
         if turn is not None and not turn.done():
             reply = self._reply

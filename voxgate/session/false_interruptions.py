@@ -20,6 +20,10 @@ BACKCHANNELS = frozenset(
     """uh-huh uh huh mm-hmm mhm mm hmm hm yeah yes yep yup right okay ok sure i see go on uh um ah oh
     got it alright all right cool nice thanks wow uh-oh oh-oh""".split()
 )
+# Hotwords for reading voice over the agent. On the turn set's Piper and Kokoro backchannels, greedy
+# Whisper base read 4 of 10 as words ("In my mom.", "Bye.", "Go ahead.", "Wait.") without them, 1 of
+# 10 with them ("Wait." for a Kokoro "right"); every interruption there still read as itself.
+BACKCHANNEL_HINTS = ("Mm-hmm.", "Uh-huh.", "Yeah.", "Right.", "Okay.")
 _PHRASES = frozenset({"uh huh", "mm hmm", "i see", "go on", "got it", "all right", "oh okay", "okay yeah", "thank you"})
 
 

@@ -46,6 +46,25 @@ class PlaybackClock:
         played = self.sent_s - self.buffered_s()
         return played if self.acknowledged_s is None else min(played, self.acknowledged_s)
 
+    def flush(self) -> None:
+        """The client dropped the audio it had not played yet (it was told to stop playback)."""
+        self.sent_s = self.heard_s()
+        self._buffer_end = None
+
+    def segment_at(self, t: float) -> int | None:
+        """The index of the segment playing at reply time `t`; None past the last one."""
+        for index, seg in enumerate(self.segments):
+            if t < seg.start_s + seg.duration_s - 1e-6:
+                return index
+        return None
+
+    def rewind(self, segment: int) -> None:
+        """Sending starts again at segment `segment` (kept, as are the segments after it: they are sent again)."""
+        self.sent_s = self.segments[segment].start_s if segment < len(self.segments) else self.sent_s
+        self._buffer_end = None
+        if self.acknowledged_s is not None:
+            self.acknowledged_s = min(self.acknowledged_s, self.sent_s)
+
     def acknowledge(self, played_s: float) -> None:
         """The client confirmed that the first `played_s` seconds of this reply were played."""
         self.acknowledged_s = max(self.acknowledged_s or 0.0, played_s)

@@ -5,6 +5,10 @@ the voice does not pause between clauses. Sending is paced against the playback 
 stays `lead_s` ahead of what the client has played, never bursting the whole reply, so a barge-in
 can cut any part of it and the clock knows exactly what was heard. Cancellation (barge-in) is just
 cancelling the task that runs `speak`.
+
+A reply can also be paused (voice over the agent, words not yet known: the client has flushed what
+it buffered) and resumed (it was only a backchannel). Resuming starts again at the clause that was
+playing, so every clause sent so far is kept until the reply ends.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from voxgate.protocol.events import ReplyAudio, ServerEvent, ToolCall
 from voxgate.session.playback import PlaybackClock
 
 CHUNK_S = 0.1
+PLAYOUT_POLL_S = 0.05  # while the client plays out the last clause, how often a pause is noticed
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,33 @@ class ReplySpeaker:
         self.clock = clock or PlaybackClock()
         self._on_played = on_played
         self.first_audio_sent = asyncio.Event()
+        self._clauses: list[Audio] = []  # every clause sent or being sent, in order (resume may go back one)
+        self._cursor = (0, 0)  # (clause, sample) to send next
+        self._playing = asyncio.Event()
+        self._playing.set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._playing.is_set()
+
+    def pause(self) -> None:
+        """Stop sending; the client dropped its buffer, so what it had not played was never heard."""
+        if self.paused:
+            return
+        self._playing.clear()
+        self.clock.flush()
+
+    def resume(self) -> float:
+        """Send again from the start of the clause the client was playing; returns where that is (reply seconds)."""
+        if not self.paused:
+            return self.clock.sent_s
+        clause = self.clock.segment_at(self.clock.sent_s)
+        if clause is None:  # paused after the whole reply was played
+            clause = len(self._clauses)
+        self.clock.rewind(clause)
+        self._cursor = (clause, 0)
+        self._playing.set()
+        return self.clock.sent_s
 
     async def speak(self, items: AsyncIterator[SpeechItem]) -> None:
         """Speak every item; returns when the client has (by the clock) finished playing."""
@@ -77,16 +109,35 @@ class ReplySpeaker:
                     continue
                 text, audio = entry
                 await self._send_audio(text, audio)
-        await asyncio.sleep(self.clock.buffered_s())
+        while True:  # the client plays out what it has; a pause meanwhile means sending some of it again
+            await self._playing.wait()
+            if self._cursor[0] < len(self._clauses):
+                await self._drain()
+                continue
+            if (left := self.clock.buffered_s()) <= 0:
+                break
+            await asyncio.sleep(min(left, PLAYOUT_POLL_S))
 
     async def _send_audio(self, text: str, audio: Audio) -> None:
         self.clock.add_segment(text, len(audio) / self._wire_rate)
+        self._clauses.append(audio)
+        await self._drain()
+
+    async def _drain(self) -> None:
+        """Send from the cursor to the end of the clauses there are, paced, waiting out any pause."""
         step = max(1, int(CHUNK_S * self._wire_rate))
-        for start in range(0, len(audio), step):
+        while self._cursor[0] < len(self._clauses):
+            await self._playing.wait()
             ahead = self.clock.buffered_s() - self._lead_s
             if ahead > 0:
                 await asyncio.sleep(ahead)
-            chunk = audio[start : start + step]
+                if self.paused:
+                    continue  # paused while waiting: the cursor may have moved back
+            clause, start = self._cursor
+            chunk = self._clauses[clause][start : start + step]
+            self._cursor = (clause, start + step) if start + step < len(self._clauses[clause]) else (clause + 1, 0)
+            if len(chunk) == 0:
+                continue
             payload = base64.b64encode(encode(chunk, self._encoding)).decode("ascii")
             await self._send(ReplyAudio(data=payload))
             starts_at = self.clock.on_sent(len(chunk) / self._wire_rate)

@@ -69,3 +69,34 @@ async def test_a_failure_reaches_the_consumer_like_a_live_one() -> None:
         async for event in prefetched.events():
             seen.append(event)
     assert len(seen) == 2
+
+
+async def _deltas(*events: LLMEvent) -> AsyncIterator[LLMEvent]:
+    for event in events:
+        await asyncio.sleep(0.005)
+        yield event
+
+
+async def test_the_first_clause_is_the_one_the_reply_will_speak_first() -> None:
+    from voxgate.session.clauses import ClauseSplitter
+
+    parts = ["The capital", " of France is Paris,", " a city of about two million people.", " It is big."]
+    prefetched = PrefetchedReply(KEY, _deltas(*(TextDelta(p) for p in parts)))
+    first = await asyncio.wait_for(prefetched.first_clause, 1)
+    splitter = ClauseSplitter()
+    expected = next(c for p in parts for c in splitter.feed(p))
+    assert first == expected and first.startswith("The capital of France")
+    assert [e.text async for e in prefetched.events() if isinstance(e, TextDelta)] == parts
+
+
+async def test_a_short_answer_is_its_own_first_clause_and_a_tool_call_has_none() -> None:
+    from voxgate.backends.base import ToolCallRequest
+
+    short = PrefetchedReply(KEY, _deltas(TextDelta("Sure")))
+    assert await asyncio.wait_for(short.first_clause, 1) == "Sure"
+    call = ToolCallRequest(call_id="c1", name="lookup", arguments={})
+    tool = PrefetchedReply(KEY, _deltas(call, TextDelta("Done.")))
+    assert await asyncio.wait_for(tool.first_clause, 1) is None
+    dropped = PrefetchedReply(KEY, _deltas(TextDelta("Well"), TextDelta(" then")))
+    dropped.cancel()
+    assert await asyncio.wait_for(dropped.first_clause, 1) is None

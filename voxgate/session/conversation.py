@@ -70,6 +70,7 @@ from voxgate.session.turn_policy import TurnEvidence, turn_is_complete, unfinish
 
 if TYPE_CHECKING:
     from voxgate.engine import Engine, TranscribePurpose
+    from voxgate.voices import ResolvedVoice
 
 log = logging.getLogger("voxgate.session")
 
@@ -124,6 +125,7 @@ class Conversation:
         self._held_words: tuple[int, int, str] | None = None  # (utterance, voiced frames, words) last decoded
         self._speculation: tuple[int, int, asyncio.Task[str]] | None = None  # (utterance, voiced frames, decode)
         self._prefetch: PrefetchedReply | None = None  # the reply's LLM, started at that pause
+        self._spoken_ahead: tuple[tuple[str, str, str, int], asyncio.Task[Audio]] | None = None  # its first clause
         self._resume_point = ResumePoint()
         # Set by a transport that reports what was played (Twilio marks): an interrupted reply then keeps only
         # the audio the transport acknowledged, instead of what the pacing clock assumes was played.
@@ -524,6 +526,35 @@ class Conversation:
         self._tasks.add(self._prefetch.task)
         self._prefetch.task.add_done_callback(self._tasks.discard)
         log.debug("LLM started speculatively on %r", text)
+        self._spawn(self._speak_ahead(self._prefetch), "speak-ahead")
+
+    async def _speak_ahead(self, prefetch: PrefetchedReply) -> None:
+        """Synthesize the prefetched reply's first clause while the turn is still being decided.
+
+        With the LLM started at the pause, its first clause is often written before the end of the
+        turn is certain; its speech then waits, ready, instead of being made after. Unused (the user
+        went on), it is dropped; used, it saves one synthesis (~0.1–0.2 s with Piper) on the first audio.
+        """
+        clause = await prefetch.first_clause
+        if clause is None or self._prefetch is not prefetch:
+            return
+        voice, wire_rate = self._reply_voice()
+        key = (clause, voice.requested, voice.voice, wire_rate)
+
+        async def synthesize() -> Audio:
+            audio, rate = await self.engine.synthesize(clause, voice)
+            return resample(audio, rate, wire_rate)
+
+        task = asyncio.ensure_future(synthesize())
+        self._spoken_ahead = (key, task)
+        log.debug("first clause synthesized ahead: %r", clause)
+        with contextlib.suppress(Exception):
+            await task
+
+    def _reply_voice(self) -> tuple[ResolvedVoice, int]:
+        language = self.config.language
+        voice = self.engine.voices.resolve(self.config.voice or voice_for_language(language), language=language)
+        return voice, WIRE_RATES[self.config.output_encoding]
 
     def _cancel_prefetch(self) -> None:
         if self._prefetch is not None:
@@ -684,12 +715,14 @@ class Conversation:
 
     async def _speak_reply(self, items: AsyncIterator[SpeechItem]) -> None:
         async with self._speaking:
-            language = self.config.language
-            voice = self.engine.voices.resolve(self.config.voice or voice_for_language(language), language=language)
-            wire_rate = WIRE_RATES[self.config.output_encoding]
+            voice, wire_rate = self._reply_voice()
             engine = self.engine
 
             async def synthesize(text: str) -> Audio:
+                ahead, self._spoken_ahead = self._spoken_ahead, None
+                if ahead is not None and ahead[0] == (text, voice.requested, voice.voice, wire_rate):
+                    with contextlib.suppress(Exception):  # a failure there is retried here
+                        return await ahead[1]
                 audio, rate = await engine.synthesize(text, voice)
                 return resample(audio, rate, wire_rate)
 

@@ -5,6 +5,9 @@ those words read as a finished turn, the reply's LLM stream is started too, and 
 in a queue. If the turn then ends as guessed (same utterance, no voice since), the reply replays that
 queue instead of starting the model cold: the prompt prefill and first tokens were paid for during
 the `min_silence` the user was waiting anyway. If the user goes on, the stream is cancelled unheard.
+
+The reply's first clause is cut from the stream as it comes (the same cut the reply will make), so
+its speech can be synthesized before the turn is certain too (`first_clause`).
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from voxgate.backends.base import LLMEvent
+from voxgate.backends.base import LLMEvent, TextDelta
+from voxgate.session.clauses import ClauseSplitter
 
 _END = object()
 
@@ -33,16 +37,37 @@ class PrefetchedReply:
     def __init__(self, key: PrefetchKey, stream: AsyncIterator[LLMEvent]) -> None:
         self.key = key
         self._queue: asyncio.Queue[object] = asyncio.Queue()
+        # The reply's first clause, once the stream has one; None when it opens with a tool call or fails.
+        self.first_clause: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        self._splitter = ClauseSplitter()
         self._task = asyncio.ensure_future(self._pump(stream))
+        self._task.add_done_callback(self._no_first_clause)  # also when cancelled before it ever ran
+
+    def _no_first_clause(self, _task: object = None) -> None:
+        if not self.first_clause.done():
+            self.first_clause.set_result(None)
+
+    def _cut_first_clause(self, event: LLMEvent | None) -> None:
+        if self.first_clause.done():
+            return
+        if isinstance(event, TextDelta):
+            clauses = self._splitter.feed(event.text)
+        else:  # a tool call, or the end of the stream: what is left is the clause (the reply flushes it too)
+            clauses = self._splitter.flush() if event is None else []
+        if clauses or not isinstance(event, TextDelta):
+            self.first_clause.set_result(clauses[0] if clauses else None)
 
     async def _pump(self, stream: AsyncIterator[LLMEvent]) -> None:
         try:
             async for event in stream:
                 self._queue.put_nowait(event)
+                self._cut_first_clause(event)
             self._queue.put_nowait(_END)
+            self._cut_first_clause(None)
         except Exception as exc:  # replayed to the consumer, which reports it like a live failure
             self._queue.put_nowait(exc)
         finally:
+            self._no_first_clause()
             with contextlib.suppress(Exception):
                 await stream.aclose()  # type: ignore[attr-defined]
 

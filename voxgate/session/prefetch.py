@@ -43,7 +43,7 @@ class PrefetchedReply:
         self._task = asyncio.ensure_future(self._pump(stream))
         self._task.add_done_callback(self._no_first_clause)  # also when cancelled before it ever ran
 
-    def _no_first_clause(self, _task: object = None) -> None:
+    def _no_first_clause(self, _task: object) -> None:
         if not self.first_clause.done():
             self.first_clause.set_result(None)
 
@@ -67,7 +67,6 @@ class PrefetchedReply:
         except Exception as exc:  # replayed to the consumer, which reports it like a live failure
             self._queue.put_nowait(exc)
         finally:
-            self._no_first_clause()
             with contextlib.suppress(Exception):
                 await stream.aclose()  # type: ignore[attr-defined]
 

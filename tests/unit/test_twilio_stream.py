@@ -271,3 +271,52 @@ def test_playback_clock_keeps_only_acknowledged_audio_as_heard() -> None:
     assert clock.heard_s() == 1.0
     clock.acknowledge(5.0)  # never more than could have been played by now
     assert clock.heard_s() == 1.5
+
+
+class PausingConversation(ScriptedConversation):
+    """The third caller frame pauses the greeting (a backchannel, it turns out): the greeting is sent
+    again from 0.1 s, the start of the clause that was playing."""
+
+    on_reply_rewound: Any = None
+
+    async def on_audio(self, audio: np.ndarray) -> None:
+        self.frames += 1
+        if self.frames == 3:
+            await self.send(SpeechStarted())
+            self.on_reply_rewound("reply_1", 0.1)
+            chunk = base64.b64encode(bytes([0x7F]) * 800).decode()
+            for _ in range(2):
+                await self.send(ReplyAudio(data=chunk))
+
+
+def test_a_resumed_reply_counts_its_marks_from_where_it_went_back_to() -> None:
+    settings = Settings(preload=False)
+    engine = ScriptedEngine(settings)
+    engine.open_conversation = lambda owner: _opened(engine, PausingConversation())  # type: ignore[method-assign]
+    client = TestClient(create_app(settings, engine))  # type: ignore[arg-type]
+    with client.websocket_connect("/v1/twilio/stream") as ws:
+        ws.send_text(json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
+        ws.send_text(json.dumps(start_message(agent="support")))
+        sent = [json.loads(ws.receive_text()) for _ in range(10)]  # the greeting: five chunks, five marks
+        conversation = engine.conversations[0]
+        assert conversation.on_reply_rewound is not None  # the bridge asks to hear of rewinds
+        for i in range(3):
+            frame = {"track": "inbound", "chunk": str(i + 1), "timestamp": str(20 * i), "payload": "/w=="}
+            ws.send_text(json.dumps({"event": "media", "sequenceNumber": str(2 + i), "streamSid": SID, "media": frame}))
+        assert json.loads(ws.receive_text()) == {"event": "clear", "streamSid": SID}
+        again = [json.loads(ws.receive_text()) for _ in range(4)]
+        assert [m["event"] for m in again] == ["media", "mark"] * 2
+        for i, message in enumerate(again[1::2]):  # Twilio plays the resumed audio
+            name = message["mark"]["name"]
+            ws.send_text(
+                json.dumps({"event": "mark", "sequenceNumber": str(5 + i), "streamSid": SID, "mark": {"name": name}})
+            )
+        wait_for(lambda: len(conversation.acknowledged) == 2)
+        # reply time 0.1 s + the two chunks, not the 0.5 s sent before the pause + them
+        assert conversation.acknowledged == [("reply_1", 0.2), ("reply_1", 0.3)]
+        assert len(sent) == 10
+
+
+async def _opened(engine: ScriptedEngine, conversation: ScriptedConversation) -> ScriptedConversation:
+    engine.conversations.append(conversation)
+    return conversation

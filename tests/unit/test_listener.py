@@ -7,6 +7,7 @@ import pytest
 
 from voxgate.protocol.events import TurnDetection
 from voxgate.session.listener import (
+    CHECK_AHEAD_S,
     CONFIRM_VOICED_S,
     ECHO_CONFIRM_VOICED_S,
     SPECULATE_AFTER_S,
@@ -91,8 +92,25 @@ async def test_a_second_check_comes_halfway_to_max_silence() -> None:
     events = await run(make(whole_words_late, min_silence=600, max_silence=1500), [(1.0, True), (2.0, False)])
     end_t = next(t for t, e in events if isinstance(e, TurnEnd))
     assert [late for _, late in checks] == [False, True]
-    assert abs(checks[0][0] - 0.6) <= FRAME_S and abs(checks[1][0] - 1.05) <= FRAME_S
+    # The first check is asked ahead of min_silence (its answer is due there), the late one at its time.
+    assert abs(checks[0][0] - (0.6 - CHECK_AHEAD_S)) <= FRAME_S and abs(checks[1][0] - 1.05) <= FRAME_S
     assert 1.0 + 1.05 - FRAME_S <= end_t <= 1.0 + 1.05 + 2 * FRAME_S
+
+
+async def test_a_check_asked_ahead_is_dropped_when_the_user_goes_on() -> None:
+    """The check said "complete" for the audio before min_silence, but the user spoke again before
+    min_silence: that answer is stale, and the turn goes on until the next silence."""
+    asked: list[float] = []
+
+    async def complete(audio, silence_s, late):
+        asked.append(silence_s)
+        return True
+
+    gap = 0.6 - CHECK_AHEAD_S / 2  # past the point the check is asked, short of min_silence
+    events = await run(make(complete, min_silence=600), [(1.0, True), (gap, False), (0.5, True), (1.0, False)])
+    ends = [t for t, e in events if isinstance(e, TurnEnd)]
+    assert len(ends) == 1 and asked  # (the first check, dropped before it ran, never asked anything)
+    assert 1.0 + gap + 0.5 + 0.6 - FRAME_S <= ends[0] <= 1.0 + gap + 0.5 + 0.6 + 2 * FRAME_S
 
 
 async def test_pause_shorter_than_min_silence_keeps_one_turn() -> None:

@@ -66,9 +66,23 @@ def test_the_model_decides_when_the_words_are_neutral() -> None:
 
 
 def test_a_hanging_verb_needs_a_sure_model() -> None:
-    assert not turn_is_complete(TurnEvidence("I'd like to book", p_complete=0.67), threshold=0.5)
-    assert turn_is_complete(TurnEvidence("I'd like to book", p_complete=0.95), threshold=0.5)
+    assert not turn_is_complete(TurnEvidence("Let me check", p_complete=0.67), threshold=0.5)
+    assert turn_is_complete(TurnEvidence("Let me check", p_complete=0.95), threshold=0.5)
+    assert turn_is_complete(TurnEvidence("That's all I need.", p_complete=0.95), threshold=0.5)
     assert turn_is_complete(TurnEvidence("I'd like to book a table.", p_complete=0.67), threshold=0.5)
+
+
+@pytest.mark.parametrize("text", ["I'd like to book", "I want to order", "so I need to cancel"])
+def test_an_infinitive_without_its_object_or_a_full_stop_is_not_the_end(text: str) -> None:
+    assert unfinished_reason(text)
+    assert not turn_is_complete(TurnEvidence(text, p_complete=0.99), threshold=0.5, late=True)
+
+
+def test_an_infinitive_heard_as_a_whole_sentence_can_be_the_end() -> None:
+    assert not unfinished_reason("What would you like to order?")
+    assert not unfinished_reason("No, I need to cancel.")
+    assert turn_is_complete(TurnEvidence("No, I need to cancel.", p_complete=0.95), threshold=0.5)
+    assert not turn_is_complete(TurnEvidence("No, I need to cancel.", p_complete=0.6), threshold=0.5)
 
 
 def test_late_the_words_decide_but_unfinished_words_still_wait() -> None:

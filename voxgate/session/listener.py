@@ -8,6 +8,8 @@ so the first syllable is not clipped for the recognizer.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -26,6 +28,7 @@ TRAILING_KEEP_S = 0.3  # silence kept at the end of the audio handed to the reco
 MAX_UTTERANCE_S = 28.0  # Whisper sees 30 s at most
 HYSTERESIS = 0.15
 SPECULATE_AFTER_S = 0.12  # silence after which the final transcript (and then the LLM) start speculatively
+CHECK_AHEAD_S = 0.15  # the end-of-turn check starts this long before min_silence, so its answer is ready there
 LATE_CHECK_SHARE = 0.5  # a second end-of-turn check this far from min_silence to max_silence
 CONFIRM_VOICED_S = 0.22  # voiced audio that makes speech over the agent a real barge-in (7 Silero frames)
 ECHO_CONFIRM_VOICED_S = 0.35  # the same over cancelled echo, where residual echo can look like voice
@@ -99,6 +102,7 @@ class Listener:
         self._voiced = 0
         self._silence = 0
         self._checked = self._late_checked = False
+        self._early_check: asyncio.Task[bool] | None = None
         self._paused = False
         self._confirmed = False
         self._since_partial = 0
@@ -169,6 +173,7 @@ class Listener:
             self._voiced += 1
             self._silence = 0
             self._checked = self._late_checked = False
+            self._drop_early_check()
             self._paused = False
             if not self._confirmed and self._voiced * self._frame_s >= self.confirm_voiced_s:
                 self._confirmed = True
@@ -183,9 +188,18 @@ class Listener:
         if silence_s >= SPECULATE_AFTER_S and not self._paused:
             self._paused = True
             return Pause(self._audio(), self.utterance_id, self._voiced)
+        ahead_ms = max(SPECULATE_AFTER_S, cfg.min_silence / 1000 - CHECK_AHEAD_S) * 1000
+        ask_now = not self._checked and self._early_check is None and silence_s * 1000 >= ahead_ms
+        if self._end_of_turn is not None and ask_now:
+            # Smart Turn and the words take ~0.1-0.2 s on 2 cores (more while the LLM prefetch runs): asked
+            # now, they answer by min_silence instead of after it. Voice before then drops the answer.
+            self._early_check = asyncio.ensure_future(self._end_of_turn(self._audio(), silence_s, False))
         if silence_s * 1000 >= cfg.min_silence and not self._checked:
             self._checked = True
-            if self._end_of_turn is None or await self._end_of_turn(self._audio(), silence_s, False):
+            check, self._early_check = self._early_check, None
+            if self._end_of_turn is None:
+                return self._end()
+            if await (check if check is not None else self._end_of_turn(self._audio(), silence_s, False)):
                 return self._end()
         late_ms = cfg.min_silence + (cfg.max_silence - cfg.min_silence) * LATE_CHECK_SHARE
         if self._checked and not self._late_checked and silence_s * 1000 >= late_ms and self._end_of_turn is not None:
@@ -210,6 +224,7 @@ class Listener:
         self._onset_voiced = 0
         self._silence = 0
         self._checked = self._late_checked = False
+        self._drop_early_check()
         self._paused = False
         self._confirmed = False
         self._since_partial = 0
@@ -217,7 +232,16 @@ class Listener:
     def _audio(self) -> Audio:
         return np.concatenate(self._utterance) if self._utterance else np.zeros(0, dtype=np.float32)
 
+    def _drop_early_check(self) -> None:
+        check, self._early_check = self._early_check, None
+        if check is not None and not check.done():
+            check.cancel()
+        elif check is not None:
+            with contextlib.suppress(BaseException):
+                check.result()  # retrieved, so a failure is not reported as never retrieved
+
     def _end(self) -> ListenerEvent:
+        self._drop_early_check()
         voiced_s = self._voiced * self._frame_s
         keep = max(0, self._silence - int(TRAILING_KEEP_S / self._frame_s))
         frames = self._utterance[: len(self._utterance) - keep] if keep else self._utterance

@@ -149,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     p_terms.set_defaults(func=terms.main)
     p_make = bench_sub.add_parser("make-turn-set", help="re-render bench/turn_set/ from its definition")
     p_make.add_argument("--set", default=str(turns.DEFAULT_DIR))
+    p_make.add_argument("--missing-only", action="store_true", help="render only cases not in the set yet")
     p_make.set_defaults(func=turns.make_set)
 
     args = parser.parse_args(argv)

@@ -27,7 +27,7 @@ DEFAULT_DIR = Path("bench/turn_set")
 class Case:
     id: str
     kind: str  # complete | pause | thinking | phone | email | id | backchannel | noise | echo | echo_user | interrupt
-    source: str  # real | piper | kokoro | espeak | generated
+    source: str  # real | piper | kokoro (jf_alpha) | kokoro-m (jm_kumo) | espeak | generated
     parts: list[str] = field(default_factory=list)  # spoken parts; a pause separates consecutive parts
     pauses: list[float] = field(default_factory=list)  # seconds between parts
     last_words: str = ""  # words the final transcript must contain (the end of the value)
@@ -127,7 +127,7 @@ AGENT_SPEAKING: list[Case] = [
     *(
         Case(f"backchannel-{w.split()[0].lower().strip(',.-')}-{v}", "backchannel", v, [w])
         for w in ("Uh-huh.", "Mm-hmm.", "Yeah.", "Right.", "Okay.")
-        for v in ("piper", "kokoro")
+        for v in ("piper", "kokoro", "kokoro-m", "espeak")
     ),
     Case("noise-cough", "noise", "generated", ["cough"]),
     Case("noise-click", "noise", "generated", ["click"]),
@@ -215,16 +215,28 @@ def _part_audio(part: str, case: Case, tts: dict[str, object], rng: np.random.Ge
     return _trim(_speak(part, case.source, tts))
 
 
-def render(directory: Path = DEFAULT_DIR) -> list[Case]:
-    """Synthesize every case into `directory` and write manifest.json."""
+def render(directory: Path = DEFAULT_DIR, *, missing_only: bool = False) -> list[Case]:
+    """Synthesize every case into `directory` and write manifest.json.
+
+    `missing_only`: keep the cases already rendered (their audio and timings) and render only those
+    the definition added since, so a larger set still measures the old cases on the same audio.
+    """
     from voxgate.backends.tts.kokoro_voice import KokoroTTS
     from voxgate.backends.tts.piper_voice import PiperTTS
 
-    tts: dict[str, object] = {"piper": (PiperTTS(), "joe"), "kokoro": (KokoroTTS(), "jf_alpha")}
+    kokoro = KokoroTTS()
+    tts: dict[str, object] = {
+        "piper": (PiperTTS(), "joe"),
+        "kokoro": (kokoro, "jf_alpha"),
+        "kokoro-m": (kokoro, "jm_kumo"),
+    }
     rng = np.random.default_rng(2026)
     directory.mkdir(parents=True, exist_ok=True)
-    cases = [*USER_TURNS, *AGENT_SPEAKING]
+    rendered = {c.id: c for c in load(directory)} if missing_only and (directory / "manifest.json").exists() else {}
+    cases = [rendered.get(c.id, c) for c in (*USER_TURNS, *AGENT_SPEAKING)]
     for case in cases:
+        if case.id in rendered and (directory / case.file).exists():
+            continue
         lead = np.zeros(int(0.3 * RATE), np.float32)
         pieces = [lead]
         for i, part in enumerate(case.parts):

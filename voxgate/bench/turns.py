@@ -282,7 +282,7 @@ def main(args: argparse.Namespace) -> int:
 def make_set(args: argparse.Namespace) -> int:
     from voxgate.bench.turn_set import render
 
-    render(Path(args.set))
+    render(Path(args.set), missing_only=args.missing_only)
     return 0
 
 

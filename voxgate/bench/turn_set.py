@@ -159,6 +159,22 @@ def _librivox(name: str) -> np.ndarray:
         return np.frombuffer(w.readframes(w.getnframes()), "<i2").astype(np.float32) / 32768
 
 
+def _recorded_silence(audio: np.ndarray) -> tuple[float, float]:
+    """Seconds of room noise before and after the speech in a real recording.
+
+    The LibriVox clips carry ~0.25-0.35 s of it at each end, above any amplitude threshold, so they
+    are not trimmed (the WAVs stay the recordings); the case's speech bounds skip it instead. Speech
+    is where the 10 ms RMS exceeds four times the clip's noise floor (its 10th percentile).
+    """
+    frame = RATE // 100
+    n = len(audio) // frame
+    rms = np.sqrt(np.mean(audio[: n * frame].reshape(n, frame) ** 2, axis=1))
+    speech = np.flatnonzero(rms > 4 * np.percentile(rms, 10))
+    if not len(speech):
+        return 0.0, 0.0
+    return speech[0] * frame / RATE, (n - 1 - speech[-1]) * frame / RATE
+
+
 def _trim(audio: np.ndarray, threshold: float = 0.01) -> np.ndarray:
     loud = np.flatnonzero(np.abs(audio) > threshold)
     return audio[loud[0] : loud[-1] + 1] if len(loud) else audio
@@ -235,7 +251,8 @@ def render(directory: Path = DEFAULT_DIR, *, missing_only: bool = False) -> list
     rendered = {c.id: c for c in load(directory)} if missing_only and (directory / "manifest.json").exists() else {}
     cases = [rendered.get(c.id, c) for c in (*USER_TURNS, *AGENT_SPEAKING)]
     for case in cases:
-        if case.id in rendered and (directory / case.file).exists():
+        # real cases are rendered again: their audio is the same (no synthesis), their bounds may not be
+        if case.id in rendered and (directory / case.file).exists() and case.source != "real":
             continue
         lead = np.zeros(int(0.3 * RATE), np.float32)
         pieces = [lead]
@@ -245,6 +262,11 @@ def render(directory: Path = DEFAULT_DIR, *, missing_only: bool = False) -> list
             pieces.append(_part_audio(part, case, tts, rng))
         case.speech_start_s = len(lead) / RATE
         case.speech_end_s = sum(len(p) for p in pieces) / RATE
+        if case.parts and case.parts[0].startswith("librivox:"):
+            case.speech_start_s += _recorded_silence(pieces[1])[0]
+        if case.parts and case.parts[-1].startswith("librivox:"):
+            case.speech_end_s -= _recorded_silence(pieces[-1])[1]
+            case.speech_start_s, case.speech_end_s = round(case.speech_start_s, 3), round(case.speech_end_s, 3)
         audio = np.concatenate(pieces)
         case.file = f"{case.id}.wav"
         with wave.open(str(directory / case.file), "wb") as w:

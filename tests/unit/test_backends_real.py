@@ -156,8 +156,8 @@ def test_unknown_voice_is_refused() -> None:
     ("seconds", "window_s"), [(0.5, 20), (3.3, 20), (17.0, 20), (17.01, 21), (20.0, 23), (26.5, 30), (40.0, 30)]
 )
 def test_whisper_window_is_the_turn_plus_a_margin(seconds: float, window_s: int) -> None:
-    from voxgate.backends.stt.whisper import window_frames
+    from voxgate.backends.stt.whisper import QUICK, window_frames
 
     assert window_frames(round(seconds * 100)) == window_s * 100
     quick_s = min(30, max(10, int(np.ceil(seconds)) + 3))  # quick reads: the same margin, a 10 s floor
-    assert window_frames(round(seconds * 100), quick=True) == quick_s * 100
+    assert window_frames(round(seconds * 100), QUICK.window_min_s) == quick_s * 100

@@ -539,14 +539,8 @@ class Conversation:
         if clause is None or self._prefetch is not prefetch:
             return
         voice, wire_rate = self._reply_voice()
-        key = (clause, voice.requested, voice.voice, wire_rate)
-
-        async def synthesize() -> Audio:
-            audio, rate = await self.engine.synthesize(clause, voice)
-            return resample(audio, rate, wire_rate)
-
-        task = asyncio.ensure_future(synthesize())
-        self._spoken_ahead = (key, task)
+        task = asyncio.ensure_future(self._synthesize(clause, voice, wire_rate))
+        self._spoken_ahead = (_speech_key(clause, voice, wire_rate), task)
         log.debug("first clause synthesized ahead: %r", clause)
         with contextlib.suppress(Exception):
             await task
@@ -555,6 +549,10 @@ class Conversation:
         language = self.config.language
         voice = self.engine.voices.resolve(self.config.voice or voice_for_language(language), language=language)
         return voice, WIRE_RATES[self.config.output_encoding]
+
+    async def _synthesize(self, text: str, voice: ResolvedVoice, wire_rate: int) -> Audio:
+        audio, rate = await self.engine.synthesize(text, voice)
+        return resample(audio, rate, wire_rate)
 
     def _cancel_prefetch(self) -> None:
         if self._prefetch is not None:
@@ -716,15 +714,13 @@ class Conversation:
     async def _speak_reply(self, items: AsyncIterator[SpeechItem]) -> None:
         async with self._speaking:
             voice, wire_rate = self._reply_voice()
-            engine = self.engine
 
             async def synthesize(text: str) -> Audio:
                 ahead, self._spoken_ahead = self._spoken_ahead, None
-                if ahead is not None and ahead[0] == (text, voice.requested, voice.voice, wire_rate):
+                if ahead is not None and ahead[0] == _speech_key(text, voice, wire_rate):
                     with contextlib.suppress(Exception):  # a failure there is retried here
                         return await ahead[1]
-                audio, rate = await engine.synthesize(text, voice)
-                return resample(audio, rate, wire_rate)
+                return await self._synthesize(text, voice, wire_rate)
 
             reply = ActiveReply(
                 reply_id="reply_" + uuid.uuid4().hex[:16],
@@ -846,6 +842,11 @@ class Conversation:
                 message.tool_calls = [c for c in message.tool_calls if c.call_id not in pending]
                 break
         self._pending_calls, self._results = {}, {}
+
+
+def _speech_key(text: str, voice: ResolvedVoice, wire_rate: int) -> tuple[str, str, str, int]:
+    """What a synthesized clause's audio depends on: audio made ahead is used only for the same key."""
+    return (text, voice.requested, voice.voice, wire_rate)
 
 
 async def _clauses_of(text: str) -> AsyncIterator[SpeechItem]:

@@ -93,6 +93,6 @@ class PlaybackClock:
 
     def unheard_text(self) -> str:
         """What is left to say, from the start of the clause being played: resuming there sounds natural."""
-        heard = self.heard_s()
-        rest = [seg.text for seg in self.segments if seg.start_s + seg.duration_s > heard + 1e-6 and seg.text]
+        playing = self.segment_at(self.heard_s())
+        rest = [] if playing is None else [seg.text for seg in self.segments[playing:] if seg.text]
         return " ".join(rest)

@@ -88,12 +88,9 @@ def model_dir(name: str) -> Path:
     return path
 
 
-def window_frames(frames: int, *, quick: bool = False) -> int:
-    """The encoder window for `frames` of audio features: its length plus a margin, in whole seconds."""
-    return _window_frames(frames, QUICK_WINDOW_MIN_S if quick else SHORT_WINDOW_MIN_S)
-
-
-def _window_frames(frames: int, floor_s: int) -> int:
+def window_frames(frames: int, floor_s: int = SHORT_WINDOW_MIN_S) -> int:
+    """The encoder window for `frames` of audio features: its length plus a margin, in whole seconds,
+    at least `floor_s` (each Search carries its own)."""
     seconds = max(floor_s, int(np.ceil(frames / FRAMES_PER_S)) + SHORT_WINDOW_MARGIN_S)
     return min(seconds, FULL_WINDOW_S) * FRAMES_PER_S
 
@@ -164,7 +161,7 @@ class WhisperSTT:
         features = model.feature_extractor(audio)[:, :-1]  # as faster-whisper: the last frame is padding
         tokenizer = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language=language)
         prompt = model.get_prompt(tokenizer, [], without_timestamps=not search.timestamps, hotwords=hotwords)
-        encoded = model.encode(pad_or_trim(features, _window_frames(features.shape[-1], search.window_min_s)))
+        encoded = model.encode(pad_or_trim(features, window_frames(features.shape[-1], search.window_min_s)))
         result, avg_logprob, _temperature, _ratio = model.generate_with_fallback(
             encoded, prompt, tokenizer, self._options(tokenizer, hotwords, search)
         )

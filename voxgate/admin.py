@@ -154,10 +154,10 @@ def doctor_main(args: argparse.Namespace) -> int:
     import asyncio
 
     from voxgate.backends.base import ChatMessage, TextDelta
-    from voxgate.engine import Engine
+    from voxgate.backends.registry import Models
 
     settings = Settings()
-    engine = Engine(settings)
+    models = Models(settings)
     checks = _Checks(verbose=bool(getattr(args, "verbose", False)))
     language = None if settings.stt_language == "auto" else settings.stt_language
 
@@ -167,7 +167,7 @@ def doctor_main(args: argparse.Namespace) -> int:
         )
 
     def vad(watch: _Stopwatch) -> str:
-        stream = engine.vad.new_stream()
+        stream = models.vad.new_stream()
         watch.loaded()
         stream.probability(_silence(1.0)[: stream.frame_samples])
         return "Silero v6"
@@ -176,7 +176,7 @@ def doctor_main(args: argparse.Namespace) -> int:
 
     def stt(name: str) -> Callable[[_Stopwatch], str]:
         def check(watch: _Stopwatch) -> str:
-            model = engine.stt(name)
+            model = models.stt(name)
             watch.loaded()
             model.transcribe(_silence(0.5), language=language)
             return model.name
@@ -189,7 +189,7 @@ def doctor_main(args: argparse.Namespace) -> int:
         checks.run(f"STT partials ({stt_where})", stt(settings.stt_partial_model))
 
     def turn(watch: _Stopwatch) -> str:
-        model = engine.turn_model
+        model = models.turn_model
         watch.loaded()
         return f"Smart Turn v3.2, P(complete) of silence {model.probability_complete(_silence(1.0)):.2f}"
 
@@ -197,7 +197,7 @@ def doctor_main(args: argparse.Namespace) -> int:
         checks.run("end of turn (embedded)", turn)
 
     def llm(watch: _Stopwatch) -> str:
-        model = engine.llm
+        model = models.llm
         watch.loaded()
 
         async def ask() -> str:
@@ -216,7 +216,7 @@ def doctor_main(args: argparse.Namespace) -> int:
     checks.run(f"LLM ({where(settings.llm_backend, settings.llm_base_url)}{fallback})", llm)
 
     try:
-        catalog = engine.voices
+        catalog = models.voices
     except Exception as exc:
         checks.failed += 1
         print(f"FAIL  TTS voices: {type(exc).__name__}: {exc}", flush=True)

@@ -21,8 +21,8 @@ def _is_loopback(host: str) -> bool:
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from voxgate.backends.registry import Models
     from voxgate.config import Settings
-    from voxgate.engine import Engine
     from voxgate.server.app import create_app
 
     overrides: dict[str, object] = {}
@@ -44,12 +44,12 @@ def serve(args: argparse.Namespace) -> int:
             "WARNING: no API keys configured (VOXGATE_API_KEYS): the server is OPEN to anyone on this machine",
             file=sys.stderr,
         )
-    engine = Engine(settings)
+    models = Models(settings)
     if settings.preload:
         print("loading models (the first start assembles and checks weight files) ...", file=sys.stderr)
-        for line in engine.load():
+        for line in models.load():
             print(f"  loaded {line}", file=sys.stderr)
-    app = create_app(settings, engine)
+    app = create_app(settings, models)
     print(f"Voxgate listening on ws://{settings.host}:{settings.port}/v1/ws", file=sys.stderr, flush=True)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", ws_max_size=4 << 20)
     return 0
@@ -63,8 +63,8 @@ def say(args: argparse.Namespace) -> int:
 
     from voxgate.audio.codecs import float_to_int16
     from voxgate.audio.resample import resample
+    from voxgate.backends.registry import Models
     from voxgate.config import Settings
-    from voxgate.engine import Engine
 
     if args.seed is not None:
         # Piper and Kokoro sample noise inside their ONNX graphs; a fixed seed gives the same take
@@ -72,8 +72,8 @@ def say(args: argparse.Namespace) -> int:
         import onnxruntime
 
         onnxruntime.set_seed(args.seed)
-    engine = Engine(Settings())
-    voice = engine.voices.resolve(args.voice)
+    models = Models(Settings())
+    voice = models.voices.resolve(args.voice)
     from voxgate.backends.tts.text import speakable
 
     text = speakable(args.text)

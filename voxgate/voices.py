@@ -11,10 +11,13 @@ the notes); with no neural French, German or Hindi voice available, "nearest" is
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from voxgate.backends.base import TextToSpeech, VoiceInfo
+import numpy as np
+
+from voxgate.backends.base import Audio, TextToSpeech, VoiceInfo
 
 
 class UnknownVoiceError(ValueError):
@@ -187,6 +190,16 @@ class VoiceCatalog:
         if language and _primary(language) != _primary(default_language) and _primary(language) in info.languages:
             chosen = language
         return ResolvedVoice(requested, backend, local, chosen, backend.sample_rate)
+
+    async def synthesize(self, text: str, voice: ResolvedVoice) -> tuple[Audio, int]:
+        """One clause, made speakable, in `voice` off the event loop; no audio when nothing in it is speakable."""
+        from voxgate.backends.tts.text import speakable
+
+        spoken = speakable(text)
+        if not spoken:
+            return np.zeros(0, dtype=np.float32), voice.sample_rate
+        audio = await asyncio.to_thread(voice.backend.synthesize, spoken, voice=voice.voice, language=voice.language)
+        return audio, voice.sample_rate
 
     def catalog_json(self) -> list[dict[str, object]]:
         """The body of GET /v1/voices: local voices first, then the hosted IDs and what they map to."""

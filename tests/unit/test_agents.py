@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from voxgate.agents import BUNDLED_DIR, AgentConfig, AgentError, AgentTool, WebhookTools, list_agents, load_agent
+from voxgate.backends.registry import Models
 from voxgate.config import Settings
-from voxgate.engine import Engine
 from voxgate.session.config import LiveConfig, apply_update
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,7 +31,7 @@ def test_bundled_agent_loads_and_is_a_valid_session(name: str) -> None:
     assert session.output and session.output.format and session.output.format.encoding == "audio/pcmu"
     assert "{" not in (session.greeting or "") + (session.system_prompt or "")  # every placeholder filled
     # The same rules a client's session.update goes through, with the real voice catalog (no model loads).
-    voices = Engine(Settings(preload=False)).voices
+    voices = Models(Settings(preload=False)).voices
     config = apply_update(LiveConfig(system_prompt="x"), session, fields, voices.resolve)
     assert config.greeting == session.greeting and config.output_encoding == "audio/pcmu"
     assert [t.name for t in config.tools] == [t.name for t in agent.tools]

@@ -2,13 +2,14 @@
 
 import pytest
 
+from voxgate.backends.recognition import Recognizer
+from voxgate.backends.registry import Models
 from voxgate.config import Settings
-from voxgate.engine import Engine
 
 
 @pytest.fixture(scope="module")
-def engine() -> Engine:
-    return Engine(Settings(term_packs=["medical"]))
+def engine() -> Recognizer:
+    return Recognizer(Models(Settings(term_packs=["medical"])))
 
 
 @pytest.mark.parametrize(
@@ -22,16 +23,18 @@ def engine() -> Engine:
         ("I'd like two of them, please.", ["Zorbix"], "I'd like two of them, please."),
     ],
 )
-def test_the_llm_reads_written_entities_and_keyterms(engine: Engine, heard: str, keyterms: list[str], expected: str):
+def test_the_llm_reads_written_entities_and_keyterms(
+    engine: Recognizer, heard: str, keyterms: list[str], expected: str
+) -> None:
     assert engine.finish_transcript(heard, language="en", keyterms=keyterms) == expected
 
 
 def test_formatting_can_be_switched_off() -> None:
-    engine = Engine(Settings(format_entities=False))
+    engine = Recognizer(Models(Settings(format_entities=False)))
     text = "My email is john dot smith at example dot com."
     assert engine.finish_transcript(text, language="en", keyterms=[]) == text
 
 
 def test_an_unknown_pack_fails_loudly() -> None:
     with pytest.raises(ValueError, match="medical"):
-        _ = Engine(Settings(term_packs=["no-such-pack"])).pack_terms
+        _ = Models(Settings(term_packs=["no-such-pack"])).pack_terms

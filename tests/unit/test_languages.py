@@ -2,8 +2,8 @@
 
 import pytest
 
+from voxgate.backends.registry import Models
 from voxgate.config import Settings
-from voxgate.engine import Engine
 from voxgate.session.languages import BEST_VOICE, language_instruction, voice_for_language
 
 
@@ -18,7 +18,7 @@ def test_other_languages_are_named_in_the_instruction() -> None:
 
 @pytest.mark.parametrize("language", sorted(BEST_VOICE))
 def test_each_language_has_a_voice_that_speaks_it(language: str) -> None:
-    voice = Engine(Settings()).voices.resolve(voice_for_language(language), language=language)
+    voice = Models(Settings()).voices.resolve(voice_for_language(language), language=language)
     assert voice.language.split("-")[0] == language
 
 

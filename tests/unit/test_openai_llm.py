@@ -417,11 +417,11 @@ async def test_a_primary_failing_mid_reply_is_raised_not_replaced(error: Excepti
     assert spoken(got) == "It is" and backup.calls == 0
 
 
-def test_the_engine_builds_the_remote_model_from_settings() -> None:
+def test_the_registry_builds_the_remote_model_from_settings() -> None:
+    from voxgate.backends.registry import Models
     from voxgate.config import Settings
-    from voxgate.engine import Engine
 
     settings = Settings(llm_backend="openai", llm_model="llama3.2", llm_base_url="http://localhost:11434/v1")
-    llm = Engine(settings).llm
+    llm = Models(settings).llm
     assert isinstance(llm, OpenAIChatLLM) and llm.name == "llama3.2"
     _clients.append(llm)

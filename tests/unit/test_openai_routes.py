@@ -27,10 +27,10 @@ from voxgate.backends.base import (
     ToolSpec,
     VoiceInfo,
 )
+from voxgate.backends.registry import Models
 from voxgate.backends.stt.openai_stt import OpenAITranscriptionSTT, to_wav
 from voxgate.backends.tts.openai_tts import OpenAISpeechTTS
 from voxgate.config import Settings
-from voxgate.engine import Engine
 from voxgate.server.app import create_app
 from voxgate.server.openai_routes import OpenAIError, decode_audio
 from voxgate.voices import VoiceCatalog
@@ -86,14 +86,16 @@ class ScriptedLLM:
 
 
 @pytest.fixture
-def app() -> Iterator[tuple[TestClient, Engine]]:
+def app() -> Iterator[tuple[TestClient, Models]]:
     settings = Settings(preload=False, api_keys=[SecretStr(KEY), SecretStr("tok-only:tokens")], default_voice="tone")
-    engine = Engine(settings)
-    engine._stt[settings.stt_model] = ScriptedSTT()
-    engine.__dict__["llm"] = ScriptedLLM()
-    engine.__dict__["voices"] = VoiceCatalog([ToneTTS()], default_voice="tone")
-    with TestClient(create_app(settings, engine)) as client:
-        yield client, engine
+    models = Models(
+        settings,
+        stt={settings.stt_model: ScriptedSTT()},
+        llm=ScriptedLLM(),
+        voices=VoiceCatalog([ToneTTS()], default_voice="tone"),
+    )
+    with TestClient(create_app(settings, models)) as client:
+        yield client, models
 
 
 def official(client: TestClient, key: str = KEY) -> openai.OpenAI:
@@ -112,9 +114,9 @@ def tone_wav(rate: int = 24_000, seconds: float = 1.0, channels: int = 1) -> byt
     return out.getvalue()
 
 
-def test_transcription_json_and_text(app: tuple[TestClient, Engine]) -> None:
-    client, engine = app
-    stt = engine._stt[engine.settings.stt_model]
+def test_transcription_json_and_text(app: tuple[TestClient, Models]) -> None:
+    client, models = app
+    stt = models.stt(models.settings.stt_model)
     assert isinstance(stt, ScriptedSTT)
     result = official(client).audio.transcriptions.create(
         model="whisper-1", file=("a.wav", tone_wav(channels=2), "audio/wav"), language="fr", prompt="Paris"
@@ -128,7 +130,7 @@ def test_transcription_json_and_text(app: tuple[TestClient, Engine]) -> None:
     assert stt.calls[-1][1] == "en"  # the server's default language
 
 
-def test_transcription_rejects_what_it_cannot_read(app: tuple[TestClient, Engine]) -> None:
+def test_transcription_rejects_what_it_cannot_read(app: tuple[TestClient, Models]) -> None:
     client, _ = app
     headers = {"Authorization": f"Bearer {KEY}"}
     bad = client.post("/v1/audio/transcriptions", headers=headers, files={"file": ("a.mp3", b"ID3xx", "audio/mpeg")})
@@ -137,19 +139,19 @@ def test_transcription_rejects_what_it_cannot_read(app: tuple[TestClient, Engine
     assert missing.status_code == 400 and "file" in missing.json()["error"]["message"]
 
 
-def test_remote_stt_backend_round_trip(app: tuple[TestClient, Engine]) -> None:
-    client, engine = app
+def test_remote_stt_backend_round_trip(app: tuple[TestClient, Models]) -> None:
+    client, models = app
     remote = OpenAITranscriptionSTT(model="whisper-1", base_url="http://testserver/v1", api_key=KEY, http_client=client)
     audio = np.zeros(8_000, dtype=np.float32)
     assert remote.transcribe(audio, language="en", keyterms=["Voxgate", "Paris"]) == (
         "what is the capital city of france"
     )
-    assert engine._stt[engine.settings.stt_model].calls[-1] == (8_000, "en", ["Voxgate, Paris"])  # type: ignore[attr-defined]
+    assert models.stt(models.settings.stt_model).calls[-1] == (8_000, "en", ["Voxgate, Paris"])  # type: ignore[attr-defined]
     assert remote.transcribe(audio[:100], language="en") == ""  # too short: no call
 
 
-def test_speech_wav_is_streamed_clause_by_clause(app: tuple[TestClient, Engine]) -> None:
-    client, engine = app
+def test_speech_wav_is_streamed_clause_by_clause(app: tuple[TestClient, Models]) -> None:
+    client, models = app
     data = (
         official(client)
         .audio.speech.create(
@@ -161,11 +163,11 @@ def test_speech_wav_is_streamed_clause_by_clause(app: tuple[TestClient, Engine])
     with wave.open(io.BytesIO(data[:44] + b"")) as w:
         assert (w.getnchannels(), w.getsampwidth(), w.getframerate()) == (1, 2, 24_000)
     assert len(data) - 44 == 2 * 24_000 * 2  # two clauses of one second each, at 24 kHz
-    tts = engine.voices.resolve("tone").backend
+    tts = models.voices.resolve("tone").backend
     assert isinstance(tts, ToneTTS) and tts.clauses == ["Hello there.", "This is the second sentence, spoken later."]
 
 
-def test_speech_errors(app: tuple[TestClient, Engine]) -> None:
+def test_speech_errors(app: tuple[TestClient, Models]) -> None:
     client, _ = app
     with pytest.raises(openai.BadRequestError) as caught:
         official(client).audio.speech.create(model="tts-1", voice="nobody", input="Hello.")
@@ -174,7 +176,7 @@ def test_speech_errors(app: tuple[TestClient, Engine]) -> None:
         official(client).audio.speech.create(model="tts-1", voice="tone", input="Hello.", response_format="mp3")
 
 
-def test_remote_tts_backend_round_trip(app: tuple[TestClient, Engine]) -> None:
+def test_remote_tts_backend_round_trip(app: tuple[TestClient, Models]) -> None:
     client, _ = app
     remote = OpenAISpeechTTS(
         model="tts-1",
@@ -195,14 +197,14 @@ def test_remote_voices_join_the_catalog() -> None:
         tts_backend="openai",
         tts_remote_voices="nova,joe",  # type: ignore[arg-type]  # as the environment gives it tts_base_url="http://127.0.0.1:9/v1"
     )
-    catalog = Engine(settings).voices
+    catalog = Models(settings).voices
     assert catalog.resolve("nova").backend.sample_rate == 24_000
     assert isinstance(catalog.resolve("joe").backend, OpenAISpeechTTS)  # the configured remote name wins
     assert not isinstance(catalog.resolve("espeak-en").backend, OpenAISpeechTTS)
 
 
-def test_chat_completion(app: tuple[TestClient, Engine]) -> None:
-    client, engine = app
+def test_chat_completion(app: tuple[TestClient, Models]) -> None:
+    client, models = app
     completion = official(client).chat.completions.create(
         model="m",
         messages=[
@@ -212,7 +214,7 @@ def test_chat_completion(app: tuple[TestClient, Engine]) -> None:
     )
     assert completion.choices[0].message.content == "The capital of France is Paris."
     assert completion.choices[0].finish_reason == "stop" and completion.model == "m"
-    messages, tools = engine.llm.seen[-1]  # type: ignore[attr-defined]
+    messages, tools = models.llm.seen[-1]  # type: ignore[attr-defined]
     assert [(m.role, m.content) for m in messages] == [("system", "Be brief."), ("user", "Capital of France?")]
     assert tools == []
 
@@ -223,8 +225,8 @@ WEATHER: Any = {
 }
 
 
-def test_chat_completion_streamed_with_tool_calls(app: tuple[TestClient, Engine]) -> None:
-    client, engine = app
+def test_chat_completion_streamed_with_tool_calls(app: tuple[TestClient, Models]) -> None:
+    client, models = app
     history: Any = [
         {"role": "user", "content": "Weather in Rome?"},
         {
@@ -244,7 +246,7 @@ def test_chat_completion_streamed_with_tool_calls(app: tuple[TestClient, Engine]
     assert [(t.index, t.id, t.function and t.function.name) for t in calls] == [(0, "call_1", "get_weather")]
     assert calls[0].function and json.loads(calls[0].function.arguments or "") == {"city": "Paris"}
     assert chunks[-1].choices[0].finish_reason == "tool_calls"
-    messages, tools = engine.llm.seen[-1]  # type: ignore[attr-defined]
+    messages, tools = models.llm.seen[-1]  # type: ignore[attr-defined]
     assert messages[1].tool_calls == [ToolCallRequest("c0", "get_weather", {"city": "Rome"})]
     assert messages[2].tool_call_id == "c0" and [t.name for t in tools] == ["get_weather"]
     non_stream = official(client).chat.completions.create(model="m", messages=history, tools=[WEATHER])
@@ -252,7 +254,7 @@ def test_chat_completion_streamed_with_tool_calls(app: tuple[TestClient, Engine]
     assert non_stream.choices[0].message.tool_calls and non_stream.choices[0].message.tool_calls[0].id == "call_1"
 
 
-def test_keys_and_models(app: tuple[TestClient, Engine]) -> None:
+def test_keys_and_models(app: tuple[TestClient, Models]) -> None:
     client, _ = app
     with pytest.raises(openai.AuthenticationError):
         official(client, "wrong").models.list()
@@ -264,9 +266,8 @@ def test_keys_and_models(app: tuple[TestClient, Engine]) -> None:
 
 
 def test_open_server_needs_no_key() -> None:
-    engine = Engine(Settings(preload=False))
-    engine.__dict__["llm"] = ScriptedLLM()
-    with TestClient(create_app(engine.settings, engine)) as client:
+    models = Models(Settings(preload=False), llm=ScriptedLLM())
+    with TestClient(create_app(models.settings, models)) as client:
         response = client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "hi"}]})
     assert response.status_code == 200 and response.json()["choices"][0]["message"]["content"]
 

@@ -56,9 +56,10 @@ def test_a_second_decode_with_hints_hears_medication_names_correction_alone_miss
     import onnxruntime
 
     from voxgate.audio.resample import resample
+    from voxgate.backends.recognition import Recognizer
+    from voxgate.backends.registry import Models
     from voxgate.backends.tts.kokoro_voice import KokoroTTS
     from voxgate.config import Settings
-    from voxgate.engine import Engine
 
     onnxruntime.set_seed(1)  # Kokoro samples noise in its graph: the same take every run
     kokoro = KokoroTTS()
@@ -75,7 +76,7 @@ def test_a_second_decode_with_hints_hears_medication_names_correction_alone_miss
     ]
 
     async def heard(hinted: bool) -> int:
-        engine = Engine(Settings(term_packs=["medical"], term_pack_hints=hinted, preload=False))
+        engine = Recognizer(Models(Settings(term_packs=["medical"], term_pack_hints=hinted, preload=False)))
         found = 0
         for (term, _, _), clip in zip(said, audio, strict=True):
             raw = await engine.transcribe(clip, language="en", keyterms=(), purpose="final")

@@ -124,13 +124,13 @@ def test_a_session_may_pick_only_an_allowed_llm() -> None:
         assert err.value.code == ErrorCode.INVALID_VALUE
 
 
-def test_the_engine_checks_and_builds_the_models_sessions_pick() -> None:
+def test_the_registry_checks_and_builds_the_models_sessions_pick() -> None:
+    from voxgate.backends.registry import Models
     from voxgate.config import Settings
-    from voxgate.engine import Engine
 
-    engine = Engine(Settings(llm_allowed_models="smollm2-135m"))
-    engine.check_llm_model("qwen2.5-coder-1.5b")
+    models = Models(Settings(llm_allowed_models="smollm2-135m"))
+    models.check_llm_model("qwen2.5-coder-1.5b")
     with pytest.raises(ValueError, match="allowed"):
-        engine.check_llm_model("gpt-9")
-    small = engine.llm_for("smollm2-135m")
-    assert small.name == "smollm2-135m" and engine.llm_for("smollm2-135m") is small
+        models.check_llm_model("gpt-9")
+    small = models.llm_for("smollm2-135m")
+    assert small.name == "smollm2-135m" and models.llm_for("smollm2-135m") is small

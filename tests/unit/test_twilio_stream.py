@@ -39,15 +39,17 @@ class ScriptedConversation:
 
     def __init__(self) -> None:
         self.session_id = "sess_scripted"
-        self.playback_acknowledged_only = False
-        self.send: Any = None
+        self.transport: Any = None
         self.updates: list[tuple[SessionConfig, set[str]]] = []
         self.acknowledged: list[tuple[str, float]] = []
         self.frames = 0
         self.task: asyncio.Task[None] | None = None
 
-    def attach(self, send: Any) -> None:
-        self.send = send
+    def attach(self, transport: Any) -> None:
+        self.transport = transport
+
+    async def send(self, event: ServerEvent) -> None:
+        await self.transport.send(event)
 
     async def update(self, session: SessionConfig, fields: set[str]) -> bool:
         self.updates.append((session, fields))
@@ -63,15 +65,13 @@ class ScriptedConversation:
         for event in events:
             await self.send(event)
 
-    def decode_input(self, payload: bytes) -> np.ndarray:
-        return np.zeros(len(payload) * 2, dtype=np.float32)
-
     async def on_audio(self, audio: np.ndarray) -> None:
         self.frames += 1
         if self.frames == 3:
             await self.send(SpeechStarted())
             await self.send(ReplyDone(status="interrupted"))
             await self.send(AgentTranscript(text="Hello", interrupted=True))
+            await self.transport.playback.flush()
 
     def acknowledge_playback(self, reply_id: str, played_s: float) -> None:
         self.acknowledged.append((reply_id, round(played_s, 3)))
@@ -80,19 +80,19 @@ class ScriptedConversation:
         pass
 
 
-class ScriptedEngine:
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+class ScriptedSessions:
+    def __init__(self) -> None:
         self.conversations: list[ScriptedConversation] = []
         self.released: list[str] = []
+        self.attached_count = 0
 
-    async def open_conversation(self, owner: str) -> ScriptedConversation:
+    def __len__(self) -> int:
+        return len(self.conversations)
+
+    def open(self, owner: str, holder: object) -> ScriptedConversation:
         conversation = ScriptedConversation()
         self.conversations.append(conversation)
         return conversation
-
-    def bind(self, conversation: object, connection: object) -> None:
-        pass
 
     async def release(self, conversation: ScriptedConversation, connection: object) -> None:
         self.released.append(conversation.session_id)
@@ -101,9 +101,9 @@ class ScriptedEngine:
         await asyncio.Event().wait()
 
 
-def app_with(engine_settings: Settings) -> tuple[TestClient, ScriptedEngine]:
-    engine = ScriptedEngine(engine_settings)
-    return TestClient(create_app(engine_settings, engine)), engine  # type: ignore[arg-type]
+def app_with(settings: Settings) -> tuple[TestClient, ScriptedSessions]:
+    sessions = ScriptedSessions()
+    return TestClient(create_app(settings, sessions=sessions)), sessions  # type: ignore[arg-type]
 
 
 def start_message(**params: str) -> dict[str, Any]:
@@ -130,13 +130,13 @@ def wait_for(predicate: Any, timeout: float = 5.0) -> None:
 
 
 def test_media_marks_acknowledgement_clear_and_stop() -> None:
-    client, engine = app_with(Settings(preload=False))
+    client, sessions = app_with(Settings(preload=False))
     with client.websocket_connect("/v1/twilio/stream") as ws:
         ws.send_text(json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
         ws.send_text(json.dumps(start_message(agent="support")))
         sent = [json.loads(ws.receive_text()) for _ in range(10)]
-        conversation = engine.conversations[0]
-        assert conversation.playback_acknowledged_only is True
+        conversation = sessions.conversations[0]
+        assert conversation.transport.playback.acknowledges_playback is True
         session, fields = conversation.updates[0]
         assert session.greeting and "Northwind" in session.greeting and "greeting" in fields
         assert session.input and session.input.format and session.input.format.encoding == "audio/pcmu"
@@ -202,7 +202,7 @@ def test_media_marks_acknowledgement_clear_and_stop() -> None:
         with pytest.raises(WebSocketDisconnect) as closed:
             ws.receive_text()
         assert closed.value.code == 1000
-    wait_for(lambda: engine.released == ["sess_scripted"])
+    wait_for(lambda: sessions.released == ["sess_scripted"])
     assert client.get("/v1/twilio/calls").json() == {"calls": []}
 
 
@@ -216,10 +216,10 @@ def _refused(client: TestClient, start: dict[str, Any], path: str = "/v1/twilio/
 
 
 def test_stream_authentication() -> None:
-    client, engine = app_with(Settings(preload=False, api_keys=[SecretStr(API_KEY)]))  # type: ignore[arg-type]
+    client, sessions = app_with(Settings(preload=False, api_keys=[SecretStr(API_KEY)]))  # type: ignore[arg-type]
     assert _refused(client, start_message()) == 1008
     assert _refused(client, start_message(token="wrong-key")) == 1008
-    assert not engine.conversations
+    assert not sessions.conversations
     # An API key as the token custom parameter opens the call.
     with client.websocket_connect("/v1/twilio/stream") as ws:
         ws.send_text(json.dumps(start_message(token=API_KEY)))
@@ -230,16 +230,16 @@ def test_stream_authentication() -> None:
         ws.send_text(json.dumps(start_message()))
         assert json.loads(ws.receive_text())["event"] == "media"
     assert _refused(client, start_message(), f"/v1/twilio/stream?token={token}") == 1008
-    assert len(engine.conversations) == 2
+    assert len(sessions.conversations) == 2
 
 
 def test_unknown_agent_and_wrong_format_are_refused() -> None:
-    client, engine = app_with(Settings(preload=False))
+    client, sessions = app_with(Settings(preload=False))
     assert _refused(client, start_message(agent="nobody")) == 1008
     wrong = start_message()
     wrong["start"]["mediaFormat"] = {"encoding": "audio/l16", "sampleRate": 16000, "channels": 1}
     assert _refused(client, wrong) == 1008
-    assert not engine.conversations
+    assert not sessions.conversations
 
 
 def test_playout_counts_marks_in_order_and_ignores_flushed_ones() -> None:
@@ -277,13 +277,12 @@ class PausingConversation(ScriptedConversation):
     """The third caller frame pauses the greeting (a backchannel, it turns out): the greeting is sent
     again from 0.1 s, the start of the clause that was playing."""
 
-    on_reply_rewound: Any = None
-
     async def on_audio(self, audio: np.ndarray) -> None:
         self.frames += 1
         if self.frames == 3:
             await self.send(SpeechStarted())
-            self.on_reply_rewound("reply_1", 0.1)
+            await self.transport.playback.flush()
+            self.transport.playback.rewound("reply_1", 0.1)
             chunk = base64.b64encode(bytes([0x7F]) * 800).decode()
             for _ in range(2):
                 await self.send(ReplyAudio(data=chunk))
@@ -291,15 +290,15 @@ class PausingConversation(ScriptedConversation):
 
 def test_a_resumed_reply_counts_its_marks_from_where_it_went_back_to() -> None:
     settings = Settings(preload=False)
-    engine = ScriptedEngine(settings)
-    engine.open_conversation = lambda owner: _opened(engine, PausingConversation())  # type: ignore[method-assign]
-    client = TestClient(create_app(settings, engine))  # type: ignore[arg-type]
+    sessions = ScriptedSessions()
+    sessions.open = lambda owner, holder: _opened(sessions, PausingConversation())  # type: ignore[method-assign]
+    client = TestClient(create_app(settings, sessions=sessions))  # type: ignore[arg-type]
     with client.websocket_connect("/v1/twilio/stream") as ws:
         ws.send_text(json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
         ws.send_text(json.dumps(start_message(agent="support")))
         sent = [json.loads(ws.receive_text()) for _ in range(10)]  # the greeting: five chunks, five marks
-        conversation = engine.conversations[0]
-        assert conversation.on_reply_rewound is not None  # the bridge asks to hear of rewinds
+        conversation = sessions.conversations[0]
+        assert conversation.transport.playback.acknowledges_playback  # the bridge reports what was played
         for i in range(3):
             frame = {"track": "inbound", "chunk": str(i + 1), "timestamp": str(20 * i), "payload": "/w=="}
             ws.send_text(json.dumps({"event": "media", "sequenceNumber": str(2 + i), "streamSid": SID, "media": frame}))
@@ -317,6 +316,6 @@ def test_a_resumed_reply_counts_its_marks_from_where_it_went_back_to() -> None:
         assert len(sent) == 10
 
 
-async def _opened(engine: ScriptedEngine, conversation: ScriptedConversation) -> ScriptedConversation:
-    engine.conversations.append(conversation)
+def _opened(sessions: ScriptedSessions, conversation: ScriptedConversation) -> ScriptedConversation:
+    sessions.conversations.append(conversation)
     return conversation

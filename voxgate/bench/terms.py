@@ -2,7 +2,7 @@
 
 42 sentences a patient might say, each with one medication from the bundled medical pack, spoken by
 every local voice in turn (the same voices and cache as `voxgate bench accuracy`). Each is decoded
-in-process the way the server decodes a final turn (`Engine.transcribe` then `finish_transcript`)
+in-process the way the server decodes a final turn (`Recognizer.transcribe` then `finish_transcript`)
 three ways: no pack, the pack as correction only (`term_pack_hints=false`), and the pack with hints
 (a second decode listing the near terms, the default). It prints how many names come out spelled as
 in the pack, and on how many ordinary turns (the real recordings and the entity set, none naming a
@@ -26,7 +26,7 @@ from voxgate.bench.accuracy import LOCAL_VOICES, RATE, Voices, real_recordings, 
 from voxgate.bench.entity_set import entity_set
 
 if TYPE_CHECKING:
-    from voxgate.engine import Engine
+    from voxgate.backends.recognition import Recognizer
 
 MEDICAL_SET: tuple[tuple[str, str], ...] = (
     ("meloxicam", "I take meloxicam every morning."),
@@ -105,22 +105,23 @@ def heard(term: str, text: str) -> bool:
     return term.lower() in text.lower()
 
 
-def _engine(packs: list[str], hints: bool) -> Engine:
+def _recognizer(packs: list[str], hints: bool) -> Recognizer:
+    from voxgate.backends.recognition import Recognizer
+    from voxgate.backends.registry import Models
     from voxgate.config import Settings
-    from voxgate.engine import Engine
 
-    return Engine(Settings(term_packs=packs, term_pack_hints=hints, preload=False))
+    return Recognizer(Models(Settings(term_packs=packs, term_pack_hints=hints, preload=False)))
 
 
-async def _decode_in_process(items: list[Spoken], engine: Engine) -> tuple[list[str], list[str], float]:
+async def _decode_in_process(items: list[Spoken], recognizer: Recognizer) -> tuple[list[str], list[str], float]:
     """Each item as the server decodes a final turn: (raw transcripts, finished ones, seconds per turn)."""
     raw: list[str] = []
     start = time.perf_counter()
     for item in items:
         audio = resample(item.audio24k, RATE, 16_000)
-        raw.append(await engine.transcribe(audio, language="en", keyterms=(), purpose="final"))
+        raw.append(await recognizer.transcribe(audio, language="en", keyterms=(), purpose="final"))
     seconds = (time.perf_counter() - start) / max(len(items), 1)
-    return raw, [engine.finish_transcript(t, language="en", keyterms=()) for t in raw], seconds
+    return raw, [recognizer.finish_transcript(t, language="en", keyterms=()) for t in raw], seconds
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -130,14 +131,14 @@ async def run(args: argparse.Namespace) -> int:
     voices = Voices(Path(args.cache))
     print(f"== the medical set: {len(MEDICAL_SET)} sentences, voices {', '.join(LOCAL_VOICES)} in turn", flush=True)
     medical = medical_items(voices)
-    no_pack, hinting = _engine([], False), _engine(["medical"], True)
+    no_pack, hinting = _recognizer([], False), _recognizer(["medical"], True)
     rows: list[tuple[str, list[str], float | None]] = []
-    for label, engine in (
+    for label, recognizer in (
         ("no pack", no_pack),
-        ("pack: correction only", _engine(["medical"], False)),
+        ("pack: correction only", _recognizer(["medical"], False)),
         ("pack: hints + correction", hinting),
     ):
-        _raw, texts, per_turn = await _decode_in_process(medical, engine)
+        _raw, texts, per_turn = await _decode_in_process(medical, recognizer)
         rows.append((label, texts, per_turn))
         print(f"  decoded: {label}", flush=True)
     if args.url:

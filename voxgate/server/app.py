@@ -12,12 +12,13 @@ from fastapi import FastAPI, Header, Query, Request, WebSocket
 from fastapi.responses import JSONResponse
 
 from voxgate import __version__
+from voxgate.backends.registry import Models
 from voxgate.config import Settings
-from voxgate.engine import Engine
 from voxgate.protocol.events import ErrorCode, SessionError, to_wire
 from voxgate.server.auth import Authenticator, AuthError, Principal, Scope, bearer
 from voxgate.server.connection import Connection
 from voxgate.server.openai_routes import router as openai_router
+from voxgate.server.sessions import SessionRegistry
 from voxgate.server.twilio import router as twilio_router
 from voxgate.server.web import router as web_router
 
@@ -28,19 +29,24 @@ def _http_error(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
 
 
-def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, models: Models | None = None, sessions: SessionRegistry | None = None
+) -> FastAPI:
+    """`models`, `sessions`: built elsewhere (preloaded by `voxgate serve`, or fakes in tests)."""
     settings = settings or Settings()
-    engine = engine or Engine(settings)
+    models = models if models is not None else Models(settings)
+    sessions = sessions if sessions is not None else SessionRegistry(models)  # (an empty registry is falsy)
     auth = Authenticator([k.get_secret_value() for k in settings.api_keys], max_token_ttl_s=settings.max_token_ttl_s)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        reaper = asyncio.create_task(engine.reap_forever())
+        reaper = asyncio.create_task(sessions.reap_forever())
         yield
         reaper.cancel()
 
     app = FastAPI(title="Voxgate", version=__version__, lifespan=lifespan)
-    app.state.engine = engine
+    app.state.models = models
+    app.state.sessions = sessions
     app.state.auth = auth
 
     @app.get("/health")
@@ -48,14 +54,14 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         return {
             "status": "ok",
             "version": __version__,
-            "sessions": len(engine.store),
-            "connected": engine.store.attached_count,
+            "sessions": len(sessions),
+            "connected": sessions.attached_count,
             "tasks": len(asyncio.all_tasks()),  # lets tests and operators see leaks
         }
 
     @app.get("/v1/voices")
     async def voices() -> dict[str, object]:
-        return {"default": settings.default_voice, "voices": engine.voices.catalog_json()}
+        return {"default": settings.default_voice, "voices": models.voices.catalog_json()}
 
     @app.get("/v1/token")
     async def token(
@@ -92,7 +98,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             await ws.close(code=POLICY_VIOLATION, reason=exc.code)
             return
         await ws.accept()
-        await Connection(ws, engine, principal).run()
+        await Connection(ws, sessions, principal).run()
 
     app.include_router(twilio_router)
     app.include_router(openai_router)

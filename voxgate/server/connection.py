@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
+from voxgate.audio.input import InputDecoder, decoder_for
 from voxgate.backends.base import Audio
 from voxgate.protocol.events import (
     CLIENT_EVENT_TYPES,
@@ -41,8 +42,8 @@ from voxgate.session.conversation import Conversation
 from voxgate.session.store import ResumeError
 
 if TYPE_CHECKING:
-    from voxgate.engine import Engine
     from voxgate.server.auth import Principal
+    from voxgate.server.sessions import SessionRegistry
 
 log = logging.getLogger("voxgate.connection")
 
@@ -70,12 +71,26 @@ class _ErrorBudget:
         return False
 
 
+class ClientPlayback:
+    """A WebSocket client flushes its own playback on `input.speech.started`, and reports nothing played."""
+
+    acknowledges_playback = False
+
+    async def flush(self) -> None:
+        return None
+
+    def rewound(self, reply_id: str, at_s: float) -> None:
+        return None
+
+
 class Connection:
-    def __init__(self, websocket: WebSocket, engine: Engine, principal: Principal) -> None:
+    def __init__(self, websocket: WebSocket, sessions: SessionRegistry, principal: Principal) -> None:
         self.ws = websocket
-        self.engine = engine
+        self.sessions = sessions
         self.principal = principal
         self.conversation: Conversation | None = None
+        self.playback = ClientPlayback()
+        self._input: InputDecoder | None = None
         self._send_lock = asyncio.Lock()
         self._audio: asyncio.Queue[Audio | None] = asyncio.Queue(maxsize=MAX_AUDIO_BACKLOG)
         self._errors = _ErrorBudget(ERRORS_PER_SECOND, ERROR_BURST)
@@ -133,7 +148,7 @@ class Connection:
                 await worker
             self._closed = True
             if self.conversation is not None:
-                await self.engine.release(self.conversation, self)
+                await self.sessions.release(self.conversation, self)
 
     async def _on_text(self, text: str) -> None:
         try:
@@ -171,14 +186,13 @@ class Connection:
 
     async def _on_update(self, event: SessionUpdate, fields: set[str]) -> None:
         if self.conversation is None:
-            conversation = await self.engine.open_conversation(self.principal.owner)
+            conversation = self.sessions.open(self.principal.owner, self)
             if conversation is None:
                 await self.error(ErrorCode.SERVER_ERROR, "server at capacity: retry with exponential backoff")
                 await self.close(1013, "at capacity")
                 return
             self.conversation = conversation
-            self.engine.bind(conversation, self)
-            conversation.attach(self.send)
+            conversation.attach(self)
         first = await self.conversation.update(event.session, fields)
         if first:
             await self.send(SessionReady(session_id=self.conversation.session_id))
@@ -191,12 +205,13 @@ class Connection:
             await self.error(ErrorCode.INVALID_FORMAT, "session.resume must be the first message on a socket")
             return
         try:
-            conversation = await self.engine.resume_conversation(event.session_id, self.principal.owner, self)
+            conversation = await self.sessions.resume(event.session_id, self.principal.owner, self)
         except ResumeError as exc:
             await self.error(exc.code, exc.message)
             return
         self.conversation = conversation
-        conversation.attach(self.send)
+        self._input = None  # a new socket: its audio stream starts afresh
+        conversation.attach(self)
         await self.send(SessionReady(session_id=conversation.session_id))
 
     async def _on_audio(self, event: InputAudio) -> None:
@@ -210,7 +225,8 @@ class Connection:
             await self.error(ErrorCode.INVALID_AUDIO, "audio chunk too large: send ~50 ms chunks")
             return
         try:
-            audio = self.conversation.decode_input(payload)
+            self._input = decoder_for(self._input, self.conversation.config.input_encoding)
+            audio = self._input.decode(payload)
         except Exception as exc:
             await self.error(ErrorCode.INVALID_AUDIO, f"could not convert audio: {exc}")
             return

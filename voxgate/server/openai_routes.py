@@ -37,7 +37,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from voxgate.audio.codecs import float_to_int16
 from voxgate.audio.resample import resample
 from voxgate.backends.base import ANALYSIS_RATE, Audio, ChatMessage, TextDelta, ToolSpec
-from voxgate.engine import Engine
+from voxgate.backends.recognition import Recognizer
+from voxgate.backends.registry import Models
 from voxgate.server.auth import Authenticator, AuthError, Scope, bearer
 from voxgate.session.clauses import ClauseSplitter
 from voxgate.voices import UnknownVoiceError
@@ -70,9 +71,9 @@ class OpenAIError(Exception):
         return JSONResponse(body, status_code=self.status)
 
 
-def _engine(request: Request) -> Engine:
-    engine: Engine = request.app.state.engine
-    return engine
+def _models(request: Request) -> Models:
+    models: Models = request.app.state.models
+    return models
 
 
 def _authorize(request: Request) -> None:
@@ -121,7 +122,7 @@ async def list_models(request: Request) -> JSONResponse:
         _authorize(request)
     except OpenAIError as exc:
         return exc.response()
-    s = _engine(request).settings
+    s = _models(request).settings
     ids = [
         s.llm_model,
         s.stt_remote_model if s.stt_backend == "openai" else s.stt_model,
@@ -164,13 +165,13 @@ async def transcriptions(request: Request) -> Response:
         if response_format not in ("json", "text"):
             raise OpenAIError(400, "response_format must be 'json' or 'text'", param="response_format")
         audio = decode_audio(await upload.read())
-        engine = _engine(request)
+        models = _models(request)
         language = text_field("language")
-        if language is None and engine.settings.stt_language != "auto":
-            language = engine.settings.stt_language
+        if language is None and models.settings.stt_language != "auto":
+            language = models.settings.stt_language
         prompt = text_field("prompt")
         try:
-            text = await engine.transcribe(
+            text = await Recognizer(models).transcribe(
                 audio, language=language, keyterms=[prompt] if prompt else [], purpose="final"
             )
         except Exception as exc:
@@ -218,9 +219,9 @@ async def speech(request: Request) -> Response:
         spec = _parse(SpeechRequest, await _json_body(request))
         if not spec.input.strip():
             raise OpenAIError(400, "input is empty", param="input")
-        engine = _engine(request)
+        catalog = _models(request).voices
         try:
-            voice = engine.voices.resolve(spec.voice)
+            voice = catalog.resolve(spec.voice)
         except UnknownVoiceError as exc:
             raise OpenAIError(400, str(exc), param="voice", code="invalid_value") from exc
     except OpenAIError as exc:
@@ -233,7 +234,7 @@ async def speech(request: Request) -> Response:
         if spec.response_format == "wav":
             yield wav_stream_header()
         for clause in clauses:
-            audio, rate = await engine.synthesize(clause, voice)
+            audio, rate = await catalog.synthesize(clause, voice)
             if len(audio):
                 yield float_to_int16(resample(audio, rate, SPEECH_RATE)).astype("<i2").tobytes()
 
@@ -335,7 +336,7 @@ async def chat_completions(request: Request) -> Response:
             raise OpenAIError(400, "messages is empty", param="messages")
     except OpenAIError as exc:
         return exc.response()
-    llm = _engine(request).llm
+    llm = _models(request).llm
     completion_id = "chatcmpl-" + uuid.uuid4().hex[:24]
     created = int(time.time())
     model = spec.model or llm.name

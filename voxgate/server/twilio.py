@@ -35,6 +35,7 @@ from twilio.request_validator import SIGNATURE_SETTINGS_HEADER, RequestValidator
 from twilio.twiml.voice_response import Connect, VoiceResponse
 
 from voxgate.agents import AgentConfig, AgentError, WebhookTools, load_agent
+from voxgate.audio.input import InputDecoder
 from voxgate.backends.base import Audio
 from voxgate.protocol.events import (
     AgentTranscript,
@@ -44,7 +45,6 @@ from voxgate.protocol.events import (
     ReplyStarted,
     ServerEvent,
     SessionError,
-    SpeechStarted,
     ToolCall,
     UserTranscript,
 )
@@ -53,7 +53,7 @@ from voxgate.session.config import ConfigError
 
 if TYPE_CHECKING:
     from voxgate.config import Settings
-    from voxgate.engine import Engine
+    from voxgate.server.sessions import SessionRegistry
     from voxgate.session.conversation import Conversation
 
 log = logging.getLogger("voxgate.twilio")
@@ -142,10 +142,14 @@ class Playout:
 
 
 class TwilioCall:
-    def __init__(self, ws: WebSocket, engine: Engine, auth: Authenticator, query_token: str | None) -> None:
+    def __init__(
+        self, ws: WebSocket, sessions: SessionRegistry, settings: Settings, auth: Authenticator, query_token: str | None
+    ) -> None:
         self.ws = ws
-        self.engine = engine
-        self.settings: Settings = engine.settings
+        self.sessions = sessions
+        self.settings = settings
+        self.playback = self  # Twilio plays what it is sent: `clear` empties its buffer, marks say what played
+        self._input = InputDecoder(ENCODING)
         self.auth = auth
         self.query_token = query_token
         self.stream_sid: str | None = None
@@ -245,7 +249,7 @@ class TwilioCall:
                     await task
             self._closed = True
             if self.conversation is not None:
-                await self.engine.release(self.conversation, self)
+                await self.sessions.release(self.conversation, self)
             if self._tools is not None:
                 await self._tools.aclose()
             if self.conversation is not None:
@@ -346,16 +350,13 @@ class TwilioCall:
 
     async def _open_conversation(self, principal: Principal, variables: dict[str, str]) -> bool:
         assert self.agent is not None
-        conversation = await self.engine.open_conversation(principal.owner)
+        conversation = self.sessions.open(principal.owner, self)
         if conversation is None:
             log.warning("call %s: server at capacity, stream refused", self.call_sid)
             await self.close(TRY_AGAIN_LATER, "at capacity")
             return False
         self.conversation = conversation
-        self.engine.bind(conversation, self)
-        conversation.playback_acknowledged_only = True  # what the caller heard comes from Twilio's marks
-        conversation.on_reply_rewound = self._reply_rewound
-        conversation.attach(self._on_event)
+        conversation.attach(self)
         self._tools = WebhookTools(self.agent)
         session, fields = self.agent.session_config(ENCODING, variables)
         try:
@@ -394,7 +395,7 @@ class TwilioCall:
         self.media_frames += 1
         self.inbound_s += len(payload) / RATE
         try:
-            self._audio.put_nowait(self.conversation.decode_input(payload))
+            self._audio.put_nowait(self._input.decode(payload))
         except asyncio.QueueFull:
             self._dropped_frames += 1
             if self._dropped_frames % 50 == 1:
@@ -435,18 +436,13 @@ class TwilioCall:
 
     # ------------------------------------------------------------ from the conversation
 
-    async def _on_event(self, event: ServerEvent) -> None:
+    async def send(self, event: ServerEvent) -> None:
+        """The session's events, as Twilio messages where the caller should hear them."""
         if isinstance(event, ReplyAudio):
             await self._play(event.data)
         elif isinstance(event, ReplyStarted):
             self._reply_id, self._reply_s = event.reply_id, 0.0
-        elif isinstance(event, SpeechStarted):
-            agent_interrupts = self.agent is None or self.agent.interrupts
-            if agent_interrupts and (self.playout.playing or self._reply_id is not None):
-                await self._clear("barge-in")
         elif isinstance(event, ReplyDone):
-            if event.status == "interrupted" and self.playout.playing:
-                await self._clear("reply interrupted")
             self._reply_id = None
         elif isinstance(event, ToolCall):
             self._spawn(self._run_tool(event))
@@ -466,12 +462,19 @@ class TwilioCall:
         await self._send({"event": "media", "streamSid": self.stream_sid, "media": {"payload": data}})
         await self._send({"event": "mark", "streamSid": self.stream_sid, "mark": {"name": mark.name}})
 
-    def _reply_rewound(self, reply_id: str, at_s: float) -> None:
+    acknowledges_playback = True  # the session keeps as heard only what Twilio's marks confirmed
+
+    async def flush(self) -> None:
+        await self._clear("the agent stopped")
+
+    def rewound(self, reply_id: str, at_s: float) -> None:
         """A paused reply is sent again from `at_s`: its marks count reply time from there."""
         if reply_id == self._reply_id:
             self._reply_s = at_s
 
     async def _clear(self, why: str) -> None:
+        if not self.playout.playing:
+            return  # nothing sent is still unplayed: there is nothing to clear
         flushed = self.playout.cleared()
         log.info("call %s: %s: clear (%d unplayed marks)", self.call_sid, why, flushed)
         await self._send({"event": "clear", "streamSid": self.stream_sid})
@@ -521,7 +524,7 @@ def _calls(app: Any) -> dict[int, TwilioCall]:
 @router.websocket(STREAM_PATH)
 async def twilio_stream(ws: WebSocket, token: str | None = None) -> None:
     await ws.accept()  # Twilio's credential arrives in `start`, after the socket is open
-    call = TwilioCall(ws, ws.app.state.engine, ws.app.state.auth, token)
+    call = TwilioCall(ws, ws.app.state.sessions, ws.app.state.models.settings, ws.app.state.auth, token)
     calls = _calls(ws.app)
     calls[id(call)] = call
     try:
@@ -544,9 +547,8 @@ async def twilio_calls(request: Request, authorization: Annotated[str | None, He
 @router.api_route("/v1/twilio/voice", methods=["POST", "GET"])
 async def twilio_voice(request: Request, agent: Annotated[str | None, Query()] = None) -> Response:
     """TwiML for a number's voice webhook: connect the call to the stream, with the chosen agent."""
-    engine: Engine = request.app.state.engine
     auth: Authenticator = request.app.state.auth
-    settings = engine.settings
+    settings: Settings = request.app.state.models.settings
     form: dict[str, str] = {}
     if request.method == "POST":
         form = dict(parse_qsl((await request.body()).decode("utf-8", "replace"), keep_blank_values=True))

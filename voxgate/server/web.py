@@ -44,7 +44,7 @@ async def asset(name: str) -> Response:
 
 def _page_off(request: Request) -> JSONResponse | None:
     auth: Authenticator = request.app.state.auth
-    if not auth.open and request.app.state.engine.settings.web_token_key is None:
+    if not auth.open and request.app.state.models.settings.web_token_key is None:
         return JSONResponse(
             {"code": "FORBIDDEN", "message": "the browser page is off: set VOXGATE_WEB_TOKEN_KEY to enable it"},
             status_code=403,
@@ -57,7 +57,7 @@ async def agents(request: Request) -> JSONResponse:
     """The agent files the page can start: name and the session.update each amounts to."""
     if (off := _page_off(request)) is not None:
         return off
-    folder = request.app.state.engine.settings.agents_dir
+    folder = request.app.state.models.settings.agents_dir
     out = []
     for name in list_agents(folder):
         try:
@@ -74,7 +74,7 @@ async def run_tool(request: Request, name: str, tool: str) -> JSONResponse:
     if (off := _page_off(request)) is not None:
         return off
     try:
-        agent = load_agent(name, request.app.state.engine.settings.agents_dir)
+        agent = load_agent(name, request.app.state.models.settings.agents_dir)
     except AgentError as exc:
         return JSONResponse({"code": "invalid_value", "message": str(exc)}, status_code=404)
     arguments = await request.json()
@@ -90,7 +90,7 @@ async def run_tool(request: Request, name: str, tool: str) -> JSONResponse:
 async def web_token(request: Request) -> JSONResponse:
     """A single-use session token for the page, minted under the operator's chosen key."""
     auth: Authenticator = request.app.state.auth
-    key = request.app.state.engine.settings.web_token_key
+    key = request.app.state.models.settings.web_token_key
     if (off := _page_off(request)) is not None:
         return off
     try:

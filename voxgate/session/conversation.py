@@ -1,38 +1,25 @@
-"""One conversation: configuration, history, the user's turns and the agent's replies.
+"""One conversation: configuration, history, and the turn machine that runs the user's turns and the replies.
 
-A conversation outlives its socket (for `session.resume`). Everything it runs — partial decodes, the
-turn being transcribed, the reply being spoken — is a task it tracks, so detaching cancels all of
-it and nothing leaks. The socket side (server/connection.py) only parses and forwards.
-
-A user turn goes through phases, and what user speech does depends on the phase:
-- transcribing (after end of turn, before `transcript.user`): the user went on — cancel, and the
-  closed turn's audio becomes the start of the new one;
-- thinking (LLM working, no `reply.started` yet): cancel unheard; the user message stays in history;
-- speaking (after `reply.started`): barge-in when `interrupt_response`, else the agent goes on and
-  the new turn is answered after it.
+A conversation outlives its socket (for `session.resume`). Where the turn is lives in one value,
+`self.state` (session/turn_state.py has the diagram); every piece of work belongs to a holder of that
+state (a user turn, the held voice, a reply) and runs in its scope, so entering a state that no longer
+names a holder cancels its work. Detaching the socket returns to a resting state the same way, which
+leaves nothing behind for the next socket. The transport (server/connection.py, integrations/twilio)
+decodes the wire and forwards; the session sends through it and tells its playback when to flush.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-import numpy as np
-
-from voxgate.audio.codecs import WIRE_RATES, WireDecoder
 from voxgate.audio.echo import EchoGuard
-from voxgate.audio.resample import StreamResampler, resample
-from voxgate.backends.base import ANALYSIS_RATE, Audio, ChatMessage, TextDelta, ToolCallRequest
+from voxgate.backends.base import Audio, ChatMessage
 from voxgate.protocol.events import (
-    AgentTranscript,
     ErrorCode,
-    ReplyDone,
-    ReplyStarted,
     ServerEvent,
     SessionConfig,
     SessionError,
@@ -41,138 +28,142 @@ from voxgate.protocol.events import (
     UserTranscript,
     UserTranscriptDelta,
 )
-from voxgate.session.clauses import ClauseSplitter
 from voxgate.session.config import ConfigError, LiveConfig, apply_update
-from voxgate.session.false_interruptions import (
-    BACKCHANNEL_HINTS,
-    HOLD_MAX_VOICED_S,
-    ResumePoint,
-    cue_holds,
-    has_interruption_cue,
-    is_backchannel,
-)
-from voxgate.session.languages import language_instruction, voice_for_language
+from voxgate.session.false_interruptions import BACKCHANNEL_HINTS, HOLD_MAX_VOICED_S, ResumePoint, is_backchannel
+from voxgate.session.held_voice import HeldVoice
 from voxgate.session.listener import (
     CONFIRM_VOICED_S,
     ECHO_CONFIRM_VOICED_S,
     Listener,
-    NoiseEnd,
+    ListenerEvent,
     PartialDue,
     Pause,
     SpeechConfirmed,
     SpeechStart,
     TurnEnd,
 )
-from voxgate.session.playback import PlaybackClock
-from voxgate.session.prefetch import PrefetchedReply, PrefetchKey
-from voxgate.session.speaker import ReplySpeaker, SpeechItem, ToolCallsReady
-from voxgate.session.turn_policy import TurnEvidence, turn_is_complete, unfinished_reason
+from voxgate.session.reply import APOLOGY, ActiveReply, clauses_of
+from voxgate.session.replying import Replies
+from voxgate.session.tools import ToolLedger
+from voxgate.session.turn_policy import TurnEvidence, turn_is_complete
+from voxgate.session.turn_state import (
+    AwaitingTools,
+    Listening,
+    OverAgent,
+    Replying,
+    Transcribing,
+    TurnState,
+    UserTalking,
+    holders,
+    name,
+)
+from voxgate.session.user_turn import UserTurn
 
 if TYPE_CHECKING:
-    from voxgate.engine import Engine, TranscribePurpose
-    from voxgate.voices import ResolvedVoice
+    from voxgate.session.policy import SessionPolicy
+    from voxgate.session.ports import SessionPorts, TranscribePurpose, Transport
 
 log = logging.getLogger("voxgate.session")
 
-TRANSITION = "One moment, let me check."
-APOLOGY = "Sorry, I'm having trouble answering right now."
-NOTHING_TO_SAY = "Sorry, could you say that again?"
-
-Send = Callable[[ServerEvent], Awaitable[None]]
-
-
-@dataclass
-class ActiveReply:
-    reply_id: str
-    speaker: ReplySpeaker
-    task: asyncio.Task[None] | None = None
-    started: bool = False  # reply.started has been sent
-    calls: list[ToolCallRequest] = field(default_factory=list)
-
 
 class Conversation:
-    def __init__(self, engine: Engine, session_id: str, owner: str) -> None:
-        self.engine = engine
+    def __init__(
+        self,
+        ports: SessionPorts,
+        policy: SessionPolicy,
+        session_id: str,
+        owner: str,
+        *,
+        now: Callable[[], float] | None = None,
+    ) -> None:
+        """`now`: the clock of playback and echo timing; the running event loop's by default (virtual in tests)."""
+        self.ports = ports
+        self.policy = policy
         self.session_id = session_id
         self.owner = owner
-        settings = engine.settings
-        self.config = LiveConfig(
-            system_prompt=settings.system_prompt,
-            language=None if settings.stt_language == "auto" else settings.stt_language,
-        )
+        self.now = now or (lambda: asyncio.get_running_loop().time())
+        self.config = LiveConfig(system_prompt=policy.system_prompt, language=policy.language)
         self.history: list[ChatMessage] = []
-        self._send: Send | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self.state: TurnState = Listening()
+        self.tools = ToolLedger()
+        self.resume_point = ResumePoint(self.now)
+        self.replies = Replies(self)
+        self._transport: Transport | None = None
         self._listener: Listener | None = None
-        self._decoder: WireDecoder | None = None
-        self._resampler: StreamResampler | None = None
-        self._turn_task: asyncio.Task[None] | None = None
-        self._turn_audio: Audio | None = None
-        self._turn_transcribed = False
-        self._reply: ActiveReply | None = None
-        self._speaking = asyncio.Lock()
-        self._partial_busy = False
-        self._last_partial = ""
-        self._pending_calls: dict[str, ToolCallRequest] = {}
-        self._results: dict[str, str] = {}
-        self._discarded_calls: set[str] = set()
         self._echo: EchoGuard | None = None
-        self._held_start = False  # speech over the agent, not yet confirmed as a barge-in
-        self._confirm_deferred = False  # confirmed while the echo guard could not yet tell echo from the user
-        self._words_hold = False  # confirmed voice over the agent, waiting for words: a backchannel or a barge-in?
-        self._words_check: asyncio.Task[None] | None = None
-        self._whole_due: tuple[Audio, int, int] | None = None  # a pause's whole read, asked for mid-read
-        self._held_words: tuple[int, int, str] | None = None  # (utterance, voiced frames, words) last decoded
-        self._speculation: tuple[int, int, asyncio.Task[str]] | None = None  # (utterance, voiced frames, decode)
-        self._prefetch: PrefetchedReply | None = None  # the reply's LLM, started at that pause
-        self._spoken_ahead: tuple[tuple[str, str, str, int], asyncio.Task[Audio]] | None = None  # its first clause
-        self._resume_point = ResumePoint()
-        # Set by a transport that reports what was played (Twilio marks): an interrupted reply then keeps only
-        # the audio the transport acknowledged, instead of what the pacing clock assumes was played.
-        self.playback_acknowledged_only = False
-        # Told when a paused reply is sent again from an earlier point (reply id, reply seconds): a transport
-        # that numbers the reply's audio itself (Twilio marks) starts counting there again.
-        self.on_reply_rewound: Callable[[str, float], None] | None = None
 
-    # ------------------------------------------------------------ socket lifecycle
+    # ------------------------------------------------------------ the socket
 
     @property
     def ready(self) -> bool:
         return self.config.applied_once
 
-    def attach(self, send: Send) -> None:
-        self._send = send
+    def attach(self, transport: Transport) -> None:
+        self._transport = transport
 
     async def detach(self) -> None:
-        """The socket is gone: stop all work; keep what the user heard in the history."""
-        self._send = None
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        self._tasks.clear()
+        """The socket is gone: stop all work (what the user heard stays in the history)."""
+        self._transport = None
+        await self.enter(self._resting())
+        await self.replies.close_background()
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+
+    def resumed(self) -> None:
+        """A new socket took this conversation over: fresh audio state, same history and config."""
+        if self._listener is not None:
+            self._listener.close()
         self._listener = None
-        self._partial_busy = False
+        self._setup_input()
 
     async def emit(self, event: ServerEvent) -> None:
-        if self._send is not None:
-            await self._send(event)
+        if self._transport is not None:
+            await self._transport.send(event)
 
     async def error(self, code: ErrorCode, message: str) -> None:
         await self.emit(SessionError(code=code, message=message))
 
-    def _spawn(self, coro: Awaitable[None], name: str) -> asyncio.Task[None]:
-        task: asyncio.Task[None] = asyncio.ensure_future(coro)
-        task.set_name(f"{self.session_id}:{name}")
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-        return task
+    @property
+    def transport(self) -> Transport | None:
+        return self._transport
 
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("session task failed", exc_info=task.exception())
+    @property
+    def echo(self) -> EchoGuard | None:
+        return self._echo
+
+    @property
+    def listener(self) -> Listener | None:
+        return self._listener
+
+    # ------------------------------------------------------------ the turn machine
+
+    async def enter(self, new: TurnState, *, announce: ServerEvent | None = None) -> None:
+        """Move to `new`; `announce` is sent first; then the old state's holders that `new` lacks are closed."""
+        old, self.state = self.state, new
+        if type(old) is not type(new) or holders(old) != holders(new):
+            log.debug("turn: %s -> %s", name(old), name(new))
+        if announce is not None:
+            await self.emit(announce)
+        kept = (*holders(new), self.replies.background)  # a reply let finish in the background goes on
+        for holder in holders(old):
+            if holder not in kept:
+                await holder.close()
+
+    def _resting(self) -> TurnState:
+        pending = self.tools.pending
+        return AwaitingTools(pending) if pending else Listening()
+
+    async def rest(self) -> None:
+        """Nothing more to do for the user now: wait for them, or answer tool results that are all in."""
+        await self.enter(self._resting())
+        if self.tools.answered():
+            self.history.extend(self.tools.take_results())
+            await self.replies.start(self.replies.from_llm())
+
+    def _new_turn(self) -> UserTurn:
+        utterance = self._listener.utterance_id if self._listener is not None else 0
+        return UserTurn(self.session_id, utterance)
 
     # ------------------------------------------------------------ configuration
 
@@ -181,260 +172,121 @@ class Conversation:
         first = not self.config.applied_once
         if first:
             try:
-                await asyncio.to_thread(self.engine.prepare)
+                await asyncio.to_thread(self.ports.prepare)
             except Exception as exc:
                 log.exception("models failed to load")
                 raise ConfigError(ErrorCode.AGENT_INIT_FAILED, f"the agent could not start: {exc}") from exc
         self.config = apply_update(
-            self.config, update, fields_set, self.engine.voices.resolve, self.engine.check_llm_model
+            self.config, update, fields_set, self.ports.voices.resolve, self.ports.llms.check_llm_model
         )
         if first or "input" in fields_set:
             self._setup_input()
         return first
 
     def _setup_input(self) -> None:
-        encoding = self.config.input_encoding
-        if self._decoder is None or self._decoder.encoding != encoding:
-            self._decoder = WireDecoder(encoding)
-            self._resampler = StreamResampler(WIRE_RATES[encoding], ANALYSIS_RATE)
-        if self._echo is None and self.engine.settings.echo_guard:
-            self._echo = EchoGuard()
+        if self._echo is None and self.policy.echo_guard:
+            self._echo = EchoGuard(now=self.now)
         if self._listener is None:
             self._listener = Listener(
-                self.engine.vad.new_stream(),
+                self.ports.new_vad(),
                 turn_detection=lambda: self.config.turn,
                 end_of_turn=self._end_of_turn,
-                partial_interval_s=self.engine.settings.partial_interval_ms / 1000,
+                partial_interval_s=self.policy.partial_interval_s,
             )
 
-    def resumed(self) -> None:
-        """A new socket took this conversation over: fresh audio state, same history and config."""
-        self._decoder = None
-        self._listener = None
-        self._setup_input()
+    async def greet(self) -> None:
+        if self.config.greeting:
+            await self.replies.start(clauses_of(self.config.greeting))
 
-    # ------------------------------------------------------------ user audio
-
-    def decode_input(self, payload: bytes) -> Audio:
-        assert self._decoder is not None and self._resampler is not None
-        return self._resampler.process(self._decoder.decode(payload))
+    # ------------------------------------------------------------ the user's audio
 
     async def on_audio(self, audio: Audio) -> None:
-        if self._listener is None or len(audio) == 0:
+        listener = self._listener
+        if listener is None or len(audio) == 0:
             return
         if self._echo is not None:
             before = self._echo.state
             audio = self._echo.process(audio)
-            state = self._echo.state
-            self._listener.confirm_voiced_s = ECHO_CONFIRM_VOICED_S if state == "present" else CONFIRM_VOICED_S
-            await self._settle_echo(before, state)
-        events = await self._listener.feed(audio)
-        self._drop_stale_prefetch()
-        if self._words_hold:
-            if not self._agent_speaking():
-                await self._release_hold("the agent finished")
-            elif self._listener.voiced_s >= HOLD_MAX_VOICED_S:
-                await self._release_hold(f"{self._listener.voiced_s:.2f} s of voice is more than a backchannel")
+            now = self._echo.state
+            listener.confirm_voiced_s = ECHO_CONFIRM_VOICED_S if now == "present" else CONFIRM_VOICED_S
+            await self._settle_echo(before, now)
+        events = await listener.feed(audio)
+        state = self.state
+        if isinstance(state, UserTalking):
+            state.turn.drop_stale_prefetch(listener)
+        if isinstance(state, OverAgent) and state.stage == "reading" and listener.voiced_s >= HOLD_MAX_VOICED_S:
+            await self._barge_in(f"{listener.voiced_s:.2f} s of voice is more than a backchannel")
         for event in events:
-            if isinstance(event, SpeechStart):
-                self._last_partial = ""
-                if self._agent_speaking() and self.config.turn.interrupt_response:
-                    self._held_start = True  # a cough or a click must not stop the agent: wait for more voice
-                    log.debug("speech over the agent: held until confirmed")
+            await self._on_listener(event, listener)
+
+    async def _on_listener(self, event: ListenerEvent, listener: Listener) -> None:
+        state = self.state
+        if isinstance(event, SpeechStart):
+            if isinstance(state, Replying) and state.reply.speaking and self.config.turn.interrupt_response:
+                # a cough or a click must not stop the agent: wait for more voice
+                await self.enter(OverAgent(state.reply, self._held_voice(listener), "unconfirmed"))
+            else:
+                await self._user_voice()
+        elif isinstance(event, SpeechConfirmed):
+            if isinstance(state, OverAgent) and state.stage == "unconfirmed":
+                if self._echo is not None and self._echo.state == "unknown":
+                    await self.enter(OverAgent(state.reply, state.voice, "echo_unknown"))  # may be our own echo
                 else:
-                    await self._on_speech_started()
-            elif isinstance(event, SpeechConfirmed):
-                log.debug("speech confirmed (held=%s)", self._held_start)
-                if self._held_start:
-                    if self._echo is not None and self._echo.state == "unknown":
-                        self._confirm_deferred = True  # it may be our own echo: wait for the guard to know
-                        continue
-                    await self._barge_in_confirmed()
-            elif isinstance(event, PartialDue):
-                if self._words_hold:
-                    self._check_words(event.audio, event.utterance, whole=False)
-                elif not self._held_start:
-                    self._start_partial(event)
-            elif isinstance(event, Pause):
-                if self._words_hold:
-                    self._check_words(event.audio, event.utterance, whole=True)
-                self._speculate(event)
-            elif isinstance(event, TurnEnd | NoiseEnd):
-                if self._words_hold and isinstance(event, TurnEnd):
-                    self._spawn(self._held_turn_ended(event), "held-turn")
-                    continue
-                if self._held_start:  # never confirmed: noise over the agent, as if nothing happened
-                    log.debug("unconfirmed speech over the agent ignored: %s", type(event).__name__)
-                    self._held_start = self._confirm_deferred = self._words_hold = False
-                    await self._resume_reply("noise")
-                    continue
-                await self.emit(SpeechStopped())
-                if isinstance(event, TurnEnd):
-                    self._turn_audio = event.audio
-                    self._turn_transcribed = False
-                    self._turn_task = self._spawn(self._complete_turn(event), "turn")
-
-    async def _settle_echo(self, before: str, now: str) -> None:
-        """Act on what the echo guard learned about speech held over the agent.
-
-        Speech that began while the guard could not yet tell echo from a clean mic was heard raw. If
-        the mic turns out clean, a confirmation that waited goes through now; if it carries echo, the
-        voiced audio counted so far may be the agent itself, so the listener counts again on the
-        cancelled audio.
-        """
-        if not self._held_start or self._listener is None:
-            return
-        if now == "present" and before != "present":
-            log.debug("echo present: speech over the agent counted again on cancelled audio")
-            self._listener.rearm()
-            self._confirm_deferred = self._words_hold = False
-            await self._resume_reply("it may have been the agent's own echo")
-        elif self._confirm_deferred and now in ("absent", "none"):
-            log.debug("clean mic: deferred barge-in confirmed")
-            self._confirm_deferred = False
-            await self._barge_in_confirmed()
-
-    # ------------------------------------------------------------ backchannels
-
-    async def _barge_in_confirmed(self) -> None:
-        """Enough voice over the agent to be speech. Whether it stops the agent depends on its words.
-
-        "Uh-huh", "yeah", "right" carry as much voice as "wait" or "stop". With `backchannel_words`
-        the words are decoded (from the partials, the first pause, the end of the utterance); anything
-        but a backchannel, or more voice than a backchannel has, is a barge-in. Meanwhile, with
-        `barge_in_pause`, the agent pauses at once (the client is told to stop playback) and picks up
-        at the clause it was in when the words are only a backchannel; without it the agent talks on
-        until the words are known (~0.5 s later). Without `backchannel_words`, voice alone interrupts
-        at once (fast, but fooled by every "uh-huh").
-        """
-        if self.engine.settings.backchannel_words and self._agent_speaking() and self._listener is not None:
-            self._words_hold = True
-            log.debug("voice over the agent: waiting for its words")
-            if self.engine.settings.barge_in_pause:
-                await self._pause_reply()
-            self._check_words(self._listener.audio_so_far(), self._listener.utterance_id, whole=False)
-            return
-        self._held_start = False
-        await self._on_speech_started()
-
-    async def _release_hold(self, why: str) -> None:
-        if not self._words_hold:
-            return
-        self._words_hold = self._held_start = False
-        log.debug("barge-in: %s", why)
-        await self._on_speech_started(announce=not self._reply_paused())
-
-    def _reply_paused(self) -> bool:
-        return self._reply is not None and self._reply.speaker.paused
-
-    async def _pause_reply(self) -> None:
-        """Voice over the agent: stop playback now (the client flushes on `input.speech.started`)."""
-        reply = self._reply
-        if reply is None or reply.speaker.paused:
-            return
-        await self.emit(SpeechStarted())
-        reply.speaker.pause()
-        if self._echo is not None:
-            self._echo.flush_far_end()
-        log.debug("reply paused: voice over the agent, words not known yet")
-
-    async def _resume_reply(self, why: str) -> None:
-        """The voice that paused the reply was not an interruption: go on from the clause that was playing."""
-        reply = self._reply
-        if reply is None or not reply.speaker.paused:
-            return
-        await self.emit(SpeechStopped())
-        at = reply.speaker.resume()
-        if self.on_reply_rewound is not None:
-            self.on_reply_rewound(reply.reply_id, at)
-        log.debug("reply resumed at %.2f s: %s", at, why)
-
-    def _check_words(self, audio: Audio, utterance: int, *, whole: bool) -> None:
-        """Decode the held speech (one decode at a time); words that are more than a backchannel release it.
-
-        Mid-speech (`whole` false) only an interruption cue ("wait", "no", "stop") releases: a decode of
-        a fraction of a second of humming reads as words too often. At a pause, the utterance so far
-        is whole and any non-backchannel words count. While the reply is paused nothing is read
-        mid-speech: the agent is already quiet, so the surer read at the pause is worth its wait.
-        """
-        if not whole and self._reply_paused():
-            return
-        voiced_frames = self._listener.voiced_frames if self._listener is not None else -1
-        if self._words_check is not None and not self._words_check.done():
-            if whole:  # the utterance paused mid-read: its whole read comes right after this one
-                self._whole_due = (audio, utterance, voiced_frames)
-            return
-        self._whole_due = None
-
-        async def check(audio: Audio, whole: bool, voiced_frames: int) -> None:
-            while True:
-                # The final model, not the partial one: tiny.en heard a Japanese voice's "mm-hmm" as "in and
-                # hammer". At a pause the read may become the turn's transcript (`_held_turn_ended`): decode it
-                # as one.
-                text = await self._decode(audio, "final" if whole else "check", held=True)
-                listener = self._listener
-                if not (self._words_hold and listener is not None and listener.utterance_id == utterance):
-                    return
-                said = repr(text)
-                if whole:
-                    self._held_words = (utterance, voiced_frames, text)
-                    real = bool(text.strip()) and not is_backchannel(text)
-                    if not real:  # the user paused after a backchannel: the agent goes on (more voice is read again)
-                        await self._resume_reply(f"backchannel {text!r}")
-                elif has_interruption_cue(text):  # read again from the longer audio there is by now
-                    again = await self._decode(listener.audio_so_far(), "check", held=True)
-                    still = self._words_hold and self._listener is listener and listener.utterance_id == utterance
-                    real = still and cue_holds(text, again)
-                    said = f"{text!r} then {again!r}"
-                else:
-                    real = False
-                if real:
-                    await self._release_hold(f"words {said}")
-                    return
-                log.debug("held speech so far: %s", said)
-                if whole or not (self._words_hold and self._listener is listener):
-                    return
-                if (due := self._whole_due) is not None and due[1] == utterance:
-                    self._whole_due = None
-                    audio, whole, voiced_frames = due[0], True, due[2]
-                    continue
-                # Mid-speech, read again at once while more voice comes: a cue ("hold on") is often not
-                # readable in the first fraction of a second, and waiting for the next partial cost ~0.5 s.
-                if not listener.speaking or listener.voiced_frames == voiced_frames:
-                    return  # a pause: its own (whole) read decides
-                audio, voiced_frames = listener.audio_so_far(), listener.voiced_frames
-
-        self._words_check = self._spawn(check(audio, whole, voiced_frames), "words-check")
-
-    async def _held_turn_ended(self, end: TurnEnd) -> None:
-        """Held speech over the agent ended before its words were decided: decide on all of it now.
-
-        When the speech was already decoded at its pause (same voice, nothing since), that verdict
-        stands: decoding a non-word again with a little more silence can read it differently ("mm" then
-        "M.M.R.").
-        """
-        check = self._words_check
-        if check is not None and not check.done():
-            with contextlib.suppress(Exception):
-                await check
-        held = self._held_words
-        if held is not None and held[:2] == (end.utterance, end.voiced_frames):
-            text = held[2]
+                    await self._voice_confirmed(state)
+        elif isinstance(event, PartialDue):
+            if isinstance(state, OverAgent):
+                if state.stage == "reading":
+                    state.voice.read(event.audio, whole=False)
+            elif isinstance(state, UserTalking):
+                state.turn.start_partial(event, self._read_partial)
+        elif isinstance(event, Pause):
+            if isinstance(state, OverAgent):
+                if state.stage == "reading":
+                    state.voice.read(event.audio, whole=True)
+            elif isinstance(state, UserTalking):
+                state.turn.guess(event, self.replies.guess_final)
+        elif isinstance(state, OverAgent):
+            if state.stage == "reading" and isinstance(event, TurnEnd):
+                voice = state.voice
+                voice.ended = event
+                voice.scope.spawn(self._held_turn_ended(voice, event), "held-turn")
+            else:  # never confirmed: noise over the agent, as if nothing happened
+                log.debug("unconfirmed speech over the agent ignored: %s", type(event).__name__)
+                await self._back_to_reply(state.reply, "noise")
         else:
-            text = await self._decode(end.audio, held=True)
-        if self._words_hold and (not text.strip() or is_backchannel(text)):
-            log.debug("backchannel over the agent ignored: %r", text)
-            self._words_hold = self._held_start = self._confirm_deferred = False
-            await self._resume_reply(f"backchannel {text!r}")
-            return
-        await self._release_hold(f"words {text!r}")  # a no-op if released meanwhile (say, the agent finished)
-        await self.emit(SpeechStopped())
-        self._turn_audio = end.audio
-        self._turn_transcribed = False
-        self._turn_task = asyncio.current_task()  # a later barge-in cancels it
-        await self._complete_turn(end, text)
+            turn = state.turn if isinstance(state, UserTalking) else self._new_turn()
+            await self.emit(SpeechStopped())
+            if isinstance(event, TurnEnd):
+                await self._transcribe(turn, event)
+            else:
+                await self.rest()
 
-    async def _decode(self, audio: Audio, purpose: TranscribePurpose = "final", *, held: bool = False) -> str:
+    async def _user_voice(self) -> None:
+        """The user started speaking, not over a reply they can interrupt."""
+        state, turn = self.state, self._new_turn()
+        if isinstance(state, Transcribing) and self._listener is not None:
+            previous = state.turn
+            if previous.audio is not None:  # the user went on: the closed turn's audio starts this one
+                self._listener.prepend(previous.audio)
+        elif isinstance(state, Replying) and state.reply.speaking:
+            self.replies.finish_in_background(state.reply)  # interrupt_response off
+        # A reply still thinking is cancelled unheard (the user message stays in history).
+        await self.enter(UserTalking(turn), announce=SpeechStarted())
+
+    async def _read_partial(self, due: PartialDue) -> None:
+        state = self.state
+        try:
+            text = await self.decode(due.audio, "partial")
+        except Exception:
+            log.warning("partial decode failed", exc_info=True)
+            return
+        if isinstance(state, UserTalking) and self.state is state:
+            turn = state.turn
+            if text and text != turn.last_partial:
+                turn.last_partial = text
+                await self.emit(UserTranscriptDelta(text=text))
+
+    async def decode(self, audio: Audio, purpose: TranscribePurpose = "final", *, held: bool = False) -> str:
         """The session's language and keyterms, applied to every decode of the user's audio.
 
         `held`: voice over the agent, most often a backchannel. Listing the backchannels as hotwords
@@ -444,416 +296,197 @@ class Conversation:
         keyterms = self.config.keyterms
         if held and self.config.language in (None, "en"):
             keyterms = (*keyterms, *BACKCHANNEL_HINTS)
-        return await self.engine.transcribe(audio, language=self.config.language, keyterms=keyterms, purpose=purpose)
-
-    def _agent_speaking(self) -> bool:
-        return self._reply is not None and self._reply.started
-
-    async def _on_speech_started(self, *, announce: bool = True) -> None:
-        if announce:  # not when a paused reply already announced this speech
-            await self.emit(SpeechStarted())
-        turn = self._turn_task
-        if turn is not None and not turn.done():
-            reply = self._reply
-            if not self._turn_transcribed:
-                turn.cancel()
-                if self._listener is not None and self._turn_audio is not None:
-                    self._listener.prepend(self._turn_audio)
-            elif reply is None or not reply.started:
-                turn.cancel()
-        reply = self._reply
-        if reply is not None and reply.started and self.config.turn.interrupt_response:
-            await self.interrupt()
-        elif self._pending_calls and self.config.turn.interrupt_response:
-            self._discard_pending_calls()
-
-    def _start_partial(self, due: PartialDue) -> None:
-        if self._partial_busy:
-            return
-        self._partial_busy = True
-        self._spawn(self._partial(due), "partial")
-
-    async def _partial(self, due: PartialDue) -> None:
-        try:
-            text = await self._decode(due.audio, "partial")
-        finally:
-            self._partial_busy = False
-        listener = self._listener
-        still_talking = listener is not None and listener.speaking and listener.utterance_id == due.utterance
-        if text and text != self._last_partial and still_talking:
-            self._last_partial = text
-            await self.emit(UserTranscriptDelta(text=text))
-
-    def _speculate(self, pause: Pause) -> None:
-        """Start the final transcript at the first pause, so it is ready if this is the end of the turn."""
-        if self._held_start:
-            return  # unconfirmed sound over the agent: not worth a decode
-        current = self._speculation
-        if current is not None and not current[2].done():
-            return  # one decode at a time; a stale one is simply not used
-        task = asyncio.ensure_future(self._speculative_final(pause))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        self._speculation = (pause.utterance, pause.voiced_frames, task)
-
-    async def _speculative_final(self, pause: Pause) -> str:
-        text = await self._decode(pause.audio)
-        with contextlib.suppress(Exception):  # only an optimisation: the end of turn starts the LLM anyway
-            await self._start_prefetch(pause, text)
-        return text
-
-    def _context_key(self) -> tuple[object, ...]:
-        tools = tuple((t.name, t.description, repr(t.parameters)) for t in self.config.tools)
-        return (len(self.history), self.config.system_prompt, self.config.language, tools, self.config.llm_model)
-
-    async def _start_prefetch(self, pause: Pause, raw: str) -> None:
-        """Words that read as a finished turn: start the reply's LLM now (see session/prefetch.py)."""
-        listener = self._listener
-        if not self.engine.settings.llm_prefetch or listener is None or self._held_start:
-            return
-        if not (listener.speaking and listener.utterance_id == pause.utterance):
-            return
-        if listener.voiced_frames != pause.voiced_frames or self._reply is not None:
-            return
-        text = self.engine.finish_transcript(raw, language=self.config.language, keyterms=self.config.keyterms)
-        if not text or unfinished_reason(text):
-            return
-        self._cancel_prefetch()
-        llm = await asyncio.to_thread(self.engine.llm_for, self.config.llm_model)
-        key = PrefetchKey(pause.utterance, pause.voiced_frames, text, self._context_key())
-        messages = [*self._llm_messages(), ChatMessage(role="user", content=text)]
-        self._prefetch = PrefetchedReply(key, llm.stream(messages, self.config.tools))
-        self._tasks.add(self._prefetch.task)
-        self._prefetch.task.add_done_callback(self._tasks.discard)
-        log.debug("LLM started speculatively on %r", text)
-        self._spawn(self._speak_ahead(self._prefetch), "speak-ahead")
-
-    async def _speak_ahead(self, prefetch: PrefetchedReply) -> None:
-        """Synthesize the prefetched reply's first clause while the turn is still being decided.
-
-        With the LLM started at the pause, its first clause is often written before the end of the
-        turn is certain; its speech then waits, ready, instead of being made after. Unused (the user
-        went on), it is dropped; used, it saves one synthesis (~0.1–0.2 s with Piper) on the first audio.
-        """
-        clause = await prefetch.first_clause
-        if clause is None or self._prefetch is not prefetch:
-            return
-        voice, wire_rate = self._reply_voice()
-        task = asyncio.ensure_future(self._synthesize(clause, voice, wire_rate))
-        self._spoken_ahead = (_speech_key(clause, voice, wire_rate), task)
-        log.debug("first clause synthesized ahead: %r", clause)
-        with contextlib.suppress(Exception):
-            await task
-
-    def _reply_voice(self) -> tuple[ResolvedVoice, int]:
-        language = self.config.language
-        voice = self.engine.voices.resolve(self.config.voice or voice_for_language(language), language=language)
-        return voice, WIRE_RATES[self.config.output_encoding]
-
-    async def _synthesize(self, text: str, voice: ResolvedVoice, wire_rate: int) -> Audio:
-        audio, rate = await self.engine.synthesize(text, voice)
-        return resample(audio, rate, wire_rate)
-
-    def _cancel_prefetch(self) -> None:
-        if self._prefetch is not None:
-            self._prefetch.cancel()
-            self._prefetch = None
-
-    def _drop_stale_prefetch(self) -> None:
-        """The user went on speaking after the pause: the guessed answer will not be used."""
-        prefetch, listener = self._prefetch, self._listener
-        if prefetch is None or listener is None:
-            return
-        key = prefetch.key
-        went_on = listener.speaking and listener.voiced_frames != key.voiced_frames
-        if listener.utterance_id != key.utterance or went_on:
-            log.debug("speculative LLM dropped: the user went on")
-            self._cancel_prefetch()
-
-    def _take_prefetch(self, end: TurnEnd, text: str) -> PrefetchedReply | None:
-        prefetch, self._prefetch = self._prefetch, None
-        if prefetch is None:
-            return None
-        wanted = PrefetchKey(end.utterance, end.voiced_frames, text, self._context_key())
-        if prefetch.key != wanted:
-            prefetch.cancel()
-            return None
-        return prefetch
-
-    def _speculative_text(self, utterance: int, voiced_frames: int) -> asyncio.Task[str] | None:
-        spec = self._speculation
-        if spec is not None and spec[0] == utterance and spec[1] == voiced_frames and not spec[2].cancelled():
-            return spec[2]
-        return None
+        return await self.ports.recognizer.transcribe(
+            audio, language=self.config.language, keyterms=keyterms, purpose=purpose
+        )
 
     async def _end_of_turn(self, audio: Audio, silence_s: float, late: bool) -> bool:
-        listener = self._listener
-        assert listener is not None
-        if self._held_start:
+        state, listener = self.state, self._listener
+        if isinstance(state, OverAgent) or listener is None:
             return True  # a blip over the agent ends at once (and is ignored); never block the listener on it
-        pending = self._speculative_text(listener.utterance_id, listener.voiced_frames)
+        turn = state.turn if isinstance(state, UserTalking) else None
+        guessed = turn.guessed_text(listener.voiced_frames) if turn is not None else None
         p: float | None = None
-        if self.engine.settings.smart_turn:
-            p = await self.engine.turn_probability(audio)
-        text = self._last_partial
-        if pending is not None:
-            with contextlib.suppress(Exception):
-                text = await pending
-        complete = turn_is_complete(TurnEvidence(text, p), self.engine.settings.smart_turn_threshold, late=late)
-        reason = unfinished_reason(text)
-        log.debug("end of turn check (late=%s): p=%s text=%r complete=%s reason=%s", late, p, text, complete, reason)
+        if self.ports.turn_model is not None:
+            try:
+                p = await self.ports.turn_model.probability_complete(audio)
+            except Exception:  # the words and the silence still decide
+                log.warning("end-of-turn model failed", exc_info=True)
+        text = turn.last_partial if turn is not None else ""
+        if guessed is not None:
+            await asyncio.wait({guessed})  # not `await`: a cancelled guess must not cancel the listener
+            if not guessed.cancelled() and guessed.exception() is None:
+                text = guessed.result()
+        complete = turn_is_complete(TurnEvidence(text, p), self.policy.smart_turn_threshold, late=late)
+        log.debug("end of turn check (late=%s): p=%s text=%r complete=%s", late, p, text, complete)
         return complete
 
-    async def _complete_turn(self, end: TurnEnd, decoded: str | None = None) -> None:
+    # ------------------------------------------------------------ the user's turn
+
+    async def _transcribe(self, turn: UserTurn, end: TurnEnd, decided: str | None = None) -> None:
+        turn.audio = end.audio
+        turn.end()
+        await self.enter(Transcribing(turn))
+        turn.scope.spawn(self._complete_turn(turn, end, decided), "transcript")
+
+    async def _complete_turn(self, turn: UserTurn, end: TurnEnd, decided: str | None) -> None:
         try:
-            async with asyncio.timeout(self.engine.settings.stt_timeout_s):
-                pending = self._speculative_text(end.utterance, end.voiced_frames)
-                if decoded is not None:
-                    text = decoded
-                elif pending is not None:
-                    text = await pending
-                else:
-                    text = await self._decode(end.audio)
-        except TimeoutError:
-            await self.error(ErrorCode.AGENT_TIMEOUT, "speech recognition took too long")
+            async with asyncio.timeout(self.policy.stt_timeout_s):
+                guessed = turn.guessed_text(end.voiced_frames)
+                text = decided if decided is not None else await (guessed or self.decode(end.audio))
+        except Exception as exc:
+            timeout = isinstance(exc, TimeoutError)
+            if not timeout:
+                log.exception("speech recognition failed")
+            code = ErrorCode.AGENT_TIMEOUT if timeout else ErrorCode.SERVER_ERROR
+            await self.error(
+                code, "speech recognition took too long" if timeout else f"speech recognition failed: {exc}"
+            )
+            await self.replies.start(clauses_of(APOLOGY))  # the user is waiting for an answer
             return
-        resume = self._resume_point.take_if_nothing_said(text)
-        if resume is not None:
-            await self._resume_after_false_interruption(text, resume)
+        resume = self.resume_point.take_if_nothing_said(text)
+        if resume is not None:  # the interruption was a cough or an "uh-huh": say the cut-off clause again
+            log.debug("false interruption (%r): resuming", text)
+            if text:
+                self._commit(text)
+                await self.emit(UserTranscript(text=text, item_id=_item_id()))
+            await self.replies.start(clauses_of(resume))
             return
         if not text:
+            await self.rest()
             return
-        text = self.engine.finish_transcript(text, language=self.config.language, keyterms=self.config.keyterms)
-        prefetched = self._take_prefetch(end, text)
-        self._turn_transcribed = True
-        item_id = "item_" + uuid.uuid4().hex[:16]
-        await self.emit(UserTranscript(text=text, item_id=item_id))
+        text = self.ports.recognizer.finish_transcript(
+            text, language=self.config.language, keyterms=self.config.keyterms
+        )
+        prefetched = turn.take_prefetch(end, text, self.replies.context_key())
+        ahead = turn.take_spoken_ahead() if prefetched is not None else None
+        await self.emit(UserTranscript(text=text, item_id=_item_id()))
+        self._commit(text)
+        await self.replies.start(self.replies.from_llm(prefetched), prefetched=prefetched, ahead=ahead)
+
+    def _commit(self, text: str) -> None:
+        """The user's turn is in history; tool calls still waiting for results are settled first."""
+        self.tools.settle(self.history)
         self.history.append(ChatMessage(role="user", content=text))
-        await self._speak_reply(self._llm_items(prefetched))
 
-    async def _resume_after_false_interruption(self, text: str, rest: str) -> None:
-        """The interruption was a cough or an "uh-huh": say the cut-off clause again and go on."""
-        log.debug("false interruption (%r): resuming", text)
-        if text:
-            await self.emit(UserTranscript(text=text, item_id="item_" + uuid.uuid4().hex[:16]))
-            self.history.append(ChatMessage(role="user", content=text))
-        self._turn_transcribed = True
-        await self._speak_reply(_clauses_of(rest))
+    # ------------------------------------------------------------ voice over the agent
 
-    # ------------------------------------------------------------ replies
+    def _held_voice(self, listener: Listener) -> HeldVoice:
+        return HeldVoice(
+            self.session_id,
+            listener,
+            decode=lambda audio, purpose: self.decode(audio, purpose, held=True),
+            reply_paused=lambda: isinstance(self.state, OverAgent) and self.state.reply.paused,
+            barge_in=self._barge_in,
+            backchannel=self._backchannel_at_pause,
+        )
 
-    async def greet(self) -> None:
-        if self.config.greeting:
-            greeting = self.config.greeting
-            self._turn_transcribed, self._turn_audio = True, None
-            self._turn_task = self._spawn(self._speak_reply(_clauses_of(greeting)), "greeting")
+    async def _voice_confirmed(self, state: OverAgent) -> None:
+        """Enough voice over the agent to be speech. Whether it stops the agent depends on its words.
 
-    async def _reply_with_llm(self) -> None:
-        await self._speak_reply(self._llm_items())
-
-    def _llm_messages(self) -> list[ChatMessage]:
-        system = self.config.system_prompt + language_instruction(self.config.language)
-        return [ChatMessage(role="system", content=system), *self.history]
-
-    async def _llm_items(self, prefetched: PrefetchedReply | None = None) -> AsyncIterator[SpeechItem]:
-        splitter = ClauseSplitter()
-        spoke = False
-        calls: list[ToolCallRequest] = []
-        if prefetched is not None:
-            log.debug("reply from the LLM started at the pause")
-            stream = prefetched.events()
-        else:
-            llm = await asyncio.to_thread(self.engine.llm_for, self.config.llm_model)  # a first pick loads it
-            stream = llm.stream(self._llm_messages(), self.config.tools)
-        try:
-            first = True
-            while True:
-                try:
-                    if first:
-                        async with asyncio.timeout(self.engine.settings.llm_first_token_timeout_s):
-                            event = await anext(stream)
-                        first = False
-                    else:
-                        event = await anext(stream)
-                except StopAsyncIteration:
-                    break
-                if isinstance(event, TextDelta):
-                    for clause in splitter.feed(event.text):
-                        spoke = True
-                        yield clause
-                else:
-                    if not spoke and not calls:
-                        for clause in splitter.flush():
-                            spoke = True
-                            yield clause
-                        if not spoke:
-                            spoke = True
-                            yield TRANSITION
-                    calls.append(event)
-        except TimeoutError:
-            await self.error(ErrorCode.AGENT_TIMEOUT, "the language model did not answer in time")
-            if not spoke:
-                yield APOLOGY
+        With `backchannel_words` the words are read (session/held_voice.py); meanwhile, with
+        `barge_in_pause`, the agent pauses at once (the client is told to stop playback) and picks up
+        at the clause it was in when the words are only a backchannel; without it the agent talks on
+        until the words are known (~0.5 s later). Without `backchannel_words`, voice alone interrupts
+        at once (fast, but fooled by every "uh-huh").
+        """
+        reply = state.reply
+        voice = state.voice
+        if not (self.policy.backchannel_words and reply.speaking and self._listener is not None):
+            await self._barge_in("voice over the agent")
             return
-        except Exception as exc:  # the backend failed: say so, and tell the user in words
-            log.exception("language model failed")
-            await self.error(ErrorCode.SERVER_ERROR, f"language model failed: {exc}")
-            if not spoke:
-                yield APOLOGY
+        await self.enter(OverAgent(reply, voice, "reading"))
+        log.debug("voice over the agent: waiting for its words")
+        if self.policy.barge_in_pause:
+            await self.replies.pause(reply)
+        voice.read(self._listener.audio_so_far(), whole=False)
+
+    async def _settle_echo(self, before: str, now: str) -> None:
+        """Act on what the echo guard learned about speech held over the agent.
+
+        Speech that began while the guard could not yet tell echo from a clean mic was heard raw. If
+        the mic turns out clean, a confirmation that waited goes through now; if it carries echo, the
+        voiced audio counted so far may be the agent itself, so the listener counts again on the
+        cancelled audio.
+        """
+        state = self.state
+        if not isinstance(state, OverAgent) or self._listener is None:
             return
-        finally:
-            await stream.aclose()  # type: ignore[attr-defined]
-        for clause in splitter.flush():
-            spoke = True
-            yield clause
-        if calls:
-            yield ToolCallsReady(tuple(calls))
-        elif not spoke:
-            yield NOTHING_TO_SAY
+        if now == "present" and before != "present":
+            log.debug("echo present: speech over the agent counted again on cancelled audio")
+            self._listener.rearm()
+            await self.enter(OverAgent(state.reply, self._held_voice(self._listener), "unconfirmed"))
+            await self.replies.resume(state.reply, "it may have been the agent's own echo")
+        elif state.stage == "echo_unknown" and now in ("absent", "none"):
+            log.debug("clean mic: deferred barge-in confirmed")
+            await self._voice_confirmed(state)
 
-    async def _speak_reply(self, items: AsyncIterator[SpeechItem]) -> None:
-        async with self._speaking:
-            voice, wire_rate = self._reply_voice()
+    async def _barge_in(self, why: str) -> None:
+        """The voice over the agent is the user taking the turn: the reply is cut where the user heard it."""
+        state = self.state
+        if not isinstance(state, OverAgent):
+            return
+        log.debug("barge-in: %s", why)
+        reply = state.reply
+        voice = state.voice
+        turn = self._new_turn()
+        announce = None if reply.paused else SpeechStarted()  # a paused reply already announced this speech
+        await self.enter(UserTalking(turn), announce=announce)  # closing the reply sends its interrupted events
+        await self.replies.interrupted(reply)
+        if voice.ended is not None:  # the held utterance is over already: it is the user's turn now
+            await self.emit(SpeechStopped())
+            await self._transcribe(turn, voice.ended, voice.words_read(voice.ended.voiced_frames))
 
-            async def synthesize(text: str) -> Audio:
-                ahead, self._spoken_ahead = self._spoken_ahead, None
-                if ahead is not None and ahead[0] == _speech_key(text, voice, wire_rate):
-                    with contextlib.suppress(Exception):  # a failure there is retried here
-                        return await ahead[1]
-                return await self._synthesize(text, voice, wire_rate)
+    async def _backchannel_at_pause(self, why: str) -> None:
+        state = self.state
+        if isinstance(state, OverAgent):
+            await self.replies.resume(state.reply, why)
 
-            reply = ActiveReply(
-                reply_id="reply_" + uuid.uuid4().hex[:16],
-                speaker=ReplySpeaker(
-                    synthesize=synthesize,
-                    encoding=self.config.output_encoding,
-                    wire_rate=wire_rate,
-                    send=self.emit,
-                    lead_s=self.engine.settings.reply_lead_s,
-                    on_played=self._far_end_for(wire_rate),
-                    clock=PlaybackClock(acknowledged_s=0.0 if self.playback_acknowledged_only else None),
-                ),
-            )
+    async def _held_turn_ended(self, voice: HeldVoice, end: TurnEnd) -> None:
+        """Held speech over the agent ended before its words were decided: decide on all of it now."""
+        text = await voice.words_at_end(end)
+        state = self.state
+        if isinstance(state, OverAgent) and (not text.strip() or is_backchannel(text)):
+            log.debug("backchannel over the agent ignored: %r", text)
+            await self._back_to_reply(state.reply, f"backchannel {text!r}")
+            return
+        await self._barge_in(f"words {text!r}")
 
-            async def announced() -> AsyncIterator[SpeechItem]:
-                async for item in items:
-                    if not reply.started:
-                        reply.started = True
-                        await self.emit(ReplyStarted(reply_id=reply.reply_id))
-                    if isinstance(item, ToolCallsReady):
-                        reply.calls.extend(item.calls)
-                    yield item
+    async def _back_to_reply(self, reply: ActiveReply, why: str) -> None:
+        """The voice over the agent was nothing for it: the reply goes on (or, if it ended meanwhile, rest)."""
+        if reply.finished:
+            await self.rest()
+            return
+        await self.enter(Replying(reply))
+        await self.replies.resume(reply, why)
 
-            self._reply = reply
-            reply.task = asyncio.current_task()
-            try:
-                await reply.speaker.speak(announced())
-            except asyncio.CancelledError:
-                if self._reply is reply:  # cancelled by the socket going or the turn being dropped
-                    self._reply = None
-                    if reply.started:
-                        await self._close_interrupted(reply)
-                raise
-            self._reply = None
-            if not reply.started:
-                return
-            text = reply.speaker.clock.full_text()
-            self._record_reply(reply, text, interrupted=False)
-            await self.emit(AgentTranscript(text=text, interrupted=False))
-            await self.emit(ReplyDone(status="completed"))
-            if reply.calls:
-                self._pending_calls = {c.call_id: c for c in reply.calls}
-        await self._maybe_answer_tool_results()
+    async def on_reply_finished(self, reply: ActiveReply) -> None:
+        """A reply completed on its own (or closed after a failure)."""
+        state = self.state
+        if isinstance(state, Replying) and state.reply is reply:
+            await self.rest()
+        elif isinstance(state, OverAgent) and state.reply is reply and state.stage == "reading":
+            await self._barge_in("the agent finished")  # the held voice is the user's next turn
+        elif isinstance(state, Listening | AwaitingTools):
+            await self.rest()
 
-    def _far_end_for(self, wire_rate: int) -> Callable[[Audio, float], None] | None:
-        echo = self._echo
-        if echo is None:
-            return None
-        return lambda audio, at: echo.played(resample(audio, wire_rate, ANALYSIS_RATE), at)
+    # ------------------------------------------------------------ tools and playback
+
+    async def on_tool_result(self, call_id: str, result: str) -> None:
+        state = self.state
+        in_flight = state.reply.calls if isinstance(state, Replying | OverAgent) else ()
+        verdict = self.tools.result(call_id, result, in_flight=in_flight)
+        if verdict == "discarded":
+            log.info("tool result for a discarded call ignored", extra={"call_id": call_id})
+        elif verdict == "unknown":
+            await self.error(ErrorCode.INVALID_VALUE, f"tool.result for unknown call_id {call_id!r}")
+        elif isinstance(state, Listening | AwaitingTools):
+            await self.rest()
 
     def acknowledge_playback(self, reply_id: str, played_s: float) -> None:
         """The transport confirms the first `played_s` seconds of reply `reply_id` were played to the user."""
-        reply = self._reply
-        if reply is not None and reply.reply_id == reply_id:
-            reply.speaker.clock.acknowledge(played_s)
-
-    async def interrupt(self) -> None:
-        """Barge-in: stop at once, tell the client, keep only what was heard."""
-        reply = self._reply
-        if reply is None or reply.task is None:
-            return
-        self._reply = None
-        reply.task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await reply.task
-        await self._close_interrupted(reply)
-        self._discard_pending_calls()
-        if self._echo is not None:
-            self._echo.flush_far_end()
-
-    async def _close_interrupted(self, reply: ActiveReply) -> None:
-        heard = reply.speaker.clock.heard_text()
-        if not reply.calls:  # a reply that was handing over to a tool is not resumed: the tool is gone
-            self._resume_point.interrupted(reply.speaker.clock.unheard_text())
-        self._discarded_calls.update(call.call_id for call in reply.calls)
-        self._record_reply(reply, heard, interrupted=True)
-        await self.emit(ReplyDone(status="interrupted"))
-        await self.emit(AgentTranscript(text=heard, interrupted=True))
-
-    def _record_reply(self, reply: ActiveReply, text: str, *, interrupted: bool) -> None:
-        calls = [] if interrupted else list(reply.calls)
-        if text or calls:
-            self.history.append(ChatMessage(role="assistant", content=text, tool_calls=calls))
-
-    # ------------------------------------------------------------ tools
-
-    async def on_tool_result(self, call_id: str, result: str) -> None:
-        if call_id in self._discarded_calls:
-            log.info("tool result for a discarded call ignored", extra={"call_id": call_id})
-            return
-        known = call_id in self._pending_calls or (
-            self._reply is not None and any(c.call_id == call_id for c in self._reply.calls)
-        )
-        if not known:
-            await self.error(ErrorCode.INVALID_VALUE, f"tool.result for unknown call_id {call_id!r}")
-            return
-        self._results[call_id] = result
-        await self._maybe_answer_tool_results()
-
-    async def _maybe_answer_tool_results(self) -> None:
-        if not self._pending_calls or self._reply is not None:
-            return
-        if not all(cid in self._results for cid in self._pending_calls):
-            return
-        for cid in self._pending_calls:
-            self.history.append(ChatMessage(role="tool", content=self._results[cid], tool_call_id=cid))
-        self._pending_calls, self._results = {}, {}
-        self._turn_transcribed = True
-        self._turn_audio = None
-        self._turn_task = self._spawn(self._reply_with_llm(), "tool-reply")
-
-    def _discard_pending_calls(self) -> None:
-        if not self._pending_calls:
-            return
-        self._discarded_calls.update(self._pending_calls)
-        pending = set(self._pending_calls)
-        for message in reversed(self.history):
-            if message.role == "assistant" and message.tool_calls:
-                message.tool_calls = [c for c in message.tool_calls if c.call_id not in pending]
-                break
-        self._pending_calls, self._results = {}, {}
+        self.replies.acknowledge(self.state, reply_id, played_s)
 
 
-def _speech_key(text: str, voice: ResolvedVoice, wire_rate: int) -> tuple[str, str, str, int]:
-    """What a synthesized clause's audio depends on: audio made ahead is used only for the same key."""
-    return (text, voice.requested, voice.voice, wire_rate)
-
-
-async def _clauses_of(text: str) -> AsyncIterator[SpeechItem]:
-    splitter = ClauseSplitter()
-    for clause in [*splitter.feed(text), *splitter.flush()]:
-        yield clause
-
-
-def silence(seconds: float, rate: int) -> Audio:
-    return np.zeros(int(seconds * rate), dtype=np.float32)
+def _item_id() -> str:
+    return "item_" + uuid.uuid4().hex[:16]

@@ -130,6 +130,10 @@ class Listener:
         if self._speaking:
             self._utterance.insert(0, audio)
 
+    def close(self) -> None:
+        """The listener is being replaced (a new socket): an end-of-turn check it asked for is dropped."""
+        self._drop_early_check()
+
     def rearm(self) -> None:
         """Count voiced audio afresh: what was counted so far turned out to be the agent's own echo."""
         self._voiced = 0

@@ -1,22 +1,20 @@
-"""The models shared by every session, and the registry of live and resumable conversations.
+"""The models shared by every session: built from the settings on first use, cached by name.
 
 Models are loaded once per process and shared; each backend guards itself with a lock, and every
-blocking call runs in a worker thread so the event loop keeps serving sockets. With `preload` off,
-each model loads on first use (useful for tests that need only part of the stack).
+blocking call runs in a worker thread (`backends/recognition.py`, `VoiceCatalog.synthesize`) so the event
+loop keeps serving sockets. With `preload` off, each model loads on first use (useful for tests that
+need only part of the stack). Nothing here knows about sessions or sockets.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import sys
 import threading
 import time
-import uuid
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from voxgate.backends.base import (
     Audio,
@@ -26,32 +24,40 @@ from voxgate.backends.base import (
     VoiceActivityDetector,
 )
 from voxgate.config import Settings
-from voxgate.session.conversation import Conversation
-from voxgate.session.store import SessionStore
-from voxgate.voices import ResolvedVoice, VoiceCatalog
-
-TranscribePurpose = Literal["partial", "check", "final"]
+from voxgate.voices import VoiceCatalog
 
 if TYPE_CHECKING:
-    from voxgate.text.keyterms import KeytermCorrector
     from voxgate.text.pack_hints import PackHints
 
-log = logging.getLogger("voxgate.engine")
+log = logging.getLogger("voxgate.models")
 
 
 def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-class Engine:
-    def __init__(self, settings: Settings) -> None:
+class Models:
+    """The lazy registry of every backend a server runs, by name."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        stt: dict[str, SpeechToText] | None = None,
+        llm: LanguageModel | None = None,
+        voices: VoiceCatalog | None = None,
+    ) -> None:
+        """`stt`, `llm`, `voices`: backends built elsewhere (remote stand-ins, test fakes) used instead of
+        building the configured ones."""
         self.settings = settings
-        self.store: SessionStore[Conversation] = SessionStore(settings.resume_window_s)
-        self._owners: dict[str, object] = {}  # session_id -> the connection that holds it now
-        self._stt: dict[str, SpeechToText] = {}
+        self._stt: dict[str, SpeechToText] = dict(stt or {})
         self._prepare_lock = threading.Lock()
         self._llms: dict[str, LanguageModel] = {}  # models sessions picked from llm_allowed_models
         self._llms_lock = threading.Lock()
+        if llm is not None:
+            self.__dict__["llm"] = llm  # what the cached property would have built
+        if voices is not None:
+            self.__dict__["voices"] = voices
 
     # ------------------------------------------------------------ models
 
@@ -239,23 +245,6 @@ class Engine:
         default = self.voices.resolve(None)
         default.backend.synthesize("Hello.", voice=default.voice)
 
-    # ------------------------------------------------------------ blocking calls, off the loop
-
-    async def transcribe(
-        self, audio: Audio, *, language: str | None, keyterms: Sequence[str], purpose: TranscribePurpose
-    ) -> str:
-        """`partial`: the live line, by the partial model; `check`: a quick read of voice over the agent
-        by the final model; `final`: the turn's transcript, decoded as carefully as configured."""
-        model = self.partial_stt_for(language) if purpose == "partial" else self.stt(self.settings.stt_model)
-        quick = purpose != "final"
-        text = await asyncio.to_thread(model.transcribe, audio, language=language, keyterms=list(keyterms), quick=quick)
-        hints = [] if quick else self.pack_terms_maybe_in(text, keyterms)
-        if hints and model.capabilities.keyterms:  # a pack term misheard, maybe: decode again, listing it
-            log.debug("pack terms %s may be in %r: decoding again", hints, text)
-            hinted = [*keyterms, *(h for h in hints if h not in keyterms)]
-            text = await asyncio.to_thread(model.transcribe, audio, language=language, keyterms=hinted)
-        return text
-
     @functools.cached_property
     def pack_hints(self) -> PackHints | None:
         """Second-decode hints from the packs (see text/pack_hints.py); None without packs or when turned off."""
@@ -265,12 +254,6 @@ class Engine:
 
         return PackHints(self.pack_terms)
 
-    def pack_terms_maybe_in(self, text: str, keyterms: Sequence[str]) -> list[str]:
-        """Pack terms that `text`, as corrected, may have misheard: worth a second decode that lists them."""
-        if self.pack_hints is None:
-            return []
-        return self.pack_hints.for_text(_keyterm_corrector(tuple(keyterms), self.pack_terms).correct(text))
-
     @functools.cached_property
     def pack_terms(self) -> tuple[str, ...]:
         """Domain terms from the configured packs (loaded once; a bad pack name fails at start-up)."""
@@ -278,82 +261,18 @@ class Engine:
 
         return tuple(term for pack in self.settings.term_packs for term in load_pack(pack))
 
-    def finish_transcript(self, text: str, *, language: str | None, keyterms: Sequence[str]) -> str:
-        """What the recognizer wrote → what the LLM should act on: keyterms spelled as given, then
-        spoken entities (emails, numbers, IDs, amounts, dates) written the way people write them."""
-        from voxgate.text.entities import format_entities
 
-        if keyterms or self.pack_terms:
-            text = _keyterm_corrector(tuple(keyterms), self.pack_terms).correct(text)
-        if self.settings.format_entities:
-            text = format_entities(text, language or self._default_language() or "en")
-        return text
+class OffLoopTurnModel:
+    """The end-of-turn model, asked (and on first use loaded) in a worker thread."""
 
-    async def turn_probability(self, audio: Audio) -> float:
-        return await asyncio.to_thread(self.turn_model.probability_complete, audio)
+    def __init__(self, models: Models) -> None:
+        self._models = models
 
-    async def synthesize(self, text: str, voice: ResolvedVoice) -> tuple[Audio, int]:
-        from voxgate.backends.tts.text import speakable
-
-        spoken = speakable(text)
-        if not spoken:
-            return _silence(0.0), voice.sample_rate
-        audio = await asyncio.to_thread(voice.backend.synthesize, spoken, voice=voice.voice, language=voice.language)
-        return audio, voice.sample_rate
-
-    # ------------------------------------------------------------ conversations
-
-    async def open_conversation(self, owner: str) -> Conversation | None:
-        self._reap()
-        if self.store.attached_count >= self.settings.max_sessions:
-            return None
-        session_id = "sess_" + uuid.uuid4().hex[:20]
-        conversation = Conversation(self, session_id, owner)
-        self.store.add(session_id, conversation, owner)
-        return conversation
-
-    def bind(self, conversation: Conversation, connection: object) -> None:
-        self._owners[conversation.session_id] = connection
-
-    async def resume_conversation(self, session_id: str, owner: str, connection: Any) -> Conversation:
-        self._reap()
-        conversation = self.store.claim(session_id, owner)
-        previous = self._owners.get(session_id)
-        if previous is not None and previous is not connection:
-            await conversation.detach()
-            with contextlib.suppress(Exception):
-                await previous.close(4000, "session resumed on another socket")  # type: ignore[attr-defined]
-        self._owners[session_id] = connection
-        conversation.resumed()
-        return conversation
-
-    async def release(self, conversation: Conversation, connection: object) -> None:
-        """The socket holding `conversation` closed: keep it resumable for the window."""
-        if self._owners.get(conversation.session_id) is not connection:
-            return  # another socket took it over already
-        del self._owners[conversation.session_id]
-        await conversation.detach()
-        self.store.detach(conversation.session_id)
-
-    def _reap(self) -> None:
-        for conversation in self.store.expire_old():
-            self._owners.pop(conversation.session_id, None)
-
-    async def reap_forever(self) -> None:
-        while True:
-            await asyncio.sleep(1.0)
-            self._reap()
+    async def probability_complete(self, audio: Audio) -> float:
+        return await asyncio.to_thread(lambda: self._models.turn_model.probability_complete(audio))
 
 
 def _silence(seconds: float) -> Audio:
     import numpy as np
 
     return np.zeros(int(seconds * 16_000), dtype=np.float32)
-
-
-@functools.lru_cache(maxsize=64)
-def _keyterm_corrector(keyterms: tuple[str, ...], pack_terms: tuple[str, ...]) -> KeytermCorrector:
-    """Sessions share keyterm lists (and every session shares the packs): build each matcher once."""
-    from voxgate.text.keyterms import KeytermCorrector
-
-    return KeytermCorrector(keyterms, strict_terms=pack_terms)

@@ -1,0 +1,329 @@
+"""The agent's side of the turn machine: starting replies, speaking them, pausing, resuming, cutting them.
+
+A reply is spoken in its own scope (session/reply.py), one at a time (a reply started while another
+finishes waits for it). It ends in one of three ways, each with the events the protocol gives:
+completed (`transcript.agent`, `reply.done {completed}`, its tool calls then pending), cut
+(`reply.done {interrupted}`, `transcript.agent` with what was heard), or failed: the voice failed,
+so the client gets `session.error` and the reply still closes cleanly. The LLM started at the user's
+first pause (session/prefetch.py) and the first clause synthesized ahead are started here too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Protocol
+
+from voxgate.audio.codecs import WIRE_RATES
+from voxgate.audio.resample import resample
+from voxgate.backends.base import ANALYSIS_RATE, Audio, ChatMessage
+from voxgate.protocol.events import AgentTranscript, ErrorCode, ReplyDone, ReplyStarted, SpeechStarted, SpeechStopped
+from voxgate.session.languages import language_instruction, voice_for_language
+from voxgate.session.listener import Pause
+from voxgate.session.playback import PlaybackClock
+from voxgate.session.prefetch import PrefetchedReply, PrefetchKey
+from voxgate.session.reply import ActiveReply, llm_items
+from voxgate.session.speaker import ReplySpeaker, SpeechItem, ToolCallsReady
+from voxgate.session.turn_policy import unfinished_reason
+from voxgate.session.turn_state import OverAgent, Replying, TurnState, UserTalking
+from voxgate.session.user_turn import SpeechKey, UserTurn, spoken_ahead_audio
+
+if TYPE_CHECKING:
+    from voxgate.audio.echo import EchoGuard
+    from voxgate.protocol.events import ServerEvent
+    from voxgate.session.config import LiveConfig
+    from voxgate.session.false_interruptions import ResumePoint
+    from voxgate.session.listener import Listener
+    from voxgate.session.policy import SessionPolicy
+    from voxgate.session.ports import SessionPorts, TranscribePurpose, Transport
+    from voxgate.session.tools import ToolLedger
+    from voxgate.voices import ResolvedVoice
+
+log = logging.getLogger("voxgate.session")
+
+
+class ReplyHost(Protocol):
+    """What the replies need of their session (the Conversation)."""
+
+    session_id: str
+    ports: SessionPorts
+    policy: SessionPolicy
+    config: LiveConfig
+    history: list[ChatMessage]
+    tools: ToolLedger
+    resume_point: ResumePoint
+    now: Callable[[], float]
+    state: TurnState
+
+    @property
+    def transport(self) -> Transport | None: ...
+
+    @property
+    def echo(self) -> EchoGuard | None: ...
+
+    @property
+    def listener(self) -> Listener | None: ...
+
+    async def emit(self, event: ServerEvent) -> None: ...
+
+    async def error(self, code: ErrorCode, message: str) -> None: ...
+
+    async def enter(self, new: TurnState, *, announce: ServerEvent | None = None) -> None: ...
+
+    async def decode(self, audio: Audio, purpose: TranscribePurpose = "final", *, held: bool = False) -> str: ...
+
+    async def on_reply_finished(self, reply: ActiveReply) -> None: ...
+
+
+class Replies:
+    def __init__(self, host: ReplyHost) -> None:
+        self._host = host
+        self._speaking = asyncio.Lock()
+        self._background: ActiveReply | None = None  # a reply let finish while the user talks
+
+    # ------------------------------------------------------------ starting one
+
+    async def start(
+        self,
+        items: AsyncIterator[SpeechItem],
+        *,
+        prefetched: PrefetchedReply | None = None,
+        ahead: tuple[SpeechKey, asyncio.Task[Audio]] | None = None,
+    ) -> None:
+        reply = ActiveReply.new(self._host.session_id)
+        if prefetched is not None:
+            reply.scope.adopt(prefetched.task)
+        if ahead is not None:
+            reply.scope.adopt(ahead[1])
+        await self._host.enter(Replying(reply))
+        reply.scope.spawn(self._speak(reply, items, ahead), "speak")
+
+    def from_llm(self, prefetched: PrefetchedReply | None = None) -> AsyncIterator[SpeechItem]:
+        host = self._host
+
+        async def items() -> AsyncIterator[SpeechItem]:
+            if prefetched is not None:
+                log.debug("reply from the LLM started at the pause")
+                stream = prefetched.events()
+            else:
+                llm = await asyncio.to_thread(host.ports.llms.llm_for, host.config.llm_model)  # a first pick loads it
+                stream = llm.stream(self.messages(), host.config.tools)
+            timeout = host.policy.llm_first_token_timeout_s
+            async for item in llm_items(stream, first_token_timeout_s=timeout, report=host.error):
+                yield item
+
+        return items()
+
+    def messages(self) -> list[ChatMessage]:
+        config = self._host.config
+        system = config.system_prompt + language_instruction(config.language)
+        return [ChatMessage(role="system", content=system), *self._host.history]
+
+    def context_key(self) -> tuple[object, ...]:
+        """What a reply's LLM call depends on besides the user's words: a prefetch made for another is stale."""
+        c = self._host.config
+        tools = tuple((t.name, t.description, repr(t.parameters)) for t in c.tools)
+        return (len(self._host.history), c.system_prompt, c.language, tools, c.llm_model)
+
+    # ------------------------------------------------------------ started before the turn is certain
+
+    async def guess_final(self, pause: Pause) -> str:
+        """The final transcript at the first pause, so it is ready if this is the end of the turn."""
+        text = await self._host.decode(pause.audio)
+        with contextlib.suppress(Exception):  # only an optimisation: the end of turn starts the LLM anyway
+            await self._start_prefetch(pause, text)
+        return text
+
+    async def _start_prefetch(self, pause: Pause, raw: str) -> None:
+        """Words that read as a finished turn: start the reply's LLM now (see session/prefetch.py)."""
+        host, listener, state = self._host, self._host.listener, self._host.state
+        if not host.policy.llm_prefetch or listener is None or not isinstance(state, UserTalking):
+            return
+        if not (listener.speaking and listener.utterance_id == pause.utterance):
+            return
+        if listener.voiced_frames != pause.voiced_frames or self._background is not None:
+            return
+        c = host.config
+        text = host.ports.recognizer.finish_transcript(raw, language=c.language, keyterms=c.keyterms)
+        if not text or unfinished_reason(text):
+            return
+        llm = await asyncio.to_thread(host.ports.llms.llm_for, c.llm_model)
+        key = PrefetchKey(pause.utterance, pause.voiced_frames, text, self.context_key())
+        messages = [*self.messages(), ChatMessage(role="user", content=text)]
+        turn = state.turn
+        turn.start_prefetch(PrefetchedReply(key, llm.stream(messages, c.tools)))
+        log.debug("LLM started speculatively on %r", text)
+        turn.scope.spawn(self._speak_ahead(turn), "speak-ahead")
+
+    async def _speak_ahead(self, turn: UserTurn) -> None:
+        """Synthesize the prefetched reply's first clause while the turn is still being decided.
+
+        With the LLM started at the pause, its first clause is often written before the end of the
+        turn is certain; its speech then waits, ready, instead of being made after. Unused (the user
+        went on), it is dropped; used, it saves one synthesis (~0.1–0.2 s with Piper) on the first audio.
+        """
+        prefetch = turn.prefetch
+        if prefetch is None:
+            return
+        clause = await prefetch.first_clause
+        if clause is None or turn.prefetch is not prefetch:
+            return
+        voice, wire_rate = self.voice()
+        turn.speak_ahead(_speech_key(clause, voice, wire_rate), self._synthesize(clause, voice, wire_rate))
+        log.debug("first clause synthesized ahead: %r", clause)
+
+    # ------------------------------------------------------------ speaking it
+
+    def voice(self) -> tuple[ResolvedVoice, int]:
+        c = self._host.config
+        voice = self._host.ports.voices.resolve(c.voice or voice_for_language(c.language), language=c.language)
+        return voice, WIRE_RATES[c.output_encoding]
+
+    async def _synthesize(self, text: str, voice: ResolvedVoice, wire_rate: int) -> Audio:
+        audio, rate = await self._host.ports.voices.synthesize(text, voice)
+        return resample(audio, rate, wire_rate)
+
+    async def _speak(
+        self,
+        reply: ActiveReply,
+        items: AsyncIterator[SpeechItem],
+        ahead: tuple[SpeechKey, asyncio.Task[Audio]] | None,
+    ) -> None:
+        host = self._host
+        async with self._speaking:
+            voice, wire_rate = self.voice()
+
+            async def synthesize(text: str) -> Audio:
+                nonlocal ahead
+                made, ahead = await spoken_ahead_audio(ahead, _speech_key(text, voice, wire_rate)), None
+                return made if made is not None else await self._synthesize(text, voice, wire_rate)
+
+            transport = host.transport
+            acknowledged = transport is not None and transport.playback.acknowledges_playback
+            speaker = reply.speaker = ReplySpeaker(
+                synthesize=synthesize,
+                encoding=host.config.output_encoding,
+                wire_rate=wire_rate,
+                send=host.emit,
+                lead_s=host.policy.reply_lead_s,
+                on_played=self._far_end_for(wire_rate),
+                clock=PlaybackClock(now=host.now, acknowledged_s=0.0 if acknowledged else None),
+            )
+
+            async def announced() -> AsyncIterator[SpeechItem]:
+                async for item in items:
+                    if not reply.started:
+                        reply.started = True
+                        await host.emit(ReplyStarted(reply_id=reply.reply_id))
+                    if isinstance(item, ToolCallsReady):
+                        reply.calls.extend(item.calls)
+                    yield item
+
+            try:
+                await speaker.speak(announced())
+            except asyncio.CancelledError:  # cut by a barge-in, by the user going on, or by the socket going
+                if reply.started:
+                    await self._close_interrupted(reply, speaker)
+                raise
+            except Exception as exc:  # the voice failed: say so, and close the reply the client is playing
+                log.exception("speech synthesis failed")
+                reply.finished = True
+                await host.error(ErrorCode.SERVER_ERROR, f"speech synthesis failed: {exc}")
+                if reply.started:
+                    heard = speaker.clock.heard_text()
+                    self._record(reply, heard, interrupted=True)
+                    await host.emit(AgentTranscript(text=heard, interrupted=True))
+                    await host.emit(ReplyDone(status="interrupted"))
+            else:
+                reply.finished = True
+                if reply.started:
+                    text = speaker.clock.full_text()
+                    self._record(reply, text, interrupted=False)
+                    await host.emit(AgentTranscript(text=text, interrupted=False))
+                    await host.emit(ReplyDone(status="completed"))
+                    host.tools.expect(reply.calls)
+        if self._background is reply:
+            self._background = None
+        await host.on_reply_finished(reply)
+
+    async def _close_interrupted(self, reply: ActiveReply, speaker: ReplySpeaker) -> None:
+        host = self._host
+        heard = speaker.clock.heard_text()
+        if not reply.calls:  # a reply that was handing over to a tool is not said again: the tool is gone
+            host.resume_point.interrupted(speaker.clock.unheard_text())
+        host.tools.forget(reply.calls)
+        self._record(reply, heard, interrupted=True)
+        await host.emit(ReplyDone(status="interrupted"))
+        await host.emit(AgentTranscript(text=heard, interrupted=True))
+
+    def _record(self, reply: ActiveReply, text: str, *, interrupted: bool) -> None:
+        calls = [] if interrupted else list(reply.calls)
+        if text or calls:
+            self._host.history.append(ChatMessage(role="assistant", content=text, tool_calls=calls))
+
+    def _far_end_for(self, wire_rate: int) -> Callable[[Audio, float], None] | None:
+        echo = self._host.echo
+        if echo is None:
+            return None
+        return lambda audio, at: echo.played(resample(audio, wire_rate, ANALYSIS_RATE), at)
+
+    # ------------------------------------------------------------ pausing, resuming, cutting
+
+    async def pause(self, reply: ActiveReply) -> None:
+        """Voice over the agent: stop playback now (the client flushes on `input.speech.started`)."""
+        if reply.speaker is None or reply.speaker.paused:
+            return
+        await self._host.emit(SpeechStarted())
+        reply.speaker.pause()
+        await self._flush_playback()
+        log.debug("reply paused: voice over the agent, words not known yet")
+
+    async def resume(self, reply: ActiveReply, why: str) -> None:
+        """The voice that paused the reply was not an interruption: go on from the clause that was playing."""
+        if reply.speaker is None or not reply.speaker.paused:
+            return
+        await self._host.emit(SpeechStopped())
+        at = reply.speaker.resume()
+        if (transport := self._host.transport) is not None:
+            transport.playback.rewound(reply.reply_id, at)
+        log.debug("reply resumed at %.2f s: %s", at, why)
+
+    async def interrupted(self, reply: ActiveReply) -> None:
+        """After a barge-in closed `reply`: the client's playback and the echo reference are dropped too."""
+        if reply.started:
+            await self._flush_playback()
+
+    async def _flush_playback(self) -> None:
+        if (transport := self._host.transport) is not None:
+            await transport.playback.flush()
+        if (echo := self._host.echo) is not None:
+            echo.flush_far_end()
+
+    def finish_in_background(self, reply: ActiveReply) -> None:
+        """The user talks over a reply they may not interrupt: it goes on, outside the turn state."""
+        self._background = reply
+
+    @property
+    def background(self) -> ActiveReply | None:
+        return self._background
+
+    async def close_background(self) -> None:
+        reply, self._background = self._background, None
+        if reply is not None:
+            await reply.close()
+
+    def acknowledge(self, state: TurnState, reply_id: str, played_s: float) -> None:
+        for reply in (_reply_of(state), self._background):
+            if reply is not None and reply.reply_id == reply_id and reply.speaker is not None:
+                reply.speaker.clock.acknowledge(played_s)
+
+
+def _reply_of(state: TurnState) -> ActiveReply | None:
+    return state.reply if isinstance(state, Replying | OverAgent) else None
+
+
+def _speech_key(text: str, voice: ResolvedVoice, wire_rate: int) -> SpeechKey:
+    """What a synthesized clause's audio depends on: audio made ahead is used only for the same key."""
+    return (text, voice.requested, voice.voice, wire_rate)

@@ -1,0 +1,91 @@
+"""The tool calls a session waits on, and what becomes of their results.
+
+A call made by a reply that completed is pending until the client answers it with `tool.result`; when
+every pending call has its result, the next reply uses them. Results are kept through anything short
+of losing their turn: voice over the agent, a cough or an "mm-hmm" before the result arrives do not
+drop them. A call is discarded only when its reply was interrupted (the protocol says so, and the
+client drops its results) or when the user's next turn was committed first; that turn's reply then
+sees the results that did arrive, and the assistant message keeps only the calls that were answered,
+so history never holds a call without its result.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Iterable
+from typing import Literal
+
+from voxgate.backends.base import ChatMessage, ToolCallRequest
+
+log = logging.getLogger("voxgate.session")
+
+DISCARDED_REMEMBERED = 256  # call ids whose late results are ignored quietly; older ones are forgotten
+
+ResultVerdict = Literal["kept", "discarded", "unknown"]
+
+
+class ToolLedger:
+    def __init__(self) -> None:
+        self._pending: dict[str, ToolCallRequest] = {}
+        self._results: dict[str, str] = {}
+        self._discarded: OrderedDict[str, None] = OrderedDict()
+
+    @property
+    def pending(self) -> frozenset[str]:
+        return frozenset(self._pending)
+
+    def expect(self, calls: Iterable[ToolCallRequest]) -> None:
+        """A reply that called tools completed: their results are due."""
+        for call in calls:
+            self._pending[call.call_id] = call
+
+    def result(self, call_id: str, result: str, *, in_flight: Iterable[ToolCallRequest] = ()) -> ResultVerdict:
+        """`in_flight`: calls of the reply still speaking, whose results may come before its `reply.done`."""
+        if call_id in self._discarded:
+            return "discarded"
+        if call_id not in self._pending and all(c.call_id != call_id for c in in_flight):
+            return "unknown"
+        self._results[call_id] = result
+        return "kept"
+
+    def answered(self) -> bool:
+        """Every pending call has its result."""
+        return bool(self._pending) and all(cid in self._results for cid in self._pending)
+
+    def take_results(self) -> list[ChatMessage]:
+        """The results of the pending calls, as the tool messages that follow the assistant's calls."""
+        messages = [
+            ChatMessage(role="tool", content=self._results[cid], tool_call_id=cid)
+            for cid in self._pending
+            if cid in self._results
+        ]
+        self._pending, self._results = {}, {}
+        return messages
+
+    def forget(self, calls: Iterable[ToolCallRequest]) -> None:
+        """Calls of an interrupted reply: their results, if any come, are ignored."""
+        for call in calls:
+            self._remember_discarded(call.call_id)
+
+    def settle(self, history: list[ChatMessage]) -> None:
+        """The user's turn was committed (or a reply interrupted) while calls were pending: the results that
+        came go into history, and calls still unanswered are taken out of it and discarded."""
+        if not self._pending:
+            return
+        unanswered = {cid for cid in self._pending if cid not in self._results}
+        results = self.take_results()
+        if unanswered:
+            for message in reversed(history):
+                if message.role == "assistant" and message.tool_calls:
+                    message.tool_calls = [c for c in message.tool_calls if c.call_id not in unanswered]
+                    break
+            for cid in unanswered:
+                self._remember_discarded(cid)
+            log.debug("tool calls discarded, unanswered when the turn moved on: %s", sorted(unanswered))
+        history.extend(results)
+
+    def _remember_discarded(self, call_id: str) -> None:
+        self._discarded[call_id] = None
+        while len(self._discarded) > DISCARDED_REMEMBERED:
+            self._discarded.popitem(last=False)

@@ -108,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     p_say.add_argument("--seed", type=int, default=None, help="the same take every run (voices sample noise)")
     p_say.set_defaults(func=say)
 
-    from voxgate import admin, outbound, talk
+    from voxgate import admin, talk
+    from voxgate.integrations.twilio import outbound
 
     p_talk = sub.add_parser("talk", help="talk to an agent: microphone and speaker, or --input/--output WAV files")
     talk.add_arguments(p_talk)

@@ -221,6 +221,59 @@ async def test_resume_keeps_the_conversation_and_expires_after_the_window(server
     await late.close()
 
 
+@pytest.mark.slow
+async def test_a_resume_racing_the_old_sockets_release_keeps_the_session_live_and_listening(
+    server: Server, speech_dir
+) -> None:
+    """H2: the old socket drops while the agent speaks and the new socket resumes at the same instant.
+    Before, the old socket's detach finished after the resume: the session went deaf and was counted as
+    detached. Now release and resume take turns, and the resumed session still hears the user."""
+    client = await Client.connect(server.url, API_KEY)
+    ready = await client.configure(system_prompt=SYSTEM_PROMPT, greeting="Hello! " + "I am here to help you. " * 6)
+    session_id = ready["session_id"]
+    await client.next("reply.audio", timeout=60)  # the agent is speaking
+    connected = httpx.get(f"{server.http}/health").json()["connected"]  # this session and any other test's
+    resumed = await Client.connect(server.url, API_KEY)
+    client.ws.transport.abort()  # the drop, with no close handshake
+    await resumed.send({"type": "session.resume", "session_id": session_id})
+    again = await resumed.next("session.ready", "session.error", timeout=10)
+    assert again.data == {"type": "session.ready", "session_id": session_id}
+    await asyncio.sleep(0.5)  # the old socket's release has run by now
+    assert httpx.get(f"{server.http}/health").json()["connected"] == connected  # still counted as attached
+    mark = len(resumed.events)
+    await say(resumed, synthesize(speech_dir, "What is the capital city of France?"))
+    await resumed.next("transcript.user", timeout=60)  # not deaf
+    await resumed.next("reply.done", timeout=120)
+    assert "input.speech.started" in resumed.types_since(mark)
+    await resumed.close()
+
+
+@pytest.mark.slow
+async def test_two_sockets_resuming_at_once_leave_exactly_one_holding_the_session(server: Server) -> None:
+    """H2: two resumes of one session at the same instant. Before, both got session.ready and stayed
+    open, the loser feeding audio into the shared session. Now the later one takes it over and the
+    other is closed with 4000."""
+    client = await Client.connect(server.url, API_KEY)
+    ready = await client.configure(system_prompt=SYSTEM_PROMPT, greeting="Hello! " + "I am here to help you. " * 6)
+    session_id = ready["session_id"]
+    await client.next("reply.audio", timeout=60)  # the agent is speaking: releasing it takes a moment
+    connected = httpx.get(f"{server.http}/health").json()["connected"]
+    # The socket holding the session has not noticed any drop: both resumes must take it from it.
+    first, second = await Client.connect(server.url, API_KEY), await Client.connect(server.url, API_KEY)
+    resume = {"type": "session.resume", "session_id": session_id}
+    await asyncio.gather(first.send(resume), second.send(resume))
+    await asyncio.sleep(2.0)
+    open_ones = [c for c in (client, first, second) if not c.closed.is_set()]
+    assert len(open_ones) == 1, [c.close_code for c in (client, first, second)]
+    assert open_ones[0] is not client and client.close_code == 4000
+    loser = second if open_ones[0] is first else first
+    assert loser.close_code == 4000
+    assert "session.ready" in open_ones[0].types_since()
+    assert httpx.get(f"{server.http}/health").json()["connected"] == connected
+    await still_alive(open_ones[0])
+    await open_ones[0].close()
+
+
 # ------------------------------------------------------------------ worker faults
 
 

@@ -12,9 +12,17 @@ from typing import Any
 
 import pytest
 
-from voxgate.agents import BUNDLED_DIR, AgentConfig, AgentError, AgentTool, WebhookTools, list_agents, load_agent
 from voxgate.backends.registry import Models
 from voxgate.config import Settings
+from voxgate.integrations.agents import (
+    BUNDLED_DIR,
+    AgentConfig,
+    AgentError,
+    AgentTool,
+    WebhookTools,
+    list_agents,
+    load_agent,
+)
 from voxgate.session.config import LiveConfig, apply_update
 
 ROOT = Path(__file__).resolve().parents[2]

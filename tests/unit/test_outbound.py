@@ -13,7 +13,7 @@ from twilio.http import HttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
 
-from voxgate import outbound
+from voxgate.integrations.twilio import outbound
 
 ACCOUNT = "AC" + "1" * 32
 CALL_SID = "CA" + "2" * 32

@@ -185,6 +185,7 @@ def test_kokoro_language_tags(tag: str, lang: str) -> None:
         ("Great job 👍🏽🎉!", "Great job!"),
         ("snake_case and C# and #42", "snake case and C# and 42"),
         ("今日は晴れです☀️", "今日は晴れです"),
+        ("Hello\u0000 there\x07.\nNext line", "Hello there. Next line"),  # NUL made Piper raise
         ("", ""),
     ],
 )

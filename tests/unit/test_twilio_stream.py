@@ -16,6 +16,7 @@ from pydantic import SecretStr
 from starlette.websockets import WebSocketDisconnect
 
 from voxgate.config import Settings
+from voxgate.integrations.twilio.stream import Playout
 from voxgate.protocol.events import (
     AgentTranscript,
     ReplyAudio,
@@ -26,7 +27,6 @@ from voxgate.protocol.events import (
     SpeechStarted,
 )
 from voxgate.server.app import create_app
-from voxgate.server.twilio import Playout
 from voxgate.session.playback import PlaybackClock
 
 API_KEY = "unit-key"

@@ -14,19 +14,16 @@ from fastapi.responses import JSONResponse
 from voxgate import __version__
 from voxgate.backends.registry import Models
 from voxgate.config import Settings
+from voxgate.integrations.twilio import stream, webhook
 from voxgate.protocol.events import ErrorCode, SessionError, to_wire
 from voxgate.server.auth import Authenticator, AuthError, Principal, Scope, bearer
 from voxgate.server.connection import Connection
 from voxgate.server.openai_routes import router as openai_router
+from voxgate.server.responses import http_error
 from voxgate.server.sessions import SessionRegistry
-from voxgate.server.twilio import router as twilio_router
 from voxgate.server.web import router as web_router
 
 POLICY_VIOLATION = 1008
-
-
-def _http_error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
 
 
 def create_app(
@@ -72,14 +69,14 @@ def create_app(
         try:
             principal = _principal_from_key(auth, authorization)
         except AuthError as exc:
-            return _http_error(401 if exc.code == "UNAUTHORIZED" else 403, exc.code, exc.message)
+            return http_error(401 if exc.code == "UNAUTHORIZED" else 403, exc.code, exc.message)
         ttl = 60 if expires_in_seconds is None else expires_in_seconds
         if not 1 <= ttl <= settings.max_token_ttl_s:
-            return _http_error(400, "invalid_value", f"expires_in_seconds must be 1..{settings.max_token_ttl_s}")
+            return http_error(400, "invalid_value", f"expires_in_seconds must be 1..{settings.max_token_ttl_s}")
         try:
             minted = auth.mint_token(principal, ttl)
         except AuthError as exc:
-            return _http_error(403, exc.code, exc.message)
+            return http_error(403, exc.code, exc.message)
         return JSONResponse({"token": minted, "expires_in_seconds": ttl})
 
     @app.websocket("/v1/ws")
@@ -100,7 +97,8 @@ def create_app(
         await ws.accept()
         await Connection(ws, sessions, principal).run()
 
-    app.include_router(twilio_router)
+    app.include_router(webhook.router)
+    app.include_router(stream.router)
     app.include_router(openai_router)
     app.include_router(web_router)
     return app

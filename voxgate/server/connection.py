@@ -3,13 +3,12 @@
 Nothing a client sends can take the server down: every message is parsed into the protocol models,
 and anything that does not fit becomes a `session.error` with the protocol's code while the socket
 stays open. Errors are rate-limited so a flood of garbage cannot turn into a flood of replies.
-Audio is decoded here and handed to one worker task, so a slow end-of-turn check never blocks the
-reading of `tool.result` or the next message.
+Audio is decoded here and handed to the socket loop's worker (server/transport.py), so a slow
+end-of-turn check never blocks the reading of `tool.result` or the next message.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import contextlib
@@ -19,10 +18,9 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
-from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+from starlette.websockets import WebSocket
 
 from voxgate.audio.input import InputDecoder, decoder_for
-from voxgate.backends.base import Audio
 from voxgate.protocol.events import (
     CLIENT_EVENT_TYPES,
     ErrorCode,
@@ -37,13 +35,14 @@ from voxgate.protocol.events import (
     client_event_adapter,
     to_wire,
 )
+from voxgate.server.transport import SocketLoop
 from voxgate.session.config import ConfigError
-from voxgate.session.conversation import Conversation
 from voxgate.session.store import ResumeError
 
 if TYPE_CHECKING:
     from voxgate.server.auth import Principal
     from voxgate.server.sessions import SessionRegistry
+    from voxgate.session.conversation import Conversation
 
 log = logging.getLogger("voxgate.connection")
 
@@ -85,70 +84,50 @@ class ClientPlayback:
 
 class Connection:
     def __init__(self, websocket: WebSocket, sessions: SessionRegistry, principal: Principal) -> None:
-        self.ws = websocket
-        self.sessions = sessions
         self.principal = principal
-        self.conversation: Conversation | None = None
         self.playback = ClientPlayback()
+        self.socket = SocketLoop(
+            websocket,
+            sessions,
+            self,
+            name="connection",
+            audio_backlog=MAX_AUDIO_BACKLOG,
+            on_audio_error=self._audio_failed,
+        )
         self._input: InputDecoder | None = None
-        self._send_lock = asyncio.Lock()
-        self._audio: asyncio.Queue[Audio | None] = asyncio.Queue(maxsize=MAX_AUDIO_BACKLOG)
         self._errors = _ErrorBudget(ERRORS_PER_SECOND, ERROR_BURST)
-        self._closed = False
+
+    @property
+    def conversation(self) -> Conversation | None:
+        return self.socket.conversation
 
     # ------------------------------------------------------------ sending
 
     async def send(self, event: ServerEvent) -> None:
-        if self._closed:
-            return
-        try:
-            async with self._send_lock:
-                await self.ws.send_text(json.dumps(to_wire(event)))
-        except (WebSocketDisconnect, RuntimeError, ConnectionError):
-            self._closed = True
+        await self.socket.send(to_wire(event))
 
     async def error(self, code: ErrorCode, message: str) -> None:
         if self._errors.take():
             await self.send(SessionError(code=code, message=message))
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
-        if self._closed:
-            return
-        self._closed = True
-        with contextlib.suppress(Exception):
-            if self.ws.application_state != WebSocketState.DISCONNECTED:
-                await self.ws.close(code=code, reason=reason)
+        await self.socket.close(code, reason)
 
     # ------------------------------------------------------------ main loop
 
     async def run(self) -> None:
-        worker = asyncio.create_task(self._audio_worker(), name="audio-worker")
-        try:
-            while not self._closed:
-                try:
-                    message = await self.ws.receive()
-                except (WebSocketDisconnect, RuntimeError):
-                    break
-                if message["type"] == "websocket.disconnect":
-                    break
-                text = message.get("text")
-                if text is None:
+        async with self.socket.running(), contextlib.aclosing(self.socket.messages()) as messages:
+            async for message in messages:
+                if isinstance(message, bytes):
                     await self.error(ErrorCode.INVALID_FORMAT, "send JSON text frames, not binary")
                     continue
                 try:
-                    await self._on_text(text)
+                    await self._on_text(message)
                 except ConfigError as exc:
                     await self.error(exc.code, exc.message)
                 except Exception as exc:  # a bug must cost one message, not the session
                     log.exception("error handling a client message")
                     await self.error(ErrorCode.SERVER_ERROR, f"internal error: {type(exc).__name__}")
-        finally:
-            worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await worker
-            self._closed = True
-            if self.conversation is not None:
-                await self.sessions.release(self.conversation, self)
 
     async def _on_text(self, text: str) -> None:
         try:
@@ -185,18 +164,17 @@ class Connection:
             await self.conversation.on_tool_result(event.call_id, event.result)
 
     async def _on_update(self, event: SessionUpdate, fields: set[str]) -> None:
-        if self.conversation is None:
-            conversation = self.sessions.open(self.principal.owner, self)
+        conversation = self.conversation
+        if conversation is None:
+            conversation = self.socket.open(self.principal.owner)
             if conversation is None:
                 await self.error(ErrorCode.SERVER_ERROR, "server at capacity: retry with exponential backoff")
                 await self.close(1013, "at capacity")
                 return
-            self.conversation = conversation
-            conversation.attach(self)
-        first = await self.conversation.update(event.session, fields)
+        first = await conversation.update(event.session, fields)
         if first:
-            await self.send(SessionReady(session_id=self.conversation.session_id))
-            await self.conversation.greet()
+            await self.send(SessionReady(session_id=conversation.session_id))
+            await conversation.greet()
         else:
             await self.send(SessionUpdated())
 
@@ -205,13 +183,11 @@ class Connection:
             await self.error(ErrorCode.INVALID_FORMAT, "session.resume must be the first message on a socket")
             return
         try:
-            conversation = await self.sessions.resume(event.session_id, self.principal.owner, self)
+            conversation = await self.socket.resume(event.session_id, self.principal.owner)
         except ResumeError as exc:
             await self.error(exc.code, exc.message)
             return
-        self.conversation = conversation
         self._input = None  # a new socket: its audio stream starts afresh
-        conversation.attach(self)
         await self.send(SessionReady(session_id=conversation.session_id))
 
     async def _on_audio(self, event: InputAudio) -> None:
@@ -230,21 +206,12 @@ class Connection:
         except Exception as exc:
             await self.error(ErrorCode.INVALID_AUDIO, f"could not convert audio: {exc}")
             return
-        try:
-            self._audio.put_nowait(audio)
-        except asyncio.QueueFull:
+        if not self.socket.queue_audio(audio):
             await self.error(ErrorCode.SERVER_ERROR, "audio arrives faster than real time; chunk dropped")
 
-    async def _audio_worker(self) -> None:
-        while (audio := await self._audio.get()) is not None:
-            conversation = self.conversation
-            if conversation is None:
-                continue
-            try:
-                await conversation.on_audio(audio)
-            except Exception:
-                log.exception("audio processing failed")
-                await self.error(ErrorCode.SERVER_ERROR, "internal error while processing audio")
+    async def _audio_failed(self, exc: Exception) -> None:
+        log.error("audio processing failed", exc_info=exc)
+        await self.error(ErrorCode.SERVER_ERROR, "internal error while processing audio")
 
 
 def _summarize(exc: ValidationError) -> str:

@@ -25,9 +25,15 @@ _INVISIBLE = {"\u200d", "\ufe0e", "\ufe0f", "\u20e3"}  # joiners and variation s
 
 
 def _drop_symbols(text: str) -> str:
-    """Remove emoji and pictographs by Unicode category, so new emoji need no new ranges."""
+    """Remove emoji and pictographs by Unicode category, so new emoji need no new ranges; and control
+    characters other than whitespace (a NUL made Piper raise "embedded null character")."""
     text = text.replace("°", " degrees ")
-    return "".join(c for c in text if c not in _INVISIBLE and unicodedata.category(c) not in ("So", "Sk", "Cs", "Co"))
+    return "".join(c for c in text if c not in _INVISIBLE and _speakable_category(c))
+
+
+def _speakable_category(c: str) -> bool:
+    category = unicodedata.category(c)
+    return category not in ("So", "Sk", "Cs", "Co") and (category != "Cc" or c.isspace())
 
 
 def speakable(text: str) -> str:

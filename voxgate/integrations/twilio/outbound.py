@@ -22,8 +22,8 @@ from twilio.base.exceptions import TwilioException
 from twilio.rest import Client
 from twilio.twiml.voice_response import Connect, VoiceResponse
 
-from voxgate.agents import AgentError, load_agent
-from voxgate.server.twilio import stream_url
+from voxgate.integrations.agents import AgentError, load_agent
+from voxgate.integrations.twilio.webhook import stream_url
 
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 TOKEN_TTL_S = 600  # the callee may take a while to answer; the token is spent when the stream opens

@@ -1,9 +1,10 @@
 """Twilio Media Streams: a phone call is a conversation, with no Voxgate client in between.
 
-`POST /v1/twilio/voice` answers a number's voice webhook with TwiML that connects the call to
-`WS /v1/twilio/stream`, a bidirectional `<Connect><Stream>`. On that socket Twilio's messages
-(`connected`, `start`, `media`, `mark`, `dtmf`, `stop`) drive a Conversation configured from an agent
-file, with μ-law at 8 kHz in and out, so the caller's bytes pass straight through the codec path.
+The voice webhook (webhook.py) connects the call to `WS /v1/twilio/stream`, a bidirectional
+`<Connect><Stream>`, which runs on the socket loop the /v1/ws connection runs on too
+(server/transport.py). On it Twilio's messages (`connected`, `start`, `media`, `mark`, `dtmf`,
+`stop`) drive a Conversation configured from an agent file, with μ-law at 8 kHz in and out, so the
+caller's bytes pass straight through the codec path.
 
 The agent's audio goes back as Twilio `media` messages, each followed by a `mark`. Twilio echoes a
 mark when the audio before it has been played to the caller, so the transcript of an interrupted
@@ -20,23 +21,18 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import contextlib
 import json
 import logging
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
-from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
-from fastapi import APIRouter, Header, Query, Request, WebSocket
-from fastapi.responses import JSONResponse, Response
-from starlette.websockets import WebSocketDisconnect, WebSocketState
-from twilio.request_validator import SIGNATURE_SETTINGS_HEADER, RequestValidator, get_signature_algorithm
-from twilio.twiml.voice_response import Connect, VoiceResponse
+from fastapi import APIRouter, Header, Request, WebSocket
+from fastapi.responses import JSONResponse
 
-from voxgate.agents import AgentConfig, AgentError, WebhookTools, load_agent
 from voxgate.audio.input import InputDecoder
-from voxgate.backends.base import Audio
+from voxgate.integrations.agents import AgentConfig, AgentError, WebhookTools, load_agent
+from voxgate.integrations.twilio.webhook import STREAM_PATH
 from voxgate.protocol.events import (
     AgentTranscript,
     AudioEncoding,
@@ -48,7 +44,9 @@ from voxgate.protocol.events import (
     ToolCall,
     UserTranscript,
 )
-from voxgate.server.auth import ALL_SCOPES, Authenticator, AuthError, Principal, Scope, bearer
+from voxgate.server.auth import Authenticator, AuthError, Principal, Scope, bearer
+from voxgate.server.responses import http_error
+from voxgate.server.transport import SocketLoop
 from voxgate.session.config import ConfigError
 
 if TYPE_CHECKING:
@@ -60,14 +58,12 @@ log = logging.getLogger("voxgate.twilio")
 
 router = APIRouter()
 
-STREAM_PATH = "/v1/twilio/stream"
 ENCODING: AudioEncoding = "audio/pcmu"  # Twilio's audio/x-mulaw at 8 kHz, mono
 RATE = 8000
 ULAW_SILENCE = b"\xff"
 START_TIMEOUT_S = 15.0  # Twilio sends `start` right after `connected`
 MAX_AUDIO_BACKLOG = 1000  # 20 ms frames waiting for the worker (~20 s) before frames are dropped
 MAX_GAP_FILL_S = 2.0  # silence inserted for media frames Twilio lost (by their timestamps)
-STREAM_TOKEN_TTL_S = 60
 RESERVED_PARAMETERS = frozenset({"token", "agent"})
 POLICY_VIOLATION, TRY_AGAIN_LATER, INTERNAL_ERROR = 1008, 1013, 1011
 
@@ -145,17 +141,17 @@ class TwilioCall:
     def __init__(
         self, ws: WebSocket, sessions: SessionRegistry, settings: Settings, auth: Authenticator, query_token: str | None
     ) -> None:
-        self.ws = ws
-        self.sessions = sessions
         self.settings = settings
         self.playback = self  # Twilio plays what it is sent: `clear` empties its buffer, marks say what played
+        self.socket = SocketLoop(
+            ws, sessions, self, name="twilio", audio_backlog=MAX_AUDIO_BACKLOG, on_audio_error=self._audio_failed
+        )
         self._input = InputDecoder(ENCODING)
         self.auth = auth
         self.query_token = query_token
         self.stream_sid: str | None = None
         self.call_sid: str | None = None
         self.agent: AgentConfig | None = None
-        self.conversation: Conversation | None = None
         self.playout = Playout()
         self.started_at = time.time()
         self.media_frames = 0
@@ -167,89 +163,35 @@ class TwilioCall:
         self._reply_id: str | None = None
         self._reply_s = 0.0
         self._tools: WebhookTools | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._audio: asyncio.Queue[Audio | None] = asyncio.Queue(maxsize=MAX_AUDIO_BACKLOG)
-        self._send_lock = asyncio.Lock()
-        self._closed = False
         self._dropped_frames = 0
 
-    # ------------------------------------------------------------ socket
-
-    async def _send(self, message: dict[str, Any]) -> None:
-        if self._closed:
-            return
-        try:
-            async with self._send_lock:
-                await self.ws.send_text(json.dumps(message))
-        except (WebSocketDisconnect, RuntimeError, ConnectionError):
-            self._closed = True
+    @property
+    def conversation(self) -> Conversation | None:
+        return self.socket.conversation
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
-        if self._closed:
-            return
-        self._closed = True
-        with contextlib.suppress(Exception):
-            if self.ws.application_state != WebSocketState.DISCONNECTED:
-                await self.ws.close(code=code, reason=reason)
+        await self.socket.close(code, reason)
 
     async def _receive(self) -> dict[str, Any] | None:
         """The next Twilio message; None when the socket is gone. Anything but a JSON object is skipped."""
-        while True:
+        while (text := await self.socket.receive()) is not None:
             try:
-                message = await self.ws.receive()
-            except (WebSocketDisconnect, RuntimeError):
-                return None
-            if message["type"] == "websocket.disconnect":
-                return None
-            text = message.get("text")
-            try:
-                data = json.loads(text) if text is not None else None
+                data = json.loads(text) if isinstance(text, str) else None
             except json.JSONDecodeError:
                 data = None
             if isinstance(data, dict) and isinstance(data.get("event"), str):
                 return data
             log.warning("twilio stream: ignoring a message that is not a Twilio event")
+        return None
 
     # ------------------------------------------------------------ main loop
 
     async def run(self) -> None:
-        worker = asyncio.create_task(self._audio_worker(), name="twilio-audio")
         try:
-            if not await self._begin():
-                return
-            while not self._closed:
-                message = await self._receive()
-                if message is None:
-                    log.info("call %s: Twilio closed the stream", self.call_sid)
-                    break
-                event = message["event"]
-                self._check_sequence(message)
-                if event == "media":
-                    await self._on_media(message)
-                elif event == "mark":
-                    self._on_mark(message)
-                elif event == "dtmf":
-                    digit = str((message.get("dtmf") or {}).get("digit", ""))
-                    self.dtmf_digits += digit
-                    log.info("call %s: DTMF %r ignored (the agent listens to speech only)", self.call_sid, digit)
-                elif event == "stop":
-                    log.info("call %s: stop received", self.call_sid)
-                    await self.close(1000, "call ended")
-                    break
-                else:
-                    log.debug("call %s: ignoring Twilio event %r", self.call_sid, event)
+            async with self.socket.running():
+                if await self._begin():
+                    await self._serve()
         finally:
-            worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await worker
-            for task in list(self._tasks):
-                task.cancel()
-            for task in list(self._tasks):
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-            self._closed = True
-            if self.conversation is not None:
-                await self.sessions.release(self.conversation, self)
             if self._tools is not None:
                 await self._tools.aclose()
             if self.conversation is not None:
@@ -267,6 +209,30 @@ class TwilioCall:
                     self.media_frames,
                     self.sequence_gaps,
                 )
+
+    async def _serve(self) -> None:
+        """After `start`: the call's media, marks and DTMF, until `stop` or the socket is gone."""
+        while not self.socket.closed:
+            message = await self._receive()
+            if message is None:
+                log.info("call %s: Twilio closed the stream", self.call_sid)
+                return
+            event = message["event"]
+            self._check_sequence(message)
+            if event == "media":
+                await self._on_media(message)
+            elif event == "mark":
+                self._on_mark(message)
+            elif event == "dtmf":
+                digit = str((message.get("dtmf") or {}).get("digit", ""))
+                self.dtmf_digits += digit
+                log.info("call %s: DTMF %r ignored (the agent listens to speech only)", self.call_sid, digit)
+            elif event == "stop":
+                log.info("call %s: stop received", self.call_sid)
+                await self.close(1000, "call ended")
+                return
+            else:
+                log.debug("call %s: ignoring Twilio event %r", self.call_sid, event)
 
     async def _begin(self) -> bool:
         """`connected`, then `start`: authenticate, pick the agent, open and configure the conversation."""
@@ -350,13 +316,11 @@ class TwilioCall:
 
     async def _open_conversation(self, principal: Principal, variables: dict[str, str]) -> bool:
         assert self.agent is not None
-        conversation = self.sessions.open(principal.owner, self)
+        conversation = self.socket.open(principal.owner)
         if conversation is None:
             log.warning("call %s: server at capacity, stream refused", self.call_sid)
             await self.close(TRY_AGAIN_LATER, "at capacity")
             return False
-        self.conversation = conversation
-        conversation.attach(self)
         self._tools = WebhookTools(self.agent)
         session, fields = self.agent.session_config(ENCODING, variables)
         try:
@@ -394,9 +358,7 @@ class TwilioCall:
         payload = self._fill_gap(media.get("timestamp"), len(payload)) + payload
         self.media_frames += 1
         self.inbound_s += len(payload) / RATE
-        try:
-            self._audio.put_nowait(self._input.decode(payload))
-        except asyncio.QueueFull:
+        if not self.socket.queue_audio(self._input.decode(payload)):
             self._dropped_frames += 1
             if self._dropped_frames % 50 == 1:
                 log.warning(
@@ -424,15 +386,8 @@ class TwilioCall:
         if mark.reply_id is not None and self.conversation is not None:
             self.conversation.acknowledge_playback(mark.reply_id, mark.reply_end_s)
 
-    async def _audio_worker(self) -> None:
-        while (audio := await self._audio.get()) is not None:
-            conversation = self.conversation
-            if conversation is None:
-                continue
-            try:
-                await conversation.on_audio(audio)
-            except Exception:
-                log.exception("call %s: audio processing failed", self.call_sid)
+    async def _audio_failed(self, exc: Exception) -> None:
+        log.error("call %s: audio processing failed", self.call_sid, exc_info=exc)
 
     # ------------------------------------------------------------ from the conversation
 
@@ -445,7 +400,7 @@ class TwilioCall:
         elif isinstance(event, ReplyDone):
             self._reply_id = None
         elif isinstance(event, ToolCall):
-            self._spawn(self._run_tool(event))
+            self.socket.spawn(self._run_tool(event), f"tool {event.name}")
         elif isinstance(event, UserTranscript):
             log.info("call %s: caller: %s", self.call_sid, event.text)
         elif isinstance(event, AgentTranscript):
@@ -459,8 +414,8 @@ class TwilioCall:
         duration = size / RATE
         self._reply_s += duration
         mark = self.playout.sent(self._reply_id, self._reply_s, duration)
-        await self._send({"event": "media", "streamSid": self.stream_sid, "media": {"payload": data}})
-        await self._send({"event": "mark", "streamSid": self.stream_sid, "mark": {"name": mark.name}})
+        await self.socket.send({"event": "media", "streamSid": self.stream_sid, "media": {"payload": data}})
+        await self.socket.send({"event": "mark", "streamSid": self.stream_sid, "mark": {"name": mark.name}})
 
     acknowledges_playback = True  # the session keeps as heard only what Twilio's marks confirmed
 
@@ -477,19 +432,14 @@ class TwilioCall:
             return  # nothing sent is still unplayed: there is nothing to clear
         flushed = self.playout.cleared()
         log.info("call %s: %s: clear (%d unplayed marks)", self.call_sid, why, flushed)
-        await self._send({"event": "clear", "streamSid": self.stream_sid})
-
-    def _spawn(self, coro: Any) -> None:
-        task: asyncio.Task[None] = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        await self.socket.send({"event": "clear", "streamSid": self.stream_sid})
 
     async def _run_tool(self, call: ToolCall) -> None:
         assert self._tools is not None
         log.info("call %s: tool %s(%s)", self.call_sid, call.name, json.dumps(call.arguments))
         result = await self._tools.run(call.name, call.arguments)
         log.info("call %s: tool %s -> %s", self.call_sid, call.name, result[:200])
-        if self.conversation is not None and not self._closed:
+        if self.conversation is not None and not self.socket.closed:
             await self.conversation.on_tool_result(call.call_id, result)
 
     def status(self) -> dict[str, object]:
@@ -540,70 +490,5 @@ async def twilio_calls(request: Request, authorization: Annotated[str | None, He
     try:
         auth.check_key(bearer(authorization))
     except AuthError as exc:
-        return _http_error(401, exc.code, exc.message)
+        return http_error(401, exc.code, exc.message)
     return JSONResponse({"calls": [call.status() for call in _calls(request.app).values()]})
-
-
-@router.api_route("/v1/twilio/voice", methods=["POST", "GET"])
-async def twilio_voice(request: Request, agent: Annotated[str | None, Query()] = None) -> Response:
-    """TwiML for a number's voice webhook: connect the call to the stream, with the chosen agent."""
-    auth: Authenticator = request.app.state.auth
-    settings: Settings = request.app.state.models.settings
-    form: dict[str, str] = {}
-    if request.method == "POST":
-        form = dict(parse_qsl((await request.body()).decode("utf-8", "replace"), keep_blank_values=True))
-    secret = settings.twilio_auth_token
-    if secret is not None:
-        url = _public_url(request, settings.public_url)
-        algorithm = get_signature_algorithm(request.headers.get(SIGNATURE_SETTINGS_HEADER))
-        signature = request.headers.get("x-twilio-signature", "")
-        if not RequestValidator(secret.get_secret_value()).validate(url, form, signature, algorithm):
-            log.warning("twilio voice webhook: bad signature for %s (call %s)", url, form.get("CallSid"))
-            return _http_error(403, "FORBIDDEN", "invalid X-Twilio-Signature")
-    if agent:
-        try:
-            load_agent(agent, settings.agents_dir)
-        except AgentError as exc:
-            return _http_error(404, "invalid_value", str(exc))
-    response = VoiceResponse()
-    connect = Connect()
-    stream = connect.stream(url=_stream_url(request, settings.public_url))
-    if agent:
-        stream.parameter(name="agent", value=agent)
-    if not auth.open:
-        if secret is not None:  # Twilio's request was verified: the stream gets a single-use token
-            principal = Principal(owner="twilio", scopes=ALL_SCOPES)
-            stream.parameter(name="token", value=auth.mint_token(principal, STREAM_TOKEN_TTL_S))
-        else:
-            log.warning(
-                "twilio voice webhook: API keys are set but VOXGATE_TWILIO_AUTH_TOKEN is not, so this request "
-                "cannot be verified and the stream gets no token: it will be refused"
-            )
-    response.append(connect)
-    log.info("twilio voice webhook: call %s from %s, agent %s", form.get("CallSid"), form.get("From"), agent)
-    return Response(str(response), media_type="application/xml")
-
-
-def _public_url(request: Request, public_url: str | None) -> str:
-    """The URL Twilio requested (and signed): behind a proxy, the configured public URL and this path."""
-    if not public_url:
-        return str(request.url)
-    query = f"?{request.url.query}" if request.url.query else ""
-    return public_url.rstrip("/") + request.url.path + query
-
-
-def stream_url(public_url: str) -> str:
-    """wss://HOST[/prefix]/v1/twilio/stream for the server's public base URL."""
-    parts = urlsplit(public_url)
-    scheme = "ws" if parts.scheme in ("http", "ws") else "wss"
-    return urlunsplit((scheme, parts.netloc, parts.path.rstrip("/") + STREAM_PATH, "", ""))
-
-
-def _stream_url(request: Request, public_url: str | None) -> str:
-    if public_url:
-        return stream_url(public_url)
-    return f"wss://{request.url.netloc}{STREAM_PATH}"  # Twilio connects to wss:// only
-
-
-def _http_error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)

@@ -1,0 +1,1 @@
+"""Voxgate with no client in between: agent files and their webhook tools, and phone calls (Twilio)."""

@@ -1,0 +1,1 @@
+"""Twilio: the voice webhook, the Media Streams socket, and outbound calls."""

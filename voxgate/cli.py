@@ -21,9 +21,9 @@ def _is_loopback(host: str) -> bool:
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from voxgate.app import create_app
     from voxgate.backends.registry import Models
     from voxgate.config import Settings
-    from voxgate.server.app import create_app
 
     overrides: dict[str, object] = {}
     if args.host is not None:

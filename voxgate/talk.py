@@ -41,7 +41,7 @@ def session_from(args: argparse.Namespace) -> dict[str, Any]:
     """The session.update for these options: an agent file's configuration, then the flags over it."""
     session: dict[str, Any] = {}
     if args.agent:
-        from voxgate.integrations.agents import load_agent
+        from voxgate.agents import load_agent
 
         config, _ = load_agent(args.agent, args.agents_dir).session_config(encoding="audio/pcm")
         session = config.model_dump(exclude_none=True)
@@ -72,7 +72,7 @@ def register_agent_tools(client: VoxgateClient, args: argparse.Namespace) -> Non
     """An agent file's tools run through their webhooks, as they do on a phone call."""
     if not args.agent:
         return
-    from voxgate.integrations.agents import WebhookTools, load_agent
+    from voxgate.agents import WebhookTools, load_agent
 
     agent = load_agent(args.agent, args.agents_dir)
     tools = WebhookTools(agent)

@@ -12,9 +12,7 @@ from typing import Any
 
 import pytest
 
-from voxgate.backends.registry import Models
-from voxgate.config import Settings
-from voxgate.integrations.agents import (
+from voxgate.agents import (
     BUNDLED_DIR,
     AgentConfig,
     AgentError,
@@ -23,6 +21,8 @@ from voxgate.integrations.agents import (
     list_agents,
     load_agent,
 )
+from voxgate.backends.registry import Models
+from voxgate.config import Settings
 from voxgate.session.config import LiveConfig, apply_update
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -123,7 +123,7 @@ def test_voices_speak_intelligibly(voice: str) -> None:
     from voxgate.backends.tts.espeak_voice import EspeakTTS
     from voxgate.backends.tts.kokoro_voice import KokoroTTS
     from voxgate.backends.tts.piper_voice import PiperTTS
-    from voxgate.voices import VoiceCatalog
+    from voxgate.backends.voices import VoiceCatalog
 
     catalog = VoiceCatalog([PiperTTS(), KokoroTTS(), EspeakTTS()])
     resolved = catalog.resolve(voice)
@@ -146,7 +146,7 @@ def test_voices_speak_intelligibly(voice: str) -> None:
 
 def test_unknown_voice_is_refused() -> None:
     from voxgate.backends.tts.espeak_voice import EspeakTTS
-    from voxgate.voices import UnknownVoiceError, VoiceCatalog
+    from voxgate.backends.voices import UnknownVoiceError, VoiceCatalog
 
     with pytest.raises(UnknownVoiceError):
         VoiceCatalog([EspeakTTS()], default_voice="espeak-en").resolve("nobody")

@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from voxgate.admin import MASK, config_main, effective_config
+from voxgate.app import create_app
 from voxgate.backends.base import (
     Audio,
     ChatMessage,
@@ -30,10 +31,9 @@ from voxgate.backends.base import (
 from voxgate.backends.registry import Models
 from voxgate.backends.stt.openai_stt import OpenAITranscriptionSTT, to_wav
 from voxgate.backends.tts.openai_tts import OpenAISpeechTTS
+from voxgate.backends.voices import VoiceCatalog
 from voxgate.config import Settings
-from voxgate.server.app import create_app
 from voxgate.server.openai_routes import OpenAIError, decode_audio
-from voxgate.voices import VoiceCatalog
 
 KEY = "unit-key"
 

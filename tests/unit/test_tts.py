@@ -17,7 +17,7 @@ from voxgate.backends.tts.espeak_voice import EspeakMissingError, EspeakTTS
 from voxgate.backends.tts.kokoro_voice import KokoroTTS, kokoro_lang
 from voxgate.backends.tts.piper_voice import PiperTTS
 from voxgate.backends.tts.text import speakable
-from voxgate.voices import ALIASES, UnknownVoiceError, VoiceCatalog
+from voxgate.backends.voices import ALIASES, UnknownVoiceError, VoiceCatalog
 
 SENTENCE = "Hi there, what can I help you with today?"  # 8 words: ~2-3 s of speech
 

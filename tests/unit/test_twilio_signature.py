@@ -13,8 +13,8 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from twilio.request_validator import RequestValidator
 
+from voxgate.app import create_app
 from voxgate.config import Settings
-from voxgate.server.app import create_app
 
 AUTH_TOKEN = "twilio-auth-token-for-tests"
 API_KEY = "unit-key"

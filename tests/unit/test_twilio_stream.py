@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from starlette.websockets import WebSocketDisconnect
 
+from voxgate.app import create_app
 from voxgate.config import Settings
 from voxgate.integrations.twilio.stream import Playout
 from voxgate.protocol.events import (
@@ -26,7 +27,6 @@ from voxgate.protocol.events import (
     SessionConfig,
     SpeechStarted,
 )
-from voxgate.server.app import create_app
 from voxgate.session.playback import PlaybackClock
 
 API_KEY = "unit-key"

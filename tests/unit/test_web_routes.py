@@ -2,8 +2,8 @@
 
 from fastapi.testclient import TestClient
 
+from voxgate.app import create_app
 from voxgate.config import Settings
-from voxgate.server.app import create_app
 
 
 def client(**overrides: object) -> TestClient:

@@ -25,7 +25,7 @@ from typing import Literal
 import numpy as np
 from livekit import rtc
 
-from voxgate.backends.base import ANALYSIS_RATE, Audio
+from voxgate.audio.types import ANALYSIS_RATE, Audio
 
 log = logging.getLogger("voxgate.echo")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from voxgate.audio.codecs import WIRE_RATES, WireDecoder
 from voxgate.audio.resample import StreamResampler
-from voxgate.backends.base import ANALYSIS_RATE, Audio
+from voxgate.audio.types import ANALYSIS_RATE, Audio
 
 
 class InputDecoder:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import soxr
 
-from voxgate.backends.base import Audio
+from voxgate.audio.types import Audio
 
 
 class StreamResampler:

@@ -11,14 +11,9 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
-import numpy as np
-import numpy.typing as npt
-
-Audio = npt.NDArray[np.float32]
-
-#: The rate of the analysis path (VAD, STT, end of turn). Input audio is resampled to it once.
-ANALYSIS_RATE = 16_000
-
+# The audio types are the backends' too: re-exported for their modules.
+from voxgate.audio.types import ANALYSIS_RATE as ANALYSIS_RATE
+from voxgate.audio.types import Audio as Audio
 
 # ---------------------------------------------------------------- VAD
 

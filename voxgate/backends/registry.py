@@ -23,8 +23,8 @@ from voxgate.backends.base import (
     TurnCompletionModel,
     VoiceActivityDetector,
 )
+from voxgate.backends.voices import VoiceCatalog
 from voxgate.config import Settings
-from voxgate.voices import VoiceCatalog
 
 if TYPE_CHECKING:
     from voxgate.text.pack_hints import PackHints

@@ -1,1 +1,1 @@
-"""Voxgate with no client in between: agent files and their webhook tools, and phone calls (Twilio)."""
+"""Voxgate with no client of its own in between: phone calls through Twilio (in and out)."""

@@ -39,9 +39,9 @@ from voxgate.audio.resample import resample
 from voxgate.backends.base import ANALYSIS_RATE, Audio, ChatMessage, TextDelta, ToolSpec
 from voxgate.backends.recognition import Recognizer
 from voxgate.backends.registry import Models
+from voxgate.backends.voices import UnknownVoiceError
 from voxgate.server.auth import Authenticator, AuthError, Scope, bearer
 from voxgate.session.clauses import ClauseSplitter
-from voxgate.voices import UnknownVoiceError
 
 log = logging.getLogger("voxgate.server.openai")
 

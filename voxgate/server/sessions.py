@@ -19,11 +19,11 @@ from typing import Protocol
 from voxgate.backends.base import Audio
 from voxgate.backends.recognition import Recognizer
 from voxgate.backends.registry import Models, OffLoopTurnModel
+from voxgate.backends.voices import ResolvedVoice
 from voxgate.session.conversation import Conversation
 from voxgate.session.policy import SessionPolicy
 from voxgate.session.ports import SessionPorts
 from voxgate.session.store import SessionStore
-from voxgate.voices import ResolvedVoice
 
 log = logging.getLogger("voxgate.sessions")
 

@@ -13,7 +13,7 @@ from importlib import resources
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from voxgate.integrations.agents import AgentError, WebhookTools, list_agents, load_agent
+from voxgate.agents import AgentError, WebhookTools, list_agents, load_agent
 from voxgate.server.auth import Authenticator, AuthError
 
 router = APIRouter()

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from voxgate.backends.base import Audio, LanguageModel, VadStream
+from voxgate.backends.voices import ResolvedVoice
 from voxgate.protocol.events import ServerEvent
-from voxgate.voices import ResolvedVoice
 
 TranscribePurpose = Literal["partial", "check", "final"]
 

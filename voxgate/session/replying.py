@@ -32,6 +32,7 @@ from voxgate.session.user_turn import SpeechKey, UserTurn, spoken_ahead_audio
 
 if TYPE_CHECKING:
     from voxgate.audio.echo import EchoGuard
+    from voxgate.backends.voices import ResolvedVoice
     from voxgate.protocol.events import ServerEvent
     from voxgate.session.config import LiveConfig
     from voxgate.session.false_interruptions import ResumePoint
@@ -39,7 +40,6 @@ if TYPE_CHECKING:
     from voxgate.session.policy import SessionPolicy
     from voxgate.session.ports import SessionPorts, TranscribePurpose, Transport
     from voxgate.session.tools import ToolLedger
-    from voxgate.voices import ResolvedVoice
 
 log = logging.getLogger("voxgate.session")
 

@@ -22,7 +22,7 @@ from twilio.base.exceptions import TwilioException
 from twilio.rest import Client
 from twilio.twiml.voice_response import Connect, VoiceResponse
 
-from voxgate.integrations.agents import AgentError, load_agent
+from voxgate.agents import AgentError, load_agent
 from voxgate.integrations.twilio.webhook import stream_url
 
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")

@@ -30,8 +30,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import APIRouter, Header, Request, WebSocket
 from fastapi.responses import JSONResponse
 
+from voxgate.agents import AgentConfig, AgentError, WebhookTools, load_agent
 from voxgate.audio.input import InputDecoder
-from voxgate.integrations.agents import AgentConfig, AgentError, WebhookTools, load_agent
 from voxgate.integrations.twilio.webhook import STREAM_PATH
 from voxgate.protocol.events import (
     AgentTranscript,

@@ -17,7 +17,7 @@ from fastapi.responses import Response
 from twilio.request_validator import SIGNATURE_SETTINGS_HEADER, RequestValidator, get_signature_algorithm
 from twilio.twiml.voice_response import Connect, VoiceResponse
 
-from voxgate.integrations.agents import AgentError, load_agent
+from voxgate.agents import AgentError, load_agent
 from voxgate.server.auth import ALL_SCOPES, Authenticator, Principal
 from voxgate.server.responses import http_error
 

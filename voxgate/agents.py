@@ -6,7 +6,7 @@ configuration, and each tool names a webhook that the server POSTs `{"name", "ar
 answer goes back to the conversation exactly as a client's `tool.result` would.
 
 `load_agent("support")` reads `support.yaml` from `Settings.agents_dir`, else the bundled examples
-in `voxgate/integrations/agent_files/`. `{placeholders}` in the prompt and greeting are filled from the file's
+in `voxgate/agent_files/`. `{placeholders}` in the prompt and greeting are filled from the file's
 `variables`, overridden per call (Twilio custom parameters).
 """
 

@@ -352,7 +352,8 @@ class Conversation:
                 await self.emit(UserTranscript(text=text, item_id=_item_id()))
             await self.replies.start(clauses_of(resume))
             return
-        if not text:
+        if not text or (self.tools.pending and is_backchannel(text)):
+            # Nothing said, or only an "mm-hmm" while a tool runs: not a turn, so the call stays pending (H3).
             await self.rest()
             return
         text = self.ports.recognizer.finish_transcript(

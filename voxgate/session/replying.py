@@ -130,8 +130,12 @@ class Replies:
     # ------------------------------------------------------------ started before the turn is certain
 
     async def guess_final(self, pause: Pause) -> str:
-        """The final transcript at the first pause, so it is ready if this is the end of the turn."""
-        text = await self._host.decode(pause.audio)
+        """The final transcript at the first pause, so it is ready if this is the end of the turn.
+
+        Bounded like the final decode: the end-of-turn check waits for this guess, so a recognizer that
+        never answers would otherwise hold the listener (and the turn's own timeout) forever."""
+        async with asyncio.timeout(self._host.policy.stt_timeout_s):
+            text = await self._host.decode(pause.audio)
         with contextlib.suppress(Exception):  # only an optimisation: the end of turn starts the LLM anyway
             await self._start_prefetch(pause, text)
         return text

@@ -3,7 +3,8 @@
 A call made by a reply that completed is pending until the client answers it with `tool.result`; when
 every pending call has its result, the next reply uses them. Results are kept through anything short
 of losing their turn: voice over the agent, a cough or an "mm-hmm" before the result arrives do not
-drop them. A call is discarded only when its reply was interrupted (the protocol says so, and the
+drop them, and neither does an "mm-hmm" the user says while waiting (it is not a turn). A call is
+discarded only when its reply was interrupted (the protocol says so, and the
 client drops its results) or when the user's next turn was committed first; that turn's reply then
 sees the results that did arrive, and the assistant message keeps only the calls that were answered,
 so history never holds a call without its result.

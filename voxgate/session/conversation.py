@@ -30,7 +30,6 @@ from voxgate.protocol.events import (
 )
 from voxgate.session.config import ConfigError, LiveConfig, apply_update
 from voxgate.session.false_interruptions import BACKCHANNEL_HINTS, HOLD_MAX_VOICED_S, ResumePoint, is_backchannel
-from voxgate.session.held_voice import HeldVoice
 from voxgate.session.listener import (
     CONFIRM_VOICED_S,
     ECHO_CONFIRM_VOICED_S,
@@ -42,6 +41,7 @@ from voxgate.session.listener import (
     SpeechStart,
     TurnEnd,
 )
+from voxgate.session.over_agent import VoiceOverAgent
 from voxgate.session.reply import APOLOGY, ActiveReply, clauses_of
 from voxgate.session.replying import Replies
 from voxgate.session.tools import ToolLedger
@@ -88,6 +88,7 @@ class Conversation:
         self.tools = ToolLedger()
         self.resume_point = ResumePoint(self.now)
         self.replies = Replies(self)
+        self.over_agent = VoiceOverAgent(self)
         self._transport: Transport | None = None
         self._listener: Listener | None = None
         self._echo: EchoGuard | None = None
@@ -161,7 +162,7 @@ class Conversation:
             self.history.extend(self.tools.take_results())
             await self.replies.start(self.replies.from_llm())
 
-    def _new_turn(self) -> UserTurn:
+    def new_turn(self) -> UserTurn:
         utterance = self._listener.utterance_id if self._listener is not None else 0
         return UserTurn(self.session_id, utterance)
 
@@ -209,13 +210,13 @@ class Conversation:
             audio = self._echo.process(audio)
             now = self._echo.state
             listener.confirm_voiced_s = ECHO_CONFIRM_VOICED_S if now == "present" else CONFIRM_VOICED_S
-            await self._settle_echo(before, now)
+            await self.over_agent.settle_echo(before, now)
         events = await listener.feed(audio)
         state = self.state
         if isinstance(state, UserTalking):
             state.turn.drop_stale_prefetch(listener)
         if isinstance(state, OverAgent) and state.stage == "reading" and listener.voiced_s >= HOLD_MAX_VOICED_S:
-            await self._barge_in(f"{listener.voiced_s:.2f} s of voice is more than a backchannel")
+            await self.over_agent.barge_in(f"{listener.voiced_s:.2f} s of voice is more than a backchannel")
         for event in events:
             await self._on_listener(event, listener)
 
@@ -224,7 +225,7 @@ class Conversation:
         if isinstance(event, SpeechStart):
             if isinstance(state, Replying) and state.reply.speaking and self.config.turn.interrupt_response:
                 # a cough or a click must not stop the agent: wait for more voice
-                await self.enter(OverAgent(state.reply, self._held_voice(listener), "unconfirmed"))
+                await self.enter(OverAgent(state.reply, self.over_agent.held_voice(listener), "unconfirmed"))
             else:
                 await self._user_voice()
         elif isinstance(event, SpeechConfirmed):
@@ -232,7 +233,7 @@ class Conversation:
                 if self._echo is not None and self._echo.state == "unknown":
                     await self.enter(OverAgent(state.reply, state.voice, "echo_unknown"))  # may be our own echo
                 else:
-                    await self._voice_confirmed(state)
+                    await self.over_agent.confirmed(state)
         elif isinstance(event, PartialDue):
             if isinstance(state, OverAgent):
                 if state.stage == "reading":
@@ -249,21 +250,21 @@ class Conversation:
             if state.stage == "reading" and isinstance(event, TurnEnd):
                 voice = state.voice
                 voice.ended = event
-                voice.scope.spawn(self._held_turn_ended(voice, event), "held-turn")
+                voice.scope.spawn(self.over_agent.turn_ended(voice, event), "held-turn")
             else:  # never confirmed: noise over the agent, as if nothing happened
                 log.debug("unconfirmed speech over the agent ignored: %s", type(event).__name__)
-                await self._back_to_reply(state.reply, "noise")
+                await self.over_agent.back_to_reply(state.reply, "noise")
         else:
-            turn = state.turn if isinstance(state, UserTalking) else self._new_turn()
+            turn = state.turn if isinstance(state, UserTalking) else self.new_turn()
             await self.emit(SpeechStopped())
             if isinstance(event, TurnEnd):
-                await self._transcribe(turn, event)
+                await self.transcribe(turn, event)
             else:
                 await self.rest()
 
     async def _user_voice(self) -> None:
         """The user started speaking, not over a reply they can interrupt."""
-        state, turn = self.state, self._new_turn()
+        state, turn = self.state, self.new_turn()
         if isinstance(state, Transcribing) and self._listener is not None:
             previous = state.turn
             if previous.audio is not None:  # the user went on: the closed turn's audio starts this one
@@ -323,7 +324,7 @@ class Conversation:
 
     # ------------------------------------------------------------ the user's turn
 
-    async def _transcribe(self, turn: UserTurn, end: TurnEnd, decided: str | None = None) -> None:
+    async def transcribe(self, turn: UserTurn, end: TurnEnd, decided: str | None = None) -> None:
         turn.audio = end.audio
         turn.end()
         await self.enter(Transcribing(turn))
@@ -370,104 +371,13 @@ class Conversation:
         self.tools.settle(self.history)
         self.history.append(ChatMessage(role="user", content=text))
 
-    # ------------------------------------------------------------ voice over the agent
-
-    def _held_voice(self, listener: Listener) -> HeldVoice:
-        return HeldVoice(
-            self.session_id,
-            listener,
-            decode=lambda audio, purpose: self.decode(audio, purpose, held=True),
-            reply_paused=lambda: isinstance(self.state, OverAgent) and self.state.reply.paused,
-            barge_in=self._barge_in,
-            backchannel=self._backchannel_at_pause,
-        )
-
-    async def _voice_confirmed(self, state: OverAgent) -> None:
-        """Enough voice over the agent to be speech. Whether it stops the agent depends on its words.
-
-        With `backchannel_words` the words are read (session/held_voice.py); meanwhile, with
-        `barge_in_pause`, the agent pauses at once (the client is told to stop playback) and picks up
-        at the clause it was in when the words are only a backchannel; without it the agent talks on
-        until the words are known (~0.5 s later). Without `backchannel_words`, voice alone interrupts
-        at once (fast, but fooled by every "uh-huh").
-        """
-        reply = state.reply
-        voice = state.voice
-        if not (self.policy.backchannel_words and reply.speaking and self._listener is not None):
-            await self._barge_in("voice over the agent")
-            return
-        await self.enter(OverAgent(reply, voice, "reading"))
-        log.debug("voice over the agent: waiting for its words")
-        if self.policy.barge_in_pause:
-            await self.replies.pause(reply)
-        voice.read(self._listener.audio_so_far(), whole=False)
-
-    async def _settle_echo(self, before: str, now: str) -> None:
-        """Act on what the echo guard learned about speech held over the agent.
-
-        Speech that began while the guard could not yet tell echo from a clean mic was heard raw. If
-        the mic turns out clean, a confirmation that waited goes through now; if it carries echo, the
-        voiced audio counted so far may be the agent itself, so the listener counts again on the
-        cancelled audio.
-        """
-        state = self.state
-        if not isinstance(state, OverAgent) or self._listener is None:
-            return
-        if now == "present" and before != "present":
-            log.debug("echo present: speech over the agent counted again on cancelled audio")
-            self._listener.rearm()
-            await self.enter(OverAgent(state.reply, self._held_voice(self._listener), "unconfirmed"))
-            await self.replies.resume(state.reply, "it may have been the agent's own echo")
-        elif state.stage == "echo_unknown" and now in ("absent", "none"):
-            log.debug("clean mic: deferred barge-in confirmed")
-            await self._voice_confirmed(state)
-
-    async def _barge_in(self, why: str) -> None:
-        """The voice over the agent is the user taking the turn: the reply is cut where the user heard it."""
-        state = self.state
-        if not isinstance(state, OverAgent):
-            return
-        log.debug("barge-in: %s", why)
-        reply = state.reply
-        voice = state.voice
-        turn = self._new_turn()
-        announce = None if reply.paused else SpeechStarted()  # a paused reply already announced this speech
-        await self.enter(UserTalking(turn), announce=announce)  # closing the reply sends its interrupted events
-        await self.replies.interrupted(reply)
-        if voice.ended is not None:  # the held utterance is over already: it is the user's turn now
-            await self.emit(SpeechStopped())
-            await self._transcribe(turn, voice.ended, voice.words_read(voice.ended.voiced_frames))
-
-    async def _backchannel_at_pause(self, why: str) -> None:
-        state = self.state
-        if isinstance(state, OverAgent):
-            await self.replies.resume(state.reply, why)
-
-    async def _held_turn_ended(self, voice: HeldVoice, end: TurnEnd) -> None:
-        """Held speech over the agent ended before its words were decided: decide on all of it now."""
-        text = await voice.words_at_end(end)
-        state = self.state
-        if isinstance(state, OverAgent) and (not text.strip() or is_backchannel(text)):
-            log.debug("backchannel over the agent ignored: %r", text)
-            await self._back_to_reply(state.reply, f"backchannel {text!r}")
-            return
-        await self._barge_in(f"words {text!r}")
-
-    async def _back_to_reply(self, reply: ActiveReply, why: str) -> None:
-        """The voice over the agent was nothing for it: the reply goes on (or, if it ended meanwhile, rest)."""
-        if reply.finished:
-            await self.rest()
-            return
-        await self.enter(Replying(reply))
-        await self.replies.resume(reply, why)
-
     async def on_reply_finished(self, reply: ActiveReply) -> None:
         """A reply completed on its own (or closed after a failure)."""
         state = self.state
         if isinstance(state, Replying) and state.reply is reply:
             await self.rest()
         elif isinstance(state, OverAgent) and state.reply is reply and state.stage == "reading":
-            await self._barge_in("the agent finished")  # the held voice is the user's next turn
+            await self.over_agent.barge_in("the agent finished")  # the held voice is the user's next turn
         elif isinstance(state, Listening | AwaitingTools):
             await self.rest()
 

@@ -275,17 +275,18 @@ class Conversation:
         await self.enter(UserTalking(turn), announce=SpeechStarted())
 
     async def _read_partial(self, due: PartialDue) -> None:
+        """The live line; it runs in the user turn's scope, which cancels it when the utterance ends."""
         state = self.state
+        if not isinstance(state, UserTalking):
+            return
         try:
             text = await self.decode(due.audio, "partial")
         except Exception:
             log.warning("partial decode failed", exc_info=True)
             return
-        if isinstance(state, UserTalking) and self.state is state:
-            turn = state.turn
-            if text and text != turn.last_partial:
-                turn.last_partial = text
-                await self.emit(UserTranscriptDelta(text=text))
+        if text and text != state.turn.last_partial:
+            state.turn.last_partial = text
+            await self.emit(UserTranscriptDelta(text=text))
 
     async def decode(self, audio: Audio, purpose: TranscribePurpose = "final", *, held: bool = False) -> str:
         """The session's language and keyterms, applied to every decode of the user's audio.

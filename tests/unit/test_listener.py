@@ -18,6 +18,7 @@ from voxgate.session.listener import (
     SpeechConfirmed,
     SpeechStart,
     TurnEnd,
+    VoiceResumed,
 )
 
 FRAME = 512
@@ -139,6 +140,16 @@ async def test_a_pause_is_announced_once_per_silence() -> None:
     assert len(pauses) == 2
     assert pauses[0][1].voiced_frames < pauses[1][1].voiced_frames  # the second pause has more speech
     assert abs(pauses[0][0] - (1.0 + SPECULATE_AFTER_S)) <= 2 * FRAME_S
+
+
+async def test_voice_after_a_pause_is_announced_so_what_was_guessed_there_is_dropped() -> None:
+    events = await run(make(None, min_silence=800), [(1.0, True), (0.5, False), (1.0, True), (1.0, False)])
+    kinds = [type(e) for _, e in events if not isinstance(e, PartialDue)]
+    assert kinds == [SpeechStart, SpeechConfirmed, Pause, VoiceResumed, Pause, TurnEnd]
+    resumed = next(t for t, e in events if isinstance(e, VoiceResumed))
+    assert abs(resumed - (1.5 + FRAME_S)) <= FRAME_S  # the first voiced frame after the silence
+    silent_end = await run(make(None), [(1.0, True), (2.0, False), (0.5, False)])
+    assert not any(isinstance(e, VoiceResumed) for _, e in silent_end)  # the turn's end is not a resumption
 
 
 async def test_partials_are_due_while_speaking() -> None:

@@ -8,7 +8,7 @@ import pytest
 from voxgate.backends.base import LLMEvent, TextDelta
 from voxgate.session.prefetch import PrefetchedReply, PrefetchKey
 
-KEY = PrefetchKey(1, 10, "What time is it?", (0, "prompt"))
+KEY = PrefetchKey("What time is it?", (0, "prompt"))
 
 
 class Source:

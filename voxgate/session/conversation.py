@@ -40,6 +40,7 @@ from voxgate.session.listener import (
     SpeechConfirmed,
     SpeechStart,
     TurnEnd,
+    VoiceResumed,
 )
 from voxgate.session.over_agent import VoiceOverAgent
 from voxgate.session.reply import APOLOGY, ActiveReply, clauses_of
@@ -213,8 +214,6 @@ class Conversation:
             await self.over_agent.settle_echo(before, now)
         events = await listener.feed(audio)
         state = self.state
-        if isinstance(state, UserTalking):
-            state.turn.drop_stale_prefetch(listener)
         if isinstance(state, OverAgent) and state.stage == "reading" and listener.voiced_s >= HOLD_MAX_VOICED_S:
             await self.over_agent.barge_in(f"{listener.voiced_s:.2f} s of voice is more than a backchannel")
         for event in events:
@@ -245,7 +244,13 @@ class Conversation:
                 if state.stage == "reading":
                     state.voice.read(event.audio, whole=True)
             elif isinstance(state, UserTalking):
-                state.turn.guess(event, self.replies.guess_final)
+                turn = state.turn
+                turn.guess(event, lambda pause: self.replies.guess_final(turn, pause))
+        elif isinstance(event, VoiceResumed):
+            if isinstance(state, UserTalking):
+                state.turn.went_on()
+            elif isinstance(state, OverAgent):
+                state.voice.went_on()
         elif isinstance(state, OverAgent):
             if state.stage == "reading" and isinstance(event, TurnEnd):
                 voice = state.voice
@@ -307,7 +312,7 @@ class Conversation:
         if isinstance(state, OverAgent) or listener is None:
             return True  # a blip over the agent ends at once (and is ignored); never block the listener on it
         turn = state.turn if isinstance(state, UserTalking) else None
-        guessed = turn.guessed_text(listener.voiced_frames) if turn is not None else None
+        guessed = turn.guessed_text() if turn is not None else None
         p: float | None = None
         if self.ports.turn_model is not None:
             try:
@@ -334,7 +339,7 @@ class Conversation:
     async def _complete_turn(self, turn: UserTurn, end: TurnEnd, decided: str | None) -> None:
         try:
             async with asyncio.timeout(self.policy.stt_timeout_s):
-                guessed = turn.guessed_text(end.voiced_frames)
+                guessed = turn.guessed_text()
                 text = decided if decided is not None else await (guessed or self.decode(end.audio))
         except Exception as exc:
             timeout = isinstance(exc, TimeoutError)
@@ -361,7 +366,7 @@ class Conversation:
         text = self.ports.recognizer.finish_transcript(
             text, language=self.config.language, keyterms=self.config.keyterms
         )
-        prefetched = turn.take_prefetch(end, text, self.replies.context_key())
+        prefetched = turn.take_prefetch(text, self.replies.context_key())
         ahead = turn.take_spoken_ahead() if prefetched is not None else None
         await self.emit(UserTranscript(text=text, item_id=_item_id()))
         self._commit(text)

@@ -56,7 +56,7 @@ class HeldVoice:
         self._backchannel = backchannel
         self._reading: asyncio.Task[None] | None = None
         self._whole_due: _Read | None = None  # a pause's whole read, asked for mid-read
-        self._words: tuple[int, str] | None = None  # (voiced frames, words) of the last whole read
+        self._words: str | None = None  # the words of the last whole read
         self.ended: TurnEnd | None = None  # the held utterance ended before its words were decided
 
     async def close(self) -> None:
@@ -81,7 +81,7 @@ class HeldVoice:
             text = await self._decode(read.audio, "final" if whole else "check")
             said = repr(text)
             if whole:
-                self._words = (read.voiced_frames, text)
+                self._words = text
                 real = bool(text.strip()) and not is_backchannel(text)
                 if not real:  # the user paused after a backchannel: the agent goes on (more voice is read again)
                     await self._backchannel(f"backchannel {text!r}")
@@ -107,11 +107,12 @@ class HeldVoice:
                 return  # a pause: its own (whole) read decides
             read = _Read(listener.audio_so_far(), listener.voiced_frames)
 
-    def words_read(self, voiced_frames: int) -> str | None:
-        """The words of the last whole read, if it read exactly this much voice."""
-        if self._words is not None and self._words[0] == voiced_frames:
-            return self._words[1]
-        return None
+    def words_read(self) -> str | None:
+        """The words of the last whole read (at a pause), if no voice came since (`went_on` forgets them)."""
+        return self._words
+
+    def went_on(self) -> None:
+        self._words = None
 
     async def words_at_end(self, end: TurnEnd) -> str:
         """The held utterance ended before its words were decided: its words, decided on all of it.
@@ -125,5 +126,5 @@ class HeldVoice:
         if reading is not None and not reading.done():
             with contextlib.suppress(Exception):
                 await reading
-        words = self.words_read(end.voiced_frames)
+        words = self.words_read()
         return words if words is not None else await self._decode(end.audio, "final")

@@ -55,6 +55,11 @@ class Pause:
 
 
 @dataclass(frozen=True)
+class VoiceResumed:
+    """Voice again after a Pause in the same utterance: whatever was guessed at the pause is out of date."""
+
+
+@dataclass(frozen=True)
 class SpeechConfirmed:
     """Enough voiced audio that this is speech, not a click or a cough."""
 
@@ -74,7 +79,7 @@ class NoiseEnd:
     """Speech started but was too short to be a turn."""
 
 
-ListenerEvent = SpeechStart | SpeechConfirmed | PartialDue | Pause | TurnEnd | NoiseEnd
+ListenerEvent = SpeechStart | SpeechConfirmed | PartialDue | Pause | VoiceResumed | TurnEnd | NoiseEnd
 EndOfTurnCheck = Callable[[Audio, float, bool], Awaitable[bool]]  # (audio, silence_s, late) -> turn complete?
 
 
@@ -145,7 +150,10 @@ class Listener:
         self._pending = data[n * self._frame :].copy()
         events: list[ListenerEvent] = []
         for i in range(n):
+            paused = self._paused and self._speaking
             event = await self._on_frame(data[i * self._frame : (i + 1) * self._frame])
+            if paused and not self._paused and self._speaking:  # a voiced frame after the pause
+                events.append(VoiceResumed())
             if event is not None:
                 events.append(event)
         return events

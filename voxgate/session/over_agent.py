@@ -123,7 +123,7 @@ class VoiceOverAgent:
         await self._host.replies.interrupted(reply)
         if voice.ended is not None:  # the held utterance is over already: it is the user's turn now
             await self._host.emit(SpeechStopped())
-            await self._host.transcribe(turn, voice.ended, voice.words_read(voice.ended.voiced_frames))
+            await self._host.transcribe(turn, voice.ended, voice.words_read())
 
     async def _backchannel_at_pause(self, why: str) -> None:
         state = self._host.state

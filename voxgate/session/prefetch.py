@@ -25,10 +25,9 @@ _END = object()
 
 @dataclass(frozen=True)
 class PrefetchKey:
-    """What the prefetched answer was computed for; any difference at the end of turn makes it stale."""
+    """What the prefetched answer was computed for besides the audio (voice after the pause cancels it
+    outright); any difference at the end of turn means it was for another question."""
 
-    utterance: int
-    voiced_frames: int
     user_text: str
     context: tuple[object, ...]  # history length, system prompt, tools, model
 

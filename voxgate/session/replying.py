@@ -27,7 +27,7 @@ from voxgate.session.prefetch import PrefetchedReply, PrefetchKey
 from voxgate.session.reply import ActiveReply, llm_items
 from voxgate.session.speaker import ReplySpeaker, SpeechItem, ToolCallsReady
 from voxgate.session.turn_policy import unfinished_reason
-from voxgate.session.turn_state import OverAgent, Replying, TurnState, UserTalking
+from voxgate.session.turn_state import OverAgent, Replying, TurnState
 from voxgate.session.user_turn import SpeechKey, UserTurn, spoken_ahead_audio
 
 if TYPE_CHECKING:
@@ -129,7 +129,7 @@ class Replies:
 
     # ------------------------------------------------------------ started before the turn is certain
 
-    async def guess_final(self, pause: Pause) -> str:
+    async def guess_final(self, turn: UserTurn, pause: Pause) -> str:
         """The final transcript at the first pause, so it is ready if this is the end of the turn.
 
         Bounded like the final decode: the end-of-turn check waits for this guess, so a recognizer that
@@ -137,26 +137,23 @@ class Replies:
         async with asyncio.timeout(self._host.policy.stt_timeout_s):
             text = await self._host.decode(pause.audio)
         with contextlib.suppress(Exception):  # only an optimisation: the end of turn starts the LLM anyway
-            await self._start_prefetch(pause, text)
+            await self._start_prefetch(turn, text)
         return text
 
-    async def _start_prefetch(self, pause: Pause, raw: str) -> None:
-        """Words that read as a finished turn: start the reply's LLM now (see session/prefetch.py)."""
-        host, listener, state = self._host, self._host.listener, self._host.state
-        if not host.policy.llm_prefetch or listener is None or not isinstance(state, UserTalking):
-            return
-        if not (listener.speaking and listener.utterance_id == pause.utterance):
-            return
-        if listener.voiced_frames != pause.voiced_frames or self._background is not None:
+    async def _start_prefetch(self, turn: UserTurn, raw: str) -> None:
+        """Words that read as a finished turn: start the reply's LLM now (see session/prefetch.py).
+
+        This runs in the turn's scope: voice after the pause, or the turn's end, cancels it."""
+        host = self._host
+        if not host.policy.llm_prefetch or self._background is not None:
             return
         c = host.config
         text = host.ports.recognizer.finish_transcript(raw, language=c.language, keyterms=c.keyterms)
         if not text or unfinished_reason(text):
             return
         llm = await asyncio.to_thread(host.ports.llms.llm_for, c.llm_model)
-        key = PrefetchKey(pause.utterance, pause.voiced_frames, text, self.context_key())
+        key = PrefetchKey(text, self.context_key())
         messages = [*self.messages(), ChatMessage(role="user", content=text)]
-        turn = state.turn
         turn.start_prefetch(PrefetchedReply(key, llm.stream(messages, c.tools)))
         log.debug("LLM started speculatively on %r", text)
         turn.scope.spawn(self._speak_ahead(turn), "speak-ahead")

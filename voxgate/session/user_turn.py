@@ -13,25 +13,16 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
 from typing import Any
 
 from voxgate.aio import TaskScope
 from voxgate.backends.base import Audio
-from voxgate.session.listener import Listener, PartialDue, Pause, TurnEnd
+from voxgate.session.listener import PartialDue, Pause
 from voxgate.session.prefetch import PrefetchedReply, PrefetchKey
 
 log = logging.getLogger("voxgate.session")
 
 SpeechKey = tuple[str, str, str, int]  # (text, requested voice, voice, wire rate): what a clause's audio depends on
-
-
-@dataclass(frozen=True)
-class Guess:
-    """What was started at a pause, and for which audio."""
-
-    voiced_frames: int
-    text: asyncio.Task[str]
 
 
 class UserTurn:
@@ -41,7 +32,7 @@ class UserTurn:
         self.audio: Audio | None = None  # the turn's audio once it ended: the start of the next, if the user goes on
         self.last_partial = ""
         self._partial: asyncio.Task[None] | None = None
-        self._guess: Guess | None = None
+        self._guess: asyncio.Task[str] | None = None  # the final text, decoded at the last pause
         self.prefetch: PrefetchedReply | None = None
         self._spoken_ahead: tuple[SpeechKey, asyncio.Task[Audio]] | None = None
 
@@ -63,17 +54,22 @@ class UserTurn:
     # ------------------------------------------------------------ the final text, guessed at a pause
 
     def guess(self, pause: Pause, decode: Callable[[Pause], Awaitable[str]]) -> None:
-        current = self._guess
-        if current is not None and not current.text.done():
-            return  # one decode at a time; a stale one is simply not used
-        self._guess = Guess(pause.voiced_frames, self.scope.spawn(_text_of(decode, pause), "guess"))
+        if self._guess is not None and not self._guess.done():
+            return  # one decode at a time
+        self._guess = self.scope.spawn(_text_of(decode, pause), "guess")
 
-    def guessed_text(self, voiced_frames: int) -> asyncio.Task[str] | None:
-        """The speculative decode of exactly this audio (no voice since it was started), if there is one."""
-        guess = self._guess
-        if guess is not None and guess.voiced_frames == voiced_frames and not guess.text.cancelled():
-            return guess.text
-        return None
+    def guessed_text(self) -> asyncio.Task[str] | None:
+        """The decode started at the pause, if no voice came since (voice cancels it: `went_on`)."""
+        return self._guess
+
+    def went_on(self) -> None:
+        """Voice after the pause: the text guessed there, and the reply started on it, will not be used."""
+        if self._guess is not None:
+            self._guess.cancel()
+            self._guess = None
+        if self.prefetch is not None:
+            log.debug("speculative LLM dropped: the user went on")
+        self.cancel_prefetch()
 
     def start_prefetch(self, prefetch: PrefetchedReply) -> None:
         self.cancel_prefetch()
@@ -89,22 +85,12 @@ class UserTurn:
             self.prefetch = None
         self._spoken_ahead = None
 
-    def drop_stale_prefetch(self, listener: Listener) -> None:
-        """The user went on speaking after the pause: the guessed answer will not be used."""
-        prefetch = self.prefetch
-        if prefetch is None:
-            return
-        went_on = listener.speaking and listener.voiced_frames != prefetch.key.voiced_frames
-        if listener.utterance_id != prefetch.key.utterance or went_on:
-            log.debug("speculative LLM dropped: the user went on")
-            self.cancel_prefetch()
-
-    def take_prefetch(self, end: TurnEnd, text: str, context: tuple[object, ...]) -> PrefetchedReply | None:
+    def take_prefetch(self, text: str, context: tuple[object, ...]) -> PrefetchedReply | None:
         """The reply started at the pause, if it was started for exactly this turn; it leaves this scope."""
         prefetch, self.prefetch = self.prefetch, None
         if prefetch is None:
             return None
-        if prefetch.key != PrefetchKey(end.utterance, end.voiced_frames, text, context):
+        if prefetch.key != PrefetchKey(text, context):
             prefetch.cancel()
             self._spoken_ahead = None
             return None

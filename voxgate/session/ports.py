@@ -7,7 +7,7 @@ from scripted fakes, so a whole conversation runs without a model and on virtual
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -89,6 +89,3 @@ class Transport(Protocol):
     def playback(self) -> PlaybackPort: ...
 
     async def send(self, event: ServerEvent) -> None: ...
-
-
-Send = Callable[[ServerEvent], Awaitable[None]]

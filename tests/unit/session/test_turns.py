@@ -8,6 +8,7 @@ line), and the timings that matter, in virtual seconds (the clock starts at STAR
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 
 import pytest
@@ -453,3 +454,18 @@ async def test_the_agents_own_echo_does_not_interrupt_it() -> None:
     unguarded = await _story_heard_back(echo_guard=False)
     assert unguarded[: len(ASKED) + 1] == [*ASKED, "input.speech.started"]
     assert unguarded.count("reply.done interrupted") >= 2
+
+
+@virtual
+async def test_a_late_echo_verdict_while_the_words_are_read_does_not_undo_a_paused_barge_in() -> None:
+    # The guard found the mic clean when the voice was confirmed; after the pause it may still say
+    # "present" on the tail of what was played before: that must not send the voice back to unconfirmed.
+    s = await open_session(llm=ScriptedLLM(STORY, ["Sure, what is it?"]))
+    await story_told(s, into_reply=1.0)
+    speaking = asyncio.ensure_future(s.user.say("Wait, stop", 0.6, then=1.5))
+    await s.until(lambda: s.state() == "OverAgent(reading)")
+    await s.conversation.over_agent.settle_echo("absent", "present")
+    assert s.state() == "OverAgent(reading)"
+    await speaking
+    await s.idle()
+    assert "reply.done interrupted" in s.wire()

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import SecretStr
 
-from voxgate.config import Settings
+from voxgate.config import Settings, input_language
 
 MASK = "***"
 _SECRET_HEADER_WORDS = ("auth", "key", "token", "secret", "cookie", "password")
@@ -159,7 +159,7 @@ def doctor_main(args: argparse.Namespace) -> int:
     settings = Settings()
     models = Models(settings)
     checks = _Checks(verbose=bool(getattr(args, "verbose", False)))
-    language = None if settings.stt_language == "auto" else settings.stt_language
+    language = input_language(settings.stt_language)
 
     def where(backend: str, base_url: str | None) -> str:
         return (

@@ -61,6 +61,3 @@ class TaskScope:
         if tasks:  # asyncio.wait, not `await task`: a cancellation of the caller itself must not be swallowed
             await asyncio.wait(tasks)
         self._tasks = {t for t in self._tasks if t is current}
-
-    def __len__(self) -> int:
-        return len(self._tasks)

@@ -19,6 +19,11 @@ from pydantic_settings import (
 )
 
 
+def input_language(stt_language: str) -> str | None:
+    """`stt_language` as the recognizer takes it: "auto" (detect) is None."""
+    return None if stt_language == "auto" else stt_language
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="VOXGATE_", extra="ignore")
 

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
 from voxgate.backends.base import Audio
+from voxgate.config import input_language
 
 if TYPE_CHECKING:
     from voxgate.backends.registry import Models
@@ -61,8 +62,7 @@ class Recognizer:
         if keyterms or pack_terms:
             text = _keyterm_corrector(tuple(keyterms), pack_terms).correct(text)
         if self._settings.format_entities:
-            default = None if self._settings.stt_language == "auto" else self._settings.stt_language
-            text = format_entities(text, language or default or "en")
+            text = format_entities(text, language or input_language(self._settings.stt_language) or "en")
         return text
 
 

@@ -24,7 +24,7 @@ from voxgate.backends.base import (
     VoiceActivityDetector,
 )
 from voxgate.backends.voices import VoiceCatalog
-from voxgate.config import Settings
+from voxgate.config import Settings, input_language
 
 if TYPE_CHECKING:
     from voxgate.text.pack_hints import PackHints
@@ -228,7 +228,7 @@ class Models:
         return loaded
 
     def _default_language(self) -> str | None:
-        return None if self.settings.stt_language == "auto" else self.settings.stt_language
+        return input_language(self.settings.stt_language)
 
     def _warm_llm(self) -> None:
         warmup = getattr(self.llm, "warmup", None)

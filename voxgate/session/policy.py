@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from voxgate.config import Settings
+from voxgate.config import Settings, input_language
 
 _DEFAULTS = Settings.model_fields
 
@@ -21,7 +21,7 @@ def _default(name: str) -> Any:
 @dataclass(frozen=True)
 class SessionPolicy:
     system_prompt: str = _default("system_prompt")
-    language: str | None = "en"  # the recognizer's language when a session names none; None = detect
+    language: str | None = input_language(_default("stt_language"))  # when a session names none; None = detect
     echo_guard: bool = _default("echo_guard")
     partial_interval_s: float = _default("partial_interval_ms") / 1000
     smart_turn: bool = _default("smart_turn")
@@ -37,7 +37,7 @@ class SessionPolicy:
     def from_settings(cls, s: Settings) -> SessionPolicy:
         return cls(
             system_prompt=s.system_prompt,
-            language=None if s.stt_language == "auto" else s.stt_language,
+            language=input_language(s.stt_language),
             echo_guard=s.echo_guard,
             partial_interval_s=s.partial_interval_ms / 1000,
             smart_turn=s.smart_turn,

@@ -57,6 +57,7 @@ from voxgate.session.turn_state import (
     UserTalking,
     holders,
     name,
+    reply_of,
 )
 from voxgate.session.user_turn import UserTurn
 
@@ -391,7 +392,8 @@ class Conversation:
 
     async def on_tool_result(self, call_id: str, result: str) -> None:
         state = self.state
-        in_flight = state.reply.calls if isinstance(state, Replying | OverAgent) else ()
+        reply = reply_of(state)
+        in_flight = reply.calls if reply is not None else ()
         verdict = self.tools.result(call_id, result, in_flight=in_flight)
         if verdict == "discarded":
             log.info("tool result for a discarded call ignored", extra={"call_id": call_id})
@@ -402,7 +404,7 @@ class Conversation:
 
     def acknowledge_playback(self, reply_id: str, played_s: float) -> None:
         """The transport confirms the first `played_s` seconds of reply `reply_id` were played to the user."""
-        self.replies.acknowledge(self.state, reply_id, played_s)
+        self.replies.acknowledge(reply_id, played_s)
 
 
 def _item_id() -> str:

@@ -27,7 +27,7 @@ from voxgate.session.prefetch import PrefetchedReply, PrefetchKey
 from voxgate.session.reply import ActiveReply, llm_items
 from voxgate.session.speaker import ReplySpeaker, SpeechItem, ToolCallsReady
 from voxgate.session.turn_policy import unfinished_reason
-from voxgate.session.turn_state import OverAgent, Replying, TurnState
+from voxgate.session.turn_state import Replying, TurnState, reply_of
 from voxgate.session.user_turn import SpeechKey, UserTurn, spoken_ahead_audio
 
 if TYPE_CHECKING:
@@ -315,14 +315,10 @@ class Replies:
         if reply is not None:
             await reply.close()
 
-    def acknowledge(self, state: TurnState, reply_id: str, played_s: float) -> None:
-        for reply in (_reply_of(state), self._background):
+    def acknowledge(self, reply_id: str, played_s: float) -> None:
+        for reply in (reply_of(self._host.state), self._background):
             if reply is not None and reply.reply_id == reply_id and reply.speaker is not None:
                 reply.speaker.clock.acknowledge(played_s)
-
-
-def _reply_of(state: TurnState) -> ActiveReply | None:
-    return state.reply if isinstance(state, Replying | OverAgent) else None
 
 
 def _speech_key(text: str, voice: ResolvedVoice, wire_rate: int) -> SpeechKey:

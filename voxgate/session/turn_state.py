@@ -92,6 +92,11 @@ def holders(state: TurnState) -> tuple[Holder, ...]:
     return ()
 
 
+def reply_of(state: TurnState) -> ActiveReply | None:
+    """The reply the state is about: being spoken, or held under voice over the agent."""
+    return state.reply if isinstance(state, Replying | OverAgent) else None
+
+
 def name(state: TurnState) -> str:
     if isinstance(state, OverAgent):
         return f"OverAgent({state.stage})"

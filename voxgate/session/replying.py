@@ -36,7 +36,6 @@ if TYPE_CHECKING:
     from voxgate.protocol.events import ServerEvent
     from voxgate.session.config import LiveConfig
     from voxgate.session.false_interruptions import ResumePoint
-    from voxgate.session.listener import Listener
     from voxgate.session.policy import SessionPolicy
     from voxgate.session.ports import SessionPorts, TranscribePurpose, Transport
     from voxgate.session.tools import ToolLedger
@@ -62,9 +61,6 @@ class ReplyHost(Protocol):
 
     @property
     def echo(self) -> EchoGuard | None: ...
-
-    @property
-    def listener(self) -> Listener | None: ...
 
     async def emit(self, event: ServerEvent) -> None: ...
 

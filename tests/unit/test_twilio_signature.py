@@ -69,7 +69,7 @@ def test_bad_signature_is_forbidden(signature: str) -> None:
     client = make_client()
     response = post_signed(client, "http://testserver/v1/twilio/voice?agent=support", FORM, signature)
     assert response.status_code == 403
-    assert response.json()["error"]["code"] == "FORBIDDEN"
+    assert response.json()["code"] == "FORBIDDEN"
     assert "<Response>" not in response.text
 
 
@@ -100,7 +100,7 @@ def test_unknown_agent_is_refused_before_the_call_connects() -> None:
     client = make_client()
     response = post_signed(client, "http://testserver/v1/twilio/voice?agent=nobody", FORM)
     assert response.status_code == 404
-    assert "nobody" in response.json()["error"]["message"]
+    assert "nobody" in response.json()["message"]
 
 
 def test_open_loopback_server_needs_no_signature_and_no_token() -> None:

@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from voxgate.agents import AgentError, WebhookTools, list_agents, load_agent
 from voxgate.server.auth import Authenticator, AuthError
+from voxgate.server.responses import http_error
 
 router = APIRouter()
 WEB_TOKEN_TTL_S = 60
@@ -45,10 +46,7 @@ async def asset(name: str) -> Response:
 def _page_off(request: Request) -> JSONResponse | None:
     auth: Authenticator = request.app.state.auth
     if not auth.open and request.app.state.models.settings.web_token_key is None:
-        return JSONResponse(
-            {"code": "FORBIDDEN", "message": "the browser page is off: set VOXGATE_WEB_TOKEN_KEY to enable it"},
-            status_code=403,
-        )
+        return http_error(403, "FORBIDDEN", "the browser page is off: set VOXGATE_WEB_TOKEN_KEY to enable it")
     return None
 
 
@@ -76,7 +74,7 @@ async def run_tool(request: Request, name: str, tool: str) -> JSONResponse:
     try:
         agent = load_agent(name, request.app.state.models.settings.agents_dir)
     except AgentError as exc:
-        return JSONResponse({"code": "invalid_value", "message": str(exc)}, status_code=404)
+        return http_error(404, "NOT_FOUND", str(exc))
     arguments = await request.json()
     tools = WebhookTools(agent)
     try:
@@ -97,5 +95,5 @@ async def web_token(request: Request) -> JSONResponse:
         principal = auth.check_key(key.get_secret_value() if key is not None else None)
         token = auth.mint_token(principal, WEB_TOKEN_TTL_S)
     except AuthError as exc:
-        return JSONResponse({"code": exc.code, "message": exc.message}, status_code=403)
+        return http_error(403, exc.code, exc.message)
     return JSONResponse({"token": token, "expires_in_seconds": WEB_TOKEN_TTL_S})

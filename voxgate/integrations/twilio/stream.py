@@ -44,7 +44,7 @@ from voxgate.protocol.events import (
     ToolCall,
     UserTranscript,
 )
-from voxgate.server.auth import Authenticator, AuthError, Principal, Scope, bearer
+from voxgate.server.auth import Authenticator, AuthError, Principal, Scope
 from voxgate.server.responses import http_error
 from voxgate.server.transport import SocketLoop
 from voxgate.session.config import ConfigError
@@ -488,7 +488,7 @@ async def twilio_calls(request: Request, authorization: Annotated[str | None, He
     """The calls in progress and how much of the agent's audio Twilio has acknowledged playing."""
     auth: Authenticator = request.app.state.auth
     try:
-        auth.check_key(bearer(authorization))
+        auth.authenticate_rest(authorization)
     except AuthError as exc:
-        return http_error(401, exc.code, exc.message)
+        return http_error(exc.status, exc.code, exc.message)
     return JSONResponse({"calls": [call.status() for call in _calls(request.app).values()]})

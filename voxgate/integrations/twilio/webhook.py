@@ -52,7 +52,7 @@ async def twilio_voice(request: Request, agent: Annotated[str | None, Query()] =
         try:
             load_agent(agent, settings.agents_dir)
         except AgentError as exc:
-            return http_error(404, "invalid_value", str(exc))
+            return http_error(404, "NOT_FOUND", str(exc))
     response = VoiceResponse()
     connect = Connect()
     stream = connect.stream(url=_stream_url(request, settings.public_url))

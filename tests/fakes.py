@@ -31,8 +31,10 @@ from voxgate.backends.base import VoiceInfo as _VoiceInfo
 from voxgate.backends.voices import ResolvedVoice
 from voxgate.protocol.events import (
     AgentTranscript,
+    AgentTranscriptDelta,
     ReplyAudio,
     ReplyDone,
+    ReplyError,
     ServerEvent,
     SessionConfig,
     SessionError,
@@ -156,8 +158,17 @@ class ScriptedRecognizer:
         self.calls: list[Transcription] = []
 
     async def transcribe(
-        self, audio: Audio, *, language: str | None, keyterms: Sequence[str], purpose: TranscribePurpose
+        self,
+        audio: Audio,
+        *,
+        language: str | None,
+        keyterms: Sequence[str],
+        purpose: TranscribePurpose,
+        languages: Sequence[str] = (),
+        prompt: str | None = None,
+        mode: str = "balanced",
     ) -> str:
+        self.settings_seen = (tuple(languages), prompt, mode)
         loop = asyncio.get_running_loop()
         at = loop.time()
         try:
@@ -471,9 +482,12 @@ class EchoingClient(RecordingTransport):
 
 
 def wire(events: Sequence[ServerEvent]) -> list[str]:
-    """The events as one line each, with the fields a script asserts; a run of reply.audio is one line."""
+    """The events as one line each, with the fields a script asserts; a run of reply.audio is one line,
+    and the word captions that go with the audio are left out (tests/unit/session/test_protocol.py reads them)."""
     lines: list[str] = []
     for e in events:
+        if isinstance(e, AgentTranscriptDelta):
+            continue
         if isinstance(e, ReplyAudio):
             if lines and lines[-1] == "reply.audio":
                 continue
@@ -487,7 +501,9 @@ def wire(events: Sequence[ServerEvent]) -> list[str]:
         elif isinstance(e, ToolCall):
             line = f"tool.call {e.name} {json.dumps(e.arguments, sort_keys=True)}"
         elif isinstance(e, SessionError):
-            line = f"session.error {e.code.value}"
+            line = f"session.error {e.code}"
+        elif isinstance(e, ReplyError):
+            line = f"reply.error {e.code}"
         else:
             line = e.type
         lines.append(line)

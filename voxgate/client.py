@@ -201,7 +201,7 @@ class VoxgateClient:
                 log.info("session %s resumed", self.session_id)
                 return True
             if isinstance(reply, SessionError):
-                self._fail(VoxgateError(reply.code.value, reply.message))
+                self._fail(VoxgateError(reply.code, reply.message))
                 return False
         return False
 
@@ -216,8 +216,8 @@ class VoxgateClient:
             self.session_id = event.session_id
             if self._ready is not None and not self._ready.done():
                 self._ready.set_result(event)
-        elif isinstance(event, SessionError) and event.code.value in _FATAL:
-            self._fail(VoxgateError(event.code.value, event.message))
+        elif isinstance(event, SessionError) and event.code in _FATAL:
+            self._fail(VoxgateError(event.code, event.message))
         elif isinstance(event, ToolCall) and event.name in self._tools:
             self._running[event.call_id] = asyncio.create_task(self._tools[event.name](event.arguments))
         elif isinstance(event, ReplyDone) and self._running:

@@ -143,6 +143,11 @@ class Settings(BaseSettings):
         description="Comma-separated models a session may pick with the session.update extension field "
         "'llm_model' (besides llm_model itself). Embedded: model names or GGUF paths; openai: remote names.",
     )
+    session_llm: bool = Field(
+        default=False,
+        description="Let a session bring its own OpenAI-compatible LLM with the session.update field 'llm' "
+        "([{base_url, model, api_key}]). Off: the field is accepted, echoed and listed as not honoured.",
+    )
     llm_backend: Literal["embedded", "openai"] = Field(
         default="embedded",
         description="'embedded' runs llm_model in-process with llama.cpp; 'openai' calls an OpenAI-compatible "

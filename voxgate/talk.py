@@ -131,7 +131,7 @@ async def file_turn(args: argparse.Namespace) -> int:
                 elif isinstance(event, AgentTranscript):
                     print(f"agent: {event.text}", flush=True)
                 elif isinstance(event, SessionError):
-                    print(f"error: {event.code.value}: {event.message}", file=sys.stderr)
+                    print(f"error: {event.code}: {event.message}", file=sys.stderr)
                 elif isinstance(event, ReplyDone) and heard_user:
                     break
         finally:
@@ -200,7 +200,7 @@ async def live(args: argparse.Namespace) -> int:
                     elif isinstance(event, AgentTranscript):
                         print(f"agent: {event.text}" + (" [interrupted]" if event.interrupted else ""), flush=True)
                     elif isinstance(event, SessionError):
-                        print(f"error: {event.code.value}: {event.message}", file=sys.stderr)
+                        print(f"error: {event.code}: {event.message}", file=sys.stderr)
             finally:
                 sender.cancel()
     return 0

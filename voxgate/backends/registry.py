@@ -14,6 +14,7 @@ import logging
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from voxgate.backends.base import (
@@ -112,6 +113,25 @@ class Models:
                 self._llms[model] = self._build_llm(model)
             return self._llms[model]
 
+    def llm_endpoint(self, base_url: str, model: str, api_key: str | None) -> LanguageModel:
+        """An OpenAI-compatible LLM a session brings (`session.llm`), kept for the sessions that share it."""
+        from voxgate.backends.llm.openai_backend import OpenAIChatLLM
+
+        s = self.settings
+        key = f"endpoint:{base_url}|{model}|{hash(api_key)}"
+        with self._llms_lock:
+            if key not in self._llms:
+                self._llms[key] = OpenAIChatLLM(
+                    model=model,
+                    base_url=base_url,
+                    api_key=api_key or "none",
+                    timeout_s=s.llm_timeout_s,
+                    max_retries=s.llm_max_retries,
+                    temperature=s.llm_temperature,
+                    max_tokens=s.llm_max_tokens,
+                )
+            return self._llms[key]
+
     def check_llm_model(self, model: str) -> None:
         """ValueError unless a session may choose `model` (the default, or one of llm_allowed_models)."""
         allowed = [self.settings.llm_model, *self.settings.llm_allowed_models]
@@ -180,9 +200,14 @@ class Models:
             backends.insert(0, remote)  # first, so a configured remote name wins over a local one
         return VoiceCatalog(backends, default_voice=s.default_voice)
 
-    def partial_stt_for(self, language: str | None) -> SpeechToText:
+    def partial_stt_for(self, language: str | None, languages: Sequence[str] = ()) -> SpeechToText:
+        """The model of the live line: the partial model, unless it is English-only and the session
+        asked for any language but English (`languages`, else `language`; an unknown code too): then
+        the final model, which is multilingual and can detect. Plain "auto" (`language` None, no
+        `languages`) keeps the partial model."""
         name = self.settings.stt_partial_model
-        if name.endswith(".en") and language not in ("en", None):
+        asked = tuple(languages) or (language,)
+        if name.endswith(".en") and any(code not in ("en", None) for code in asked):
             name = self.settings.stt_model
         return self.stt(name)
 

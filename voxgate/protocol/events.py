@@ -2,34 +2,60 @@
 
 Client events are parsed leniently where the hosted API's clients are lenient (unknown keys are
 ignored, several tool shapes are accepted) and strictly where a wrong value would silently change
-behaviour (types and ranges of turn-detection settings). Server events are built only from these
-models so that field names cannot drift.
+behaviour (types and ranges of settings): a refused value names its field (`param`) so a client can
+fix its update. Server events are built only from these models so that field names cannot drift;
+every one carries `timestamp`, and optional fields go out as `null` rather than missing, as the
+hosted API sends them (shared/protocol.md §5).
 """
 
 from __future__ import annotations
 
+import json
 import time
+import uuid
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 
 AudioEncoding = Literal["audio/pcm", "audio/pcmu", "audio/pcma"]
+TranscriptionMode = Literal["balanced", "min_latency", "max_accuracy"]
+ExecutionMode = Literal["interactive", "hold"]
+WEBHOOK_EVENTS = frozenset({"session.started", "session.completed", "call.connected", "call.ended", "call.failed"})
 
 
 class ErrorCode(StrEnum):
     UNAUTHORIZED = "UNAUTHORIZED"
     FORBIDDEN = "FORBIDDEN"
+    INTERNAL_ERROR = "INTERNAL_ERROR"
+    SERVER_ERROR = "server_error"
+    CONCURRENCY_EXCEEDED = "concurrency_exceeded"
     SESSION_NOT_FOUND = "session_not_found"
     SESSION_FORBIDDEN = "session_forbidden"
     SESSION_EXPIRED = "session_expired"
     AGENT_INIT_FAILED = "agent_init_failed"
     AGENT_TIMEOUT = "agent_timeout"
+    AGENT_NOT_FOUND = "agent_not_found"
+    AGENT_ID_NOT_FIRST = "agent_id_not_first"
     INVALID_FORMAT = "invalid_format"
     INVALID_AUDIO = "invalid_audio"
     INVALID_VALUE = "invalid_value"
+    INVALID_CONFIG = "invalid_config"
     IMMUTABLE_FIELD = "immutable_field"
-    SERVER_ERROR = "server_error"
+    INVALID_WEBHOOK = "invalid_webhook"
+    AUDIO_RATE_VIOLATION = "audio_rate_violation"
+
+
+class ReplyErrorCode(StrEnum):
+    LLM_ERROR = "llm_error"
+    LLM_TIMEOUT = "llm_timeout"
+    TTS_ERROR = "tts_error"
+    STT_TIMEOUT = "stt_timeout"
+
+
+def new_id(prefix: str) -> str:
+    """The hosted API's id form: a prefix (`sess_`, `resp_`, `msg_`, `call_`) and 32 hex digits."""
+    return prefix + uuid.uuid4().hex
 
 
 class _Lenient(BaseModel):
@@ -43,31 +69,48 @@ class _Lenient(BaseModel):
 
 class AudioFormat(_Lenient):
     encoding: AudioEncoding = "audio/pcm"
+    sample_rate: Literal[24000] | None = None  # only audio/pcm has a rate, and 24 kHz is its only one
 
 
 class TurnDetection(_Lenient):
-    vad_threshold: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
-    min_silence: Annotated[int, Field(ge=0, le=10_000)] = 600
-    max_silence: Annotated[int, Field(ge=0, le=30_000)] = 1500
-    interrupt_response: bool = True
+    """Turn-taking settings as sent. Unset silences mean adaptive pacing (session/config.py)."""
 
-    @model_validator(mode="after")
-    def _silences_ordered(self) -> TurnDetection:
-        if self.max_silence < self.min_silence:
-            raise ValueError("max_silence must be >= min_silence")
-        return self
+    vad_threshold: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
+    min_silence: Annotated[int, Field(ge=0, le=10_000)] | None = None
+    max_silence: Annotated[int, Field(ge=0, le=30_000)] | None = None
+    interrupt_response: bool = True
+    interruption_delay: Annotated[int, Field(ge=0, le=1000)] | None = None
+    type: Literal["server_vad", "semantic_vad"] | None = None
+    uninterruptible_turns: list[str] = Field(default_factory=list)
+
+
+Keyterms = Annotated[list[Annotated[str, Field(min_length=1, max_length=100)]], Field(max_length=100)]
 
 
 class InputConfig(_Lenient):
+    type: Literal["audio", "text"] | None = None
     format: AudioFormat | None = None
     turn_detection: TurnDetection | None = None
-    keyterms: Annotated[list[Annotated[str, Field(min_length=1, max_length=100)]], Field(max_length=100)] | None = None
-    language: str | None = None  # [Voxgate] ISO 639-1 code; the hosted API's clients never send it
+    keyterms: Keyterms | None = None
+    language_codes: list[Annotated[str, Field(min_length=2, max_length=8)]] | None = None
+    transcription_mode: TranscriptionMode | None = None
+    transcription_prompt: Annotated[str, Field(max_length=1750)] | None = None
+    voice_focus: Literal["near-field", "far-field"] | None = None
+    voice_focus_threshold: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
+    continuous_partials: bool | None = None
+    language: str | None = None  # [Voxgate] the older single-language field; language_codes wins
 
 
 class OutputConfig(_Lenient):
+    type: Literal["audio", "text"] | None = None
     voice: str | None = None
     format: AudioFormat | None = None
+    volume: Annotated[float, Field(ge=0, le=100)] | None = None
+
+
+class ResponseInstructions(_Lenient):
+    success: Annotated[str, Field(max_length=500)] | None = None
+    error: Annotated[str, Field(max_length=500)] | None = None
 
 
 class Tool(BaseModel):
@@ -79,21 +122,42 @@ class Tool(BaseModel):
     name: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")]
     description: str = ""
     parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
+    execution_mode: ExecutionMode = "interactive"
+    timeout_seconds: Annotated[int, Field(ge=1, le=300)] = 120
+    response_instructions: ResponseInstructions | None = None
+    http: dict[str, Any] | None = None
+    dtmf_collected_arguments: list[Any] | None = None
 
     @model_validator(mode="before")
     @classmethod
     def _unwrap_openai_form(cls, data: Any) -> Any:
         if isinstance(data, dict) and isinstance(data.get("function"), dict):
-            return data["function"]
+            return {**{k: v for k, v in data.items() if k not in ("function", "type")}, **data["function"]}
         return data
 
 
+class LlmEndpoint(_Lenient):
+    base_url: Annotated[str, Field(min_length=1)]
+    model: Annotated[str, Field(min_length=1)]
+    api_key: str | None = None
+
+
+class Webhook(_Lenient):
+    url: str
+    events: list[str]
+    secret: str | None = None
+
+
 class SessionConfig(_Lenient):
+    agent_id: str | None = None
     system_prompt: str | None = None
     greeting: str | None = None
     tools: list[Tool] | None = None
     input: InputConfig | None = None
     output: OutputConfig | None = None
+    llm: Annotated[list[LlmEndpoint], Field(max_length=1)] | None = None
+    pre_connect_requests: Annotated[list[dict[str, Any]], Field(max_length=2)] | None = None
+    webhook: Webhook | None = None
     llm_model: str | None = None  # [Voxgate] one of the operator's allowed models; hosted clients never send it
 
 
@@ -113,16 +177,17 @@ class InputAudio(_Lenient):
 class ToolResult(_Lenient):
     type: Literal["tool.result"]
     call_id: Annotated[str, Field(min_length=1)]
-    result: str
+    result: str = ""
+    is_error: bool = False
 
     @field_validator("result", mode="before")
     @classmethod
     def _stringify(cls, value: Any) -> Any:
         # Clients are told to send a string; an object is what they meant, so keep it as JSON text.
         if isinstance(value, dict | list):
-            import json
-
             return json.dumps(value)
+        if value is None:
+            return ""
         return value
 
 
@@ -131,96 +196,180 @@ class SessionResume(_Lenient):
     session_id: Annotated[str, Field(min_length=1)]
 
 
-ClientEvent = Annotated[SessionUpdate | InputAudio | ToolResult | SessionResume, Field(discriminator="type")]
+class ReplyCreate(_Lenient):
+    type: Literal["reply.create"]
+    instructions: str | None = None
+
+
+class ReplyCancel(_Lenient):
+    type: Literal["reply.cancel"]
+    reply_id: str | None = None
+
+
+class SessionEnd(_Lenient):
+    type: Literal["session.end"]
+
+
+class ConversationMessage(_Lenient):
+    type: Literal["conversation.message"]
+    role: Literal["system", "user"]
+    content: str
+
+
+ClientEvent = Annotated[
+    SessionUpdate
+    | InputAudio
+    | ToolResult
+    | SessionResume
+    | ReplyCreate
+    | ReplyCancel
+    | SessionEnd
+    | ConversationMessage,
+    Field(discriminator="type"),
+]
 client_event_adapter: TypeAdapter[ClientEvent] = TypeAdapter(ClientEvent)
-CLIENT_EVENT_TYPES = frozenset({"session.update", "input.audio", "tool.result", "session.resume"})
+CLIENT_EVENT_TYPES = frozenset(
+    {
+        "session.update",
+        "input.audio",
+        "tool.result",
+        "session.resume",
+        "reply.create",
+        "reply.cancel",
+        "session.end",
+        "conversation.message",
+    }
+)
 
 
 # ---------------------------------------------------------------- server -> client
 
 
-class SessionReady(BaseModel):
+class _ServerEvent(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    timestamp: float = Field(default_factory=time.time)
+
+
+class SessionReady(_ServerEvent):
     type: Literal["session.ready"] = "session.ready"
     session_id: str
+    config: dict[str, Any] = Field(default_factory=dict)
+    expires_at: int | None = None
+    resume_token: str | None = None
 
 
-class SessionUpdated(BaseModel):
+class SessionUpdated(_ServerEvent):
     type: Literal["session.updated"] = "session.updated"
+    config: dict[str, Any] = Field(default_factory=dict)
 
 
-class SpeechStarted(BaseModel):
+class SessionEnded(_ServerEvent):
+    type: Literal["session.ended"] = "session.ended"
+    session_duration_seconds: float = 0.0
+    audio_duration_seconds: float | None = None
+
+
+class SpeechStarted(_ServerEvent):
     type: Literal["input.speech.started"] = "input.speech.started"
 
 
-class SpeechStopped(BaseModel):
+class SpeechStopped(_ServerEvent):
     type: Literal["input.speech.stopped"] = "input.speech.stopped"
 
 
-class UserTranscriptDelta(BaseModel):
+class UserTranscriptDelta(_ServerEvent):
     type: Literal["transcript.user.delta"] = "transcript.user.delta"
     text: str
+    item_id: str = ""
 
 
-class UserTranscript(BaseModel):
+class UserTranscript(_ServerEvent):
     type: Literal["transcript.user"] = "transcript.user"
     text: str
     item_id: str
 
 
-class ReplyStarted(BaseModel):
+class ReplyStarted(_ServerEvent):
     type: Literal["reply.started"] = "reply.started"
     reply_id: str
+    item_id: str = ""
 
 
-class ReplyAudio(BaseModel):
+class ReplyAudio(_ServerEvent):
     type: Literal["reply.audio"] = "reply.audio"
     data: str
+    reply_id: str = ""
 
 
-class AgentTranscript(BaseModel):
+class AgentTranscriptDelta(_ServerEvent):
+    type: Literal["transcript.agent.delta"] = "transcript.agent.delta"
+    reply_id: str
+    item_id: str
+    delta: str
+    start_ms: int | None = None
+    end_ms: int | None = None
+
+
+class AgentTranscript(_ServerEvent):
     type: Literal["transcript.agent"] = "transcript.agent"
     text: str
     interrupted: bool = False
+    reply_id: str = ""
+    item_id: str = ""
 
 
-class ReplyDone(BaseModel):
+class ReplyDone(_ServerEvent):
     type: Literal["reply.done"] = "reply.done"
-    status: Literal["completed", "interrupted"] | None = None
-
-    def to_wire(self) -> dict[str, Any]:
-        return self.model_dump(exclude_none=True)
+    status: Literal["completed", "interrupted"] = "completed"
+    reply_id: str = ""
 
 
-class ToolCall(BaseModel):
+class ReplyError(_ServerEvent):
+    type: Literal["reply.error"] = "reply.error"
+    reply_id: str
+    code: str
+    message: str
+    retryable: bool = False
+    provider_code: str | None = None
+    provider_param: str | None = None
+    status_code: int | None = None
+
+
+class ToolCall(_ServerEvent):
     type: Literal["tool.call"] = "tool.call"
     call_id: str
     name: str
     arguments: dict[str, Any]
 
 
-class SessionError(BaseModel):
+class SessionError(_ServerEvent):
     type: Literal["session.error"] = "session.error"
-    code: ErrorCode
+    code: str
     message: str
-    timestamp: float = Field(default_factory=time.time)
+    param: str | None = None
+    session_id: str | None = None
 
 
 ServerEvent = (
     SessionReady
     | SessionUpdated
+    | SessionEnded
     | SpeechStarted
     | SpeechStopped
     | UserTranscriptDelta
     | UserTranscript
     | ReplyStarted
     | ReplyAudio
+    | AgentTranscriptDelta
     | AgentTranscript
     | ReplyDone
+    | ReplyError
     | ToolCall
     | SessionError
 )
 
 
 def to_wire(event: ServerEvent) -> dict[str, Any]:
-    """The JSON object sent for a server event (optional fields that are unset are left out)."""
-    return event.model_dump(mode="json", exclude_none=True)
+    """The JSON object sent for a server event: every field, `null` where unset."""
+    return event.model_dump(mode="json")

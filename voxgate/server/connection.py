@@ -1,31 +1,40 @@
 """One WebSocket: parse client events, route them to the conversation, survive bad input.
 
 Nothing a client sends can take the server down: every message is parsed into the protocol models,
-and anything that does not fit becomes a `session.error` with the protocol's code while the socket
-stays open. Errors are rate-limited so a flood of garbage cannot turn into a flood of replies.
-Audio is decoded here and handed to the socket loop's worker (server/transport.py), so a slow
-end-of-turn check never blocks the reading of `tool.result` or the next message.
+and anything that does not fit becomes a `session.error` with the protocol's code (and the field, as
+`param`) while the socket stays open. Errors are rate-limited so a flood of garbage cannot turn into
+a flood of replies. Audio is decoded here and handed to the socket loop's worker
+(server/transport.py), so a slow end-of-turn check never blocks the reading of `tool.result` or the
+next message. The session's lifetime events live here too: `session.ready` with its resume token and
+expiry, `session.end`, and the duration cap (shared/protocol.md §6.7–6.9).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import contextlib
 import json
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import ValidationError
 from starlette.websockets import WebSocket
 
+from voxgate.audio.codecs import WIRE_RATES
 from voxgate.audio.input import InputDecoder, decoder_for
 from voxgate.protocol.events import (
     CLIENT_EVENT_TYPES,
+    ConversationMessage,
     ErrorCode,
     InputAudio,
+    ReplyCancel,
+    ReplyCreate,
     ServerEvent,
+    SessionEnd,
+    SessionEnded,
     SessionError,
     SessionReady,
     SessionResume,
@@ -48,8 +57,44 @@ log = logging.getLogger("voxgate.connection")
 
 MAX_AUDIO_BYTES_PER_MESSAGE = 1 << 20  # ~22 s of 24 kHz PCM; larger chunks are a client bug
 MAX_AUDIO_BACKLOG = 400  # chunks waiting for the worker (~20 s at 50 ms) before we refuse more
+AUDIO_AHEAD_S = 20.0  # audio beyond this far ahead of the wall clock is dropped (audio_rate_violation)
 ERRORS_PER_SECOND = 10
 ERROR_BURST = 30
+POLICY_VIOLATION = 1008
+INTERNAL = 1011
+# Before the first session.update only these are accepted (input.audio is dropped silently).
+BEFORE_SESSION = frozenset({"session.update", "session.resume", "input.audio"})
+# Codes after which the socket closes (shared/protocol.md §7.1).
+CLOSING = {
+    ErrorCode.AGENT_NOT_FOUND: POLICY_VIOLATION,
+    ErrorCode.AGENT_INIT_FAILED: INTERNAL,
+    ErrorCode.AGENT_TIMEOUT: INTERNAL,
+}
+
+
+class ResumeTokens(Protocol):
+    """Where resume tokens come from (server/auth.py's Authenticator)."""
+
+    def mint_resume_token(self, session_id: str, owner: str, ttl_s: float) -> str: ...
+
+    def revoke_resume_tokens(self, session_id: str) -> None: ...
+
+
+class _AudioPace:
+    """How far the client's audio runs ahead of the wall clock, from its first chunk."""
+
+    def __init__(self) -> None:
+        self.first: float | None = None
+        self.received_s = 0.0
+
+    def admit(self, seconds: float) -> bool:
+        now = time.monotonic()
+        if self.first is None:
+            self.first = now
+        if self.received_s + seconds - (now - self.first) > AUDIO_AHEAD_S:
+            return False
+        self.received_s += seconds
+        return True
 
 
 class _ErrorBudget:
@@ -83,8 +128,17 @@ class ClientPlayback:
 
 
 class Connection:
-    def __init__(self, websocket: WebSocket, sessions: SessionRegistry, principal: Principal) -> None:
+    def __init__(
+        self,
+        websocket: WebSocket,
+        sessions: SessionRegistry,
+        principal: Principal,
+        tokens: ResumeTokens | None = None,
+    ) -> None:
         self.principal = principal
+        self.tokens = tokens
+        self._pace = _AudioPace()
+        self._capped = False
         self.playback = ClientPlayback()
         self.socket = SocketLoop(
             websocket,
@@ -106,9 +160,10 @@ class Connection:
     async def send(self, event: ServerEvent) -> None:
         await self.socket.send(to_wire(event))
 
-    async def error(self, code: ErrorCode, message: str) -> None:
+    async def error(self, code: ErrorCode, message: str, param: str | None = None) -> None:
         if self._errors.take():
-            await self.send(SessionError(code=code, message=message))
+            session_id = self.conversation.session_id if self.conversation is not None else None
+            await self.send(SessionError(code=code, message=message, param=param, session_id=session_id))
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         await self.socket.close(code, reason)
@@ -124,7 +179,9 @@ class Connection:
                 try:
                     await self._on_text(message)
                 except ConfigError as exc:
-                    await self.error(exc.code, exc.message)
+                    await self.error(exc.code, exc.message, exc.param)
+                    if exc.code in CLOSING:
+                        await self.close(CLOSING[exc.code], exc.code)
                 except Exception as exc:  # a bug must cost one message, not the session
                     log.exception("error handling a client message")
                     await self.error(ErrorCode.SERVER_ERROR, f"internal error: {type(exc).__name__}")
@@ -142,53 +199,111 @@ class Connection:
         if kind not in CLIENT_EVENT_TYPES:
             await self.error(ErrorCode.INVALID_FORMAT, f"unknown event type {kind!r}")
             return
+        conversation = self.conversation
+        ready = conversation is not None and conversation.ready
+        if self.principal.resume_of is not None and conversation is None and kind != "session.resume":
+            await self._refuse(ErrorCode.FORBIDDEN, "a resume token opens only session.resume of its session")
+            return
+        if not ready and kind == "input.audio":
+            return  # audio before session.ready is dropped silently (shared/protocol.md §3)
+        if not ready and kind not in BEFORE_SESSION:
+            await self.error(ErrorCode.INVALID_FORMAT, f"{kind} before session.update: configure the session first")
+            return
         try:
             event = client_event_adapter.validate_python(raw)
         except ValidationError as exc:
             code = ErrorCode.INVALID_VALUE if kind == "session.update" else ErrorCode.INVALID_FORMAT
             if kind == "input.audio":
                 code = ErrorCode.INVALID_AUDIO
-            await self.error(code, f"{kind}: {_summarize(exc)}")
+            await self.error(code, f"{kind}: {_summarize(exc)}", _param(exc) if kind == "session.update" else None)
             return
 
         if isinstance(event, SessionResume):
             await self._on_resume(event)
         elif isinstance(event, SessionUpdate):
-            fields = set(raw.get("session", {}) or {}) if isinstance(raw.get("session"), dict) else set()
-            await self._on_update(event, fields)
-        elif self.conversation is None or not self.conversation.ready:
-            await self.error(ErrorCode.INVALID_FORMAT, f"{kind} before session.update: configure the session first")
+            await self._on_update(event)
+        elif conversation is None:
+            return
         elif isinstance(event, InputAudio):
             await self._on_audio(event)
         elif isinstance(event, ToolResult):
-            await self.conversation.on_tool_result(event.call_id, event.result)
+            await conversation.on_tool_result(event.call_id, event.result, event.is_error)
+        elif isinstance(event, ReplyCreate):
+            await conversation.reply_now(event.instructions)
+        elif isinstance(event, ReplyCancel):
+            await conversation.cancel_reply(event.reply_id)
+        elif isinstance(event, ConversationMessage):
+            await conversation.add_message(event.role, event.content)
+        elif isinstance(event, SessionEnd):
+            await self._end(conversation, None)
 
-    async def _on_update(self, event: SessionUpdate, fields: set[str]) -> None:
+    async def _refuse(self, code: ErrorCode, message: str) -> None:
+        await self.error(code, message)
+        await self.close(POLICY_VIOLATION, code)
+
+    async def _on_update(self, event: SessionUpdate) -> None:
         conversation = self.conversation
         if conversation is None:
             conversation = self.socket.open(self.principal.owner)
             if conversation is None:
-                await self.error(ErrorCode.SERVER_ERROR, "server at capacity: retry with exponential backoff")
-                await self.close(1013, "at capacity")
+                await self._refuse(ErrorCode.SERVER_ERROR, "server at capacity: retry with exponential backoff")
                 return
-        first = await conversation.update(event.session, fields)
+            conversation.max_session_s = self.principal.max_session_s
+        first = await conversation.update(event.session)
+        await self.send(SessionUpdated(config=conversation.resolved_config()))
         if first:
-            await self.send(SessionReady(session_id=conversation.session_id))
+            await self._ready(conversation)
             await conversation.greet()
-        else:
-            await self.send(SessionUpdated())
+
+    async def _ready(self, conversation: Conversation) -> None:
+        """`session.ready`, with a fresh resume token; the duration cap starts counting on this socket."""
+        token = None
+        if self.tokens is not None:
+            ttl = max(1.0, conversation.expires_at - time.time())
+            token = self.tokens.mint_resume_token(conversation.session_id, conversation.owner, ttl)
+        await self.send(
+            SessionReady(
+                session_id=conversation.session_id,
+                config=conversation.resolved_config(),
+                expires_at=int(conversation.expires_at),
+                resume_token=token,
+            )
+        )
+        if not self._capped:
+            self._capped = True
+            self.socket.spawn(self._expire_at_cap(conversation), "duration-cap")
+
+    async def _expire_at_cap(self, conversation: Conversation) -> None:
+        await asyncio.sleep(max(0.0, conversation.expires_at - time.time()))
+        if self.socket.sessions.holds(conversation, self):
+            await self._end(conversation, ErrorCode.SESSION_EXPIRED)
+
+    async def _end(self, conversation: Conversation, why: ErrorCode | None) -> None:
+        """`session.end` (why None) or the cap: `session.ended` and close; the session cannot be resumed."""
+        if why is not None:
+            await self.error(why, "the session reached its maximum duration")
+        await self.socket.sessions.end(conversation)
+        if self.tokens is not None:
+            self.tokens.revoke_resume_tokens(conversation.session_id)
+        audio_s = round(conversation.audio_s, 3) if conversation.audio_s > 0 else None
+        duration = round(time.time() - conversation.started_at, 3)
+        await self.send(SessionEnded(session_duration_seconds=duration, audio_duration_seconds=audio_s))
+        await self.close(1000 if why is None else POLICY_VIOLATION, "session ended" if why is None else why)
 
     async def _on_resume(self, event: SessionResume) -> None:
         if self.conversation is not None:
             await self.error(ErrorCode.INVALID_FORMAT, "session.resume must be the first message on a socket")
             return
+        if self.principal.resume_of is not None and self.principal.resume_of != event.session_id:
+            await self._refuse(ErrorCode.FORBIDDEN, "this resume token is for another session")
+            return
         try:
             conversation = await self.socket.resume(event.session_id, self.principal.owner)
         except ResumeError as exc:
-            await self.error(exc.code, exc.message)
+            await self._refuse(exc.code, exc.message)
             return
         self._input = None  # a new socket: its audio stream starts afresh
-        await self.send(SessionReady(session_id=conversation.session_id))
+        await self._ready(conversation)
 
     async def _on_audio(self, event: InputAudio) -> None:
         assert self.conversation is not None
@@ -200,18 +315,37 @@ class Connection:
         if len(payload) > MAX_AUDIO_BYTES_PER_MESSAGE:
             await self.error(ErrorCode.INVALID_AUDIO, "audio chunk too large: send ~50 ms chunks")
             return
+        encoding = self.conversation.config.input_encoding
+        bytes_per_sample = 2 if encoding == "audio/pcm" else 1
+        if not self._pace.admit(len(payload) / bytes_per_sample / WIRE_RATES[encoding]):
+            await self.error(
+                ErrorCode.AUDIO_RATE_VIOLATION,
+                f"audio arrives more than {AUDIO_AHEAD_S:.0f} s ahead of real time; chunk dropped",
+            )
+            return
         try:
-            self._input = decoder_for(self._input, self.conversation.config.input_encoding)
+            self._input = decoder_for(self._input, encoding)
             audio = self._input.decode(payload)
         except Exception as exc:
             await self.error(ErrorCode.INVALID_AUDIO, f"could not convert audio: {exc}")
             return
         if not self.socket.queue_audio(audio):
-            await self.error(ErrorCode.SERVER_ERROR, "audio arrives faster than real time; chunk dropped")
+            await self.error(ErrorCode.AUDIO_RATE_VIOLATION, "audio arrives faster than real time; chunk dropped")
 
     async def _audio_failed(self, exc: Exception) -> None:
         log.error("audio processing failed", exc_info=exc)
         await self.error(ErrorCode.SERVER_ERROR, "internal error while processing audio")
+
+
+def _param(exc: ValidationError) -> str | None:
+    """The field a refused session.update names: `input.turn_detection.vad_threshold`, `tools.0.name`."""
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"] if not str(p).startswith("function-after")]
+        if loc and loc[0] == "session":
+            loc = loc[1:]
+        if loc:
+            return ".".join(loc)
+    return None
 
 
 def _summarize(exc: ValidationError) -> str:

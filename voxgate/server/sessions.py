@@ -90,7 +90,7 @@ class SessionRegistry:
         self._reap()
         if self.store.attached_count >= self.max_sessions:
             return None
-        session_id = SESSION_ID_PREFIX + uuid.uuid4().hex[:20]
+        session_id = SESSION_ID_PREFIX + uuid.uuid4().hex
         conversation = Conversation(self.ports, self.policy, session_id, owner)
         self.store.add(session_id, conversation, owner)
         self._owners[session_id] = holder
@@ -119,6 +119,15 @@ class SessionRegistry:
             del self._owners[session_id]
             await conversation.detach()
             self.store.detach(session_id)
+
+    async def end(self, conversation: Conversation) -> None:
+        """Ended for good (`session.end`, the duration cap): its id dies at once, so a resume of it fails."""
+        session_id = conversation.session_id
+        async with self._exclusive(session_id):
+            await conversation.end()
+            self.store.remove(session_id)
+            self._owners.pop(session_id, None)
+        self._locks.pop(session_id, None)
 
     def holds(self, conversation: Conversation, holder: Holder) -> bool:
         return self._owners.get(conversation.session_id) is holder

@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any
 
+from voxgate.aio import TaskScope
 from voxgate.audio.echo import EchoGuard
-from voxgate.backends.base import Audio, ChatMessage
+from voxgate.backends.base import ANALYSIS_RATE, Audio, ChatMessage
 from voxgate.protocol.events import (
     ErrorCode,
+    ReplyErrorCode,
     ServerEvent,
     SessionConfig,
     SessionError,
@@ -28,13 +30,14 @@ from voxgate.protocol.events import (
     UserTranscript,
     UserTranscriptDelta,
 )
-from voxgate.session.config import ConfigError, LiveConfig, apply_update
+from voxgate.session.config import ConfigError, LiveConfig, apply_update, resolved
 from voxgate.session.false_interruptions import BACKCHANNEL_HINTS, HOLD_MAX_VOICED_S, ResumePoint, is_backchannel
 from voxgate.session.listener import (
     CONFIRM_VOICED_S,
     ECHO_CONFIRM_VOICED_S,
     Listener,
     ListenerEvent,
+    NoiseEnd,
     PartialDue,
     Pause,
     SpeechConfirmed,
@@ -43,7 +46,7 @@ from voxgate.session.listener import (
     VoiceResumed,
 )
 from voxgate.session.over_agent import VoiceOverAgent
-from voxgate.session.reply import APOLOGY, ActiveReply, clauses_of
+from voxgate.session.reply import TOOL_TIMED_OUT, ActiveReply, ReplyFailed, clauses_of
 from voxgate.session.replying import Replies
 from voxgate.session.tools import ToolLedger
 from voxgate.session.turn_policy import TurnEvidence, turn_is_complete
@@ -64,8 +67,12 @@ from voxgate.session.user_turn import UserTurn
 if TYPE_CHECKING:
     from voxgate.session.policy import SessionPolicy
     from voxgate.session.ports import SessionPorts, TranscribePurpose, Transport
+    from voxgate.session.speaker import SpeechItem
 
 log = logging.getLogger("voxgate.session")
+
+MIN_LATENCY_INTERRUPTION_S = 0.12  # `transcription_mode: min_latency`: the shortest voice over the agent that stops it
+MAX_SESSION_S = 10_800
 
 
 class Conversation:
@@ -85,6 +92,11 @@ class Conversation:
         self.owner = owner
         self.now = now or (lambda: asyncio.get_running_loop().time())
         self.config = LiveConfig(system_prompt=policy.system_prompt, language=policy.language)
+        self.started_at = time.time()
+        self.max_session_s: float = MAX_SESSION_S  # the token's cap, set by the socket that opens it
+        self.audio_s = 0.0  # user audio streamed, for `session.ended`
+        self.ended = False
+        self.agent_id = ""
         self.history: list[ChatMessage] = []
         self.state: TurnState = Listening()
         self.tools = ToolLedger()
@@ -94,6 +106,9 @@ class Conversation:
         self._transport: Transport | None = None
         self._listener: Listener | None = None
         self._echo: EchoGuard | None = None
+        self._discarding: int | None = None  # an utterance over an uninterruptible reply, dropped whole
+        self._withheld: list[tuple[str, str]] = []  # (item_id, text) of turns said while a hold tool runs
+        self._timers = TaskScope(f"{session_id}:tool-timeouts")
 
     # ------------------------------------------------------------ the socket
 
@@ -124,8 +139,25 @@ class Conversation:
         if self._transport is not None:
             await self._transport.send(event)
 
-    async def error(self, code: ErrorCode, message: str) -> None:
-        await self.emit(SessionError(code=code, message=message))
+    async def error(self, code: ErrorCode, message: str, param: str | None = None) -> None:
+        await self.emit(SessionError(code=code, message=message, param=param, session_id=self.session_id))
+
+    @property
+    def expires_at(self) -> float:
+        """When the duration cap ends this session (Unix seconds)."""
+        return self.started_at + self.max_session_s
+
+    async def end(self) -> None:
+        """Ended for good (`session.end`, the cap): every task stops; nothing more is sent for it."""
+        self.ended = True
+        transport, self._transport = self._transport, None
+        await self.enter(Listening())
+        await self.replies.close_background()
+        await self._timers.close()
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+        self._transport = transport  # the caller still sends `session.ended` through it
 
     @property
     def transport(self) -> Transport | None:
@@ -161,30 +193,61 @@ class Conversation:
         """Nothing more to do for the user now: wait for them, or answer tool results that are all in."""
         await self.enter(self._resting())
         if self.tools.answered():
+            guidance = self.tools.guidance()
             self.history.extend(self.tools.take_results())
-            await self.replies.start(self.replies.from_llm())
+            for item_id, text in self._withheld:  # what the user said during a hold, flushed before the reply
+                await self.emit(UserTranscript(text=text, item_id=item_id))
+                self.history.append(ChatMessage(role="user", content=text))
+            self._withheld = []
+            await self.replies.start(self.replies.from_llm(instructions=guidance), trigger="tool_result")
 
-    def new_turn(self) -> UserTurn:
+    def new_turn(self, item_id: str | None = None) -> UserTurn:
         utterance = self._listener.utterance_id if self._listener is not None else 0
-        return UserTurn(self.session_id, utterance)
+        return UserTurn(self.session_id, utterance, item_id)
 
     # ------------------------------------------------------------ configuration
 
-    async def update(self, update: SessionConfig, fields_set: set[str]) -> bool:
+    async def update(self, update: SessionConfig, fields_set: set[str] | None = None) -> bool:
         """Apply a session.update; returns True on the first apply (the caller sends session.ready)."""
         first = not self.config.applied_once
+        if update.agent_id is not None:
+            if not first:
+                raise ConfigError(
+                    ErrorCode.AGENT_ID_NOT_FIRST, "agent_id is only allowed in the first update", "agent_id"
+                )
+            if len(update.model_fields_set - {"agent_id"}) > 0:
+                raise ConfigError(ErrorCode.INVALID_CONFIG, "agent_id must be the only field of its update", "agent_id")
+            raise ConfigError(ErrorCode.AGENT_NOT_FOUND, f"no stored agent {update.agent_id!r}", "agent_id")
         if first:
             try:
                 await asyncio.to_thread(self.ports.prepare)
             except Exception as exc:
                 log.exception("models failed to load")
                 raise ConfigError(ErrorCode.AGENT_INIT_FAILED, f"the agent could not start: {exc}") from exc
+        if first:
+            from dataclasses import replace
+
+            self.config = replace(self.config, default_voice=self.default_voice)
         self.config = apply_update(
-            self.config, update, fields_set, self.ports.voices.resolve, self.ports.llms.check_llm_model
+            self.config,
+            update,
+            fields_set,
+            self.ports.voices.resolve,
+            self.ports.llms.check_llm_model,
+            session_llm_allowed=self.policy.session_llm,
         )
-        if first or "input" in fields_set:
-            self._setup_input()
+        self._setup_input()
         return first
+
+    @property
+    def default_voice(self) -> str:
+        try:
+            return self.ports.voices.resolve(None, language=self.config.language).requested
+        except Exception:  # a catalog that cannot say: the echo still needs a name
+            return ""
+
+    def resolved_config(self) -> dict[str, Any]:
+        return resolved(self.config, default_voice=self.config.voice or self.default_voice, agent_id=self.agent_id)
 
     def _setup_input(self) -> None:
         if self._echo is None and self.policy.echo_guard:
@@ -192,14 +255,46 @@ class Conversation:
         if self._listener is None:
             self._listener = Listener(
                 self.ports.new_vad(),
-                turn_detection=lambda: self.config.turn,
+                turn_detection=lambda: self.config.timing,
                 end_of_turn=self._end_of_turn,
                 partial_interval_s=self.policy.partial_interval_s,
             )
 
     async def greet(self) -> None:
         if self.config.greeting:
-            await self.replies.start(clauses_of(self.config.greeting))
+            await self.replies.start(clauses_of(self.config.greeting), trigger="greeting")
+
+    # ------------------------------------------------------------ what the client asks for directly
+
+    async def reply_now(self, instructions: str | None) -> None:
+        """`reply.create`: a reply now; one playing is interrupted first (closing it sends its ending)."""
+        await self.replies.start(self.replies.from_llm(instructions=instructions), trigger="reply_create")
+
+    async def cancel_reply(self, reply_id: str | None) -> None:
+        """`reply.cancel`: like a barge-in with no user turn. A reply that is not the current one is ignored."""
+        reply = reply_of(self.state) or self.replies.background
+        if reply is None or (reply_id is not None and reply_id != reply.reply_id):
+            return
+        if reply is self.replies.background:
+            await self.replies.close_background()
+        else:
+            await self.enter(self._resting())
+        await self.replies.interrupted(reply)
+
+    async def add_message(self, role: str, content: str) -> None:
+        """`conversation.message`: context, not a turn; with `input.type` text a user message is the turn."""
+        if role == "user" and self.config.input_type == "text":
+            await self._user_text(content)
+            return
+        self.history.append(ChatMessage(role="system" if role == "system" else "user", content=content))
+
+    async def _user_text(self, text: str) -> None:
+        await self.enter(self._resting())
+        if self.tools.holding:
+            self._withheld.append((self.new_turn().item_id, text))
+            return
+        self._commit(text)
+        await self.replies.start(self.replies.from_llm())
 
     # ------------------------------------------------------------ the user's audio
 
@@ -207,12 +302,20 @@ class Conversation:
         listener = self._listener
         if listener is None or len(audio) == 0:
             return
+        self.audio_s += len(audio) / ANALYSIS_RATE
+        if self.config.input_type == "text":
+            return  # no audio is expected: a text session's turns are its messages
+        confirm = self._interruption_delay_s()
         if self._echo is not None:
             before = self._echo.state
             audio = self._echo.process(audio)
             now = self._echo.state
-            listener.confirm_voiced_s = ECHO_CONFIRM_VOICED_S if now == "present" else CONFIRM_VOICED_S
+            if now == "present":
+                confirm = max(confirm, ECHO_CONFIRM_VOICED_S)
+            listener.confirm_voiced_s = confirm
             await self.over_agent.settle_echo(before, now)
+        else:
+            listener.confirm_voiced_s = confirm
         events = await listener.feed(audio)
         state = self.state
         if isinstance(state, OverAgent) and state.stage == "reading" and listener.voiced_s >= HOLD_MAX_VOICED_S:
@@ -220,10 +323,34 @@ class Conversation:
         for event in events:
             await self._on_listener(event, listener)
 
+    def _interruption_delay_s(self) -> float:
+        """How much voice over the agent stops it: `interruption_delay` if set, shortest in `min_latency` mode."""
+        delay = self.config.turn.interruption_delay
+        if delay is not None:
+            return delay / 1000
+        return MIN_LATENCY_INTERRUPTION_S if self.config.transcription_mode == "min_latency" else CONFIRM_VOICED_S
+
+    def _talking_over_unstoppable(self) -> bool:
+        """A reply plays that the user may not stop: their voice is not announced (clients flush on it)."""
+        state = self.state
+        background = self.replies.background
+        if background is not None and background.speaking:
+            return True
+        return isinstance(state, Replying) and state.reply.speaking and state.reply.uninterruptible
+
     async def _on_listener(self, event: ListenerEvent, listener: Listener) -> None:
         state = self.state
+        if self._discarding is not None:
+            if self._discarding == listener.utterance_id and not isinstance(event, SpeechStart):
+                if isinstance(event, TurnEnd | NoiseEnd):
+                    self._discarding = None  # the discarded utterance is over
+                return
+            self._discarding = None
         if isinstance(event, SpeechStart):
-            if isinstance(state, Replying) and state.reply.speaking and self.config.turn.interrupt_response:
+            if isinstance(state, Replying) and state.reply.speaking and state.reply.uninterruptible:
+                log.debug("speech over an uninterruptible %s discarded", state.reply.trigger)
+                self._discarding = listener.utterance_id
+            elif isinstance(state, Replying) and state.reply.speaking and self.config.turn.interrupt_response:
                 # a cough or a click must not stop the agent: wait for more voice
                 await self.enter(OverAgent(state.reply, self.over_agent.held_voice(listener), "unconfirmed"))
             else:
@@ -238,7 +365,7 @@ class Conversation:
             if isinstance(state, OverAgent):
                 if state.stage == "reading":
                     state.voice.read(event.audio, whole=False)
-            elif isinstance(state, UserTalking):
+            elif isinstance(state, UserTalking) and self.config.continuous_partials:
                 state.turn.start_partial(event, self._read_partial)
         elif isinstance(event, Pause):
             if isinstance(state, OverAgent):
@@ -246,6 +373,8 @@ class Conversation:
                     state.voice.read(event.audio, whole=True)
             elif isinstance(state, UserTalking):
                 turn = state.turn
+                if not self.config.continuous_partials:  # partials only at pauses
+                    turn.start_partial(PartialDue(event.audio, event.utterance), self._read_partial)
                 turn.guess(event, lambda pause: self.replies.guess_final(turn, pause))
         elif isinstance(event, VoiceResumed):
             if isinstance(state, UserTalking):
@@ -262,7 +391,8 @@ class Conversation:
                 await self.over_agent.back_to_reply(state.reply, "noise")
         else:
             turn = state.turn if isinstance(state, UserTalking) else self.new_turn()
-            await self.emit(SpeechStopped())
+            if not self._talking_over_unstoppable():
+                await self.emit(SpeechStopped())
             if isinstance(event, TurnEnd):
                 await self.transcribe(turn, event)
             else:
@@ -273,12 +403,14 @@ class Conversation:
         state, turn = self.state, self.new_turn()
         if isinstance(state, Transcribing) and self._listener is not None:
             previous = state.turn
+            turn = self.new_turn(previous.item_id)  # one turn, one item: the deltas keep its id
             if previous.audio is not None:  # the user went on: the closed turn's audio starts this one
                 self._listener.prepend(previous.audio)
         elif isinstance(state, Replying) and state.reply.speaking:
             self.replies.finish_in_background(state.reply)  # interrupt_response off
         # A reply still thinking is cancelled unheard (the user message stays in history).
-        await self.enter(UserTalking(turn), announce=SpeechStarted())
+        announce = None if self._talking_over_unstoppable() else SpeechStarted()
+        await self.enter(UserTalking(turn), announce=announce)
 
     async def _read_partial(self, due: PartialDue) -> None:
         """The live line; it runs in the user turn's scope, which cancels it when the utterance ends."""
@@ -292,7 +424,8 @@ class Conversation:
             return
         if text and text != state.turn.last_partial:
             state.turn.last_partial = text
-            await self.emit(UserTranscriptDelta(text=text))
+            if not self.tools.holding:  # withheld while a hold tool runs
+                await self.emit(UserTranscriptDelta(text=text, item_id=state.turn.item_id))
 
     async def decode(self, audio: Audio, purpose: TranscribePurpose = "final", *, held: bool = False) -> str:
         """The session's language and keyterms, applied to every decode of the user's audio.
@@ -304,8 +437,15 @@ class Conversation:
         keyterms = self.config.keyterms
         if held and self.config.language in (None, "en"):
             keyterms = (*keyterms, *BACKCHANNEL_HINTS)
+        c = self.config
         return await self.ports.recognizer.transcribe(
-            audio, language=self.config.language, keyterms=keyterms, purpose=purpose
+            audio,
+            language=c.language,
+            keyterms=keyterms,
+            purpose=purpose,
+            languages=c.language_codes,
+            prompt=c.transcription_prompt,
+            mode=c.transcription_mode,
         )
 
     async def _end_of_turn(self, audio: Audio, silence_s: float, late: bool) -> bool:
@@ -346,18 +486,16 @@ class Conversation:
             timeout = isinstance(exc, TimeoutError)
             if not timeout:
                 log.exception("speech recognition failed")
-            code = ErrorCode.AGENT_TIMEOUT if timeout else ErrorCode.SERVER_ERROR
-            await self.error(
-                code, "speech recognition took too long" if timeout else f"speech recognition failed: {exc}"
-            )
-            await self.replies.start(clauses_of(APOLOGY))  # the user is waiting for an answer
+            message = "speech recognition took too long" if timeout else f"speech recognition failed: {exc}"
+            failure = ReplyFailed(ReplyErrorCode.STT_TIMEOUT, message, retryable=True)
+            await self.replies.start(_failing(failure))  # reply.error, then the apology: the user is waiting
             return
         resume = self.resume_point.take_if_nothing_said(text)
         if resume is not None:  # the interruption was a cough or an "uh-huh": say the cut-off clause again
             log.debug("false interruption (%r): resuming", text)
             if text:
                 self._commit(text)
-                await self.emit(UserTranscript(text=text, item_id=_item_id()))
+                await self.emit(UserTranscript(text=text, item_id=turn.item_id))
             await self.replies.start(clauses_of(resume))
             return
         if not text or (self.tools.pending and is_backchannel(text)):
@@ -367,9 +505,13 @@ class Conversation:
         text = self.ports.recognizer.finish_transcript(
             text, language=self.config.language, keyterms=self.config.keyterms
         )
+        if self.tools.holding:  # a hold tool runs: the turn joins the context when its result comes
+            self._withheld.append((turn.item_id, text))
+            await self.rest()
+            return
         prefetched = turn.take_prefetch(text, self.replies.context_key())
         ahead = turn.take_spoken_ahead() if prefetched is not None else None
-        await self.emit(UserTranscript(text=text, item_id=_item_id()))
+        await self.emit(UserTranscript(text=text, item_id=turn.item_id))
         self._commit(text)
         await self.replies.start(self.replies.from_llm(prefetched), prefetched=prefetched, ahead=ahead)
 
@@ -390,16 +532,35 @@ class Conversation:
 
     # ------------------------------------------------------------ tools and playback
 
-    async def on_tool_result(self, call_id: str, result: str) -> None:
+    async def on_tool_result(self, call_id: str, result: str, is_error: bool = False) -> None:
         state = self.state
         reply = reply_of(state)
         in_flight = reply.calls if reply is not None else ()
-        verdict = self.tools.result(call_id, result, in_flight=in_flight)
+        verdict = self.tools.result(call_id, result, in_flight=in_flight, is_error=is_error)
         if verdict == "discarded":
             log.info("tool result for a discarded call ignored", extra={"call_id": call_id})
         elif verdict == "unknown":
-            await self.error(ErrorCode.INVALID_VALUE, f"tool.result for unknown call_id {call_id!r}")
+            await self.error(ErrorCode.INVALID_VALUE, f"tool.result for unknown call_id {call_id!r}", "call_id")
         elif isinstance(state, Listening | AwaitingTools):
+            await self.rest()
+
+    def calls_sent(self, reply: ActiveReply) -> None:
+        """A reply that called tools completed: each call's `timeout_seconds` starts now."""
+        for call in reply.calls:
+            settings = self.config.tool(call.name)
+            timeout = settings.timeout_seconds if settings is not None else 120
+            self._timers.spawn(self._time_out(call.call_id, timeout), f"timeout:{call.call_id}")
+
+    async def _time_out(self, call_id: str, after_s: float) -> None:
+        await asyncio.sleep(after_s)
+        if not self.tools.time_out(call_id, self.history):
+            return
+        log.info("tool call %s timed out after %s s", call_id, after_s)
+        if self._transport is None:
+            return  # nobody to apologise to; the history says it timed out
+        if isinstance(self.state, Listening | AwaitingTools) and not self.tools.pending:
+            await self.replies.start(clauses_of(TOOL_TIMED_OUT), trigger="tool_result")
+        elif isinstance(self.state, Listening | AwaitingTools):
             await self.rest()
 
     def acknowledge_playback(self, reply_id: str, played_s: float) -> None:
@@ -407,5 +568,7 @@ class Conversation:
         self.replies.acknowledge(reply_id, played_s)
 
 
-def _item_id() -> str:
-    return "item_" + uuid.uuid4().hex[:16]
+async def _failing(failure: ReplyFailed) -> AsyncIterator[SpeechItem]:
+    """The items of a reply that failed before it could say anything (the recognizer gave no words)."""
+    raise failure
+    yield  # an async generator

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from voxgate.backends.base import ANALYSIS_RATE, Audio, VadStream
-from voxgate.protocol.events import TurnDetection
+from voxgate.session.turn_timing import TurnTiming
 
 FRAME_S_DEFAULT = 512 / ANALYSIS_RATE
 ONSET_FRAMES = 3  # ~96 ms of voiced frames before speech counts as started
@@ -29,7 +29,6 @@ MAX_UTTERANCE_S = 28.0  # Whisper sees 30 s at most
 HYSTERESIS = 0.15
 SPECULATE_AFTER_S = 0.12  # silence after which the final transcript (and then the LLM) start speculatively
 CHECK_AHEAD_S = 0.15  # the end-of-turn check starts this long before min_silence, so its answer is ready there
-LATE_CHECK_SHARE = 0.5  # a second end-of-turn check this far from min_silence to max_silence
 CONFIRM_VOICED_S = 0.22  # voiced audio that makes speech over the agent a real barge-in (7 Silero frames)
 ECHO_CONFIRM_VOICED_S = 0.35  # the same over cancelled echo, where residual echo can look like voice
 
@@ -88,7 +87,7 @@ class Listener:
         self,
         vad: VadStream,
         *,
-        turn_detection: Callable[[], TurnDetection],
+        turn_detection: Callable[[], TurnTiming],
         end_of_turn: EndOfTurnCheck | None,
         partial_interval_s: float,
     ) -> None:
@@ -202,18 +201,18 @@ class Listener:
             return Pause(self._audio(), self.utterance_id, self._voiced)
         ahead_ms = max(SPECULATE_AFTER_S, cfg.min_silence / 1000 - CHECK_AHEAD_S) * 1000
         ask_now = not self._checked and self._early_check is None and silence_s * 1000 >= ahead_ms
-        if self._end_of_turn is not None and ask_now:
+        if self._end_of_turn is not None and ask_now and not cfg.silence_only:
             # Smart Turn and the words take ~0.1-0.2 s on 2 cores (more while the LLM prefetch runs): asked
             # now, they answer by min_silence instead of after it. Voice before then drops the answer.
             self._early_check = asyncio.ensure_future(self._end_of_turn(self._audio(), silence_s, False))
         if silence_s * 1000 >= cfg.min_silence and not self._checked:
             self._checked = True
             check, self._early_check = self._early_check, None
-            if self._end_of_turn is None:
+            if self._end_of_turn is None or cfg.silence_only:
                 return self._end()
             if await (check if check is not None else self._end_of_turn(self._audio(), silence_s, False)):
                 return self._end()
-        late_ms = cfg.min_silence + (cfg.max_silence - cfg.min_silence) * LATE_CHECK_SHARE
+        late_ms = cfg.late_check_ms
         if self._checked and not self._late_checked and silence_s * 1000 >= late_ms and self._end_of_turn is not None:
             self._late_checked = True
             if await self._end_of_turn(self._audio(), silence_s, True):

@@ -17,6 +17,7 @@ class SpokenSegment:
     text: str
     start_s: float
     duration_s: float
+    words: list[tuple[str, float, float]] = field(default_factory=list)  # (word, start, end), reply seconds
 
 
 @dataclass
@@ -69,9 +70,11 @@ class PlaybackClock:
         """The client confirmed that the first `played_s` seconds of this reply were played."""
         self.acknowledged_s = max(self.acknowledged_s or 0.0, played_s)
 
-    def add_segment(self, text: str, duration_s: float) -> None:
+    def add_segment(self, text: str, duration_s: float) -> float:
+        """A clause is about to be sent; returns where it starts (reply seconds)."""
         start = self.segments[-1].start_s + self.segments[-1].duration_s if self.segments else 0.0
         self.segments.append(SpokenSegment(text, start, duration_s))
+        return start
 
     def full_text(self) -> str:
         return " ".join(s.text for s in self.segments if s.text)
@@ -85,9 +88,12 @@ class PlaybackClock:
                 words.extend(seg.text.split())
                 continue
             if seg.start_s < heard and seg.duration_s > 0:
-                seg_words = seg.text.split()
-                share = (heard - seg.start_s) / seg.duration_s
-                words.extend(seg_words[: int(len(seg_words) * share)])
+                if seg.words:  # timed words: those half played or more were heard
+                    words.extend(w for w, start, end in seg.words if (start + end) / 2 <= heard)
+                else:
+                    seg_words = seg.text.split()
+                    share = (heard - seg.start_s) / seg.duration_s
+                    words.extend(seg_words[: int(len(seg_words) * share)])
             break
         return " ".join(words)
 

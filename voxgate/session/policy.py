@@ -32,6 +32,7 @@ class SessionPolicy:
     stt_timeout_s: float = _default("stt_timeout_s")
     llm_first_token_timeout_s: float = _default("llm_first_token_timeout_s")
     reply_lead_s: float = _default("reply_lead_s")
+    session_llm: bool = _default("session_llm")
 
     @classmethod
     def from_settings(cls, s: Settings) -> SessionPolicy:
@@ -48,4 +49,5 @@ class SessionPolicy:
             stt_timeout_s=s.stt_timeout_s,
             llm_first_token_timeout_s=s.llm_first_token_timeout_s,
             reply_lead_s=s.reply_lead_s,
+            session_llm=s.session_llm,
         )

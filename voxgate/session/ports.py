@@ -20,9 +20,19 @@ TranscribePurpose = Literal["partial", "check", "final"]
 
 class Recognizer(Protocol):
     async def transcribe(
-        self, audio: Audio, *, language: str | None, keyterms: Sequence[str], purpose: TranscribePurpose
+        self,
+        audio: Audio,
+        *,
+        language: str | None,
+        keyterms: Sequence[str],
+        purpose: TranscribePurpose,
+        languages: Sequence[str] = (),
+        prompt: str | None = None,
+        mode: str = "balanced",
     ) -> str:
-        """`partial`: the live line; `check`: a quick read of voice over the agent; `final`: the turn's text."""
+        """`partial`: the live line; `check`: a quick read of voice over the agent; `final`: the turn's text.
+        `languages`: the session's `language_codes` (several: detect among them); `prompt`: its
+        `transcription_prompt`; `mode`: its `transcription_mode`."""
         ...
 
     def finish_transcript(self, text: str, *, language: str | None, keyterms: Sequence[str]) -> str:
@@ -41,6 +51,10 @@ class LanguageModels(Protocol):
 
     def check_llm_model(self, model: str) -> None:
         """ValueError unless a session may pick `model`."""
+        ...
+
+    def llm_endpoint(self, base_url: str, model: str, api_key: str | None) -> LanguageModel:
+        """An OpenAI-compatible LLM a session brings (`session.llm`, when the operator allows it)."""
         ...
 
 

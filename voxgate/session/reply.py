@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 from voxgate.aio import TaskScope
 from voxgate.backends.base import LLMEvent, TextDelta, ToolCallRequest
-from voxgate.protocol.events import ErrorCode
+from voxgate.protocol.events import ReplyErrorCode, new_id
 from voxgate.session.clauses import ClauseSplitter
 from voxgate.session.speaker import ReplySpeaker, SpeechItem, ToolCallsReady
 
@@ -24,23 +24,40 @@ log = logging.getLogger("voxgate.session")
 TRANSITION = "One moment, let me check."
 APOLOGY = "Sorry, I'm having trouble answering right now."
 NOTHING_TO_SAY = "Sorry, could you say that again?"
+TOOL_TIMED_OUT = "Sorry, that is taking too long. Let's go on without it."
 
-ReportError = Callable[[ErrorCode, str], Awaitable[None]]
+# What started a reply (the session record's `trigger`); `greeting` is what `uninterruptible_turns` names.
+Trigger = Literal["greeting", "user_turn", "reply_create", "tool_result", "apology", "resume"]
+
+
+class ReplyFailed(Exception):
+    """A reply's model failed: it becomes `reply.error`, the reply closes as interrupted, an apology follows."""
+
+    def __init__(self, code: ReplyErrorCode, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.retryable = retryable
+        self.status_code: int | None = None
+        self.provider_code: str | None = None
 
 
 @dataclass(eq=False)
 class ActiveReply:
     reply_id: str
     scope: TaskScope
+    item_id: str = ""
+    trigger: Trigger = "user_turn"
+    uninterruptible: bool = False  # `uninterruptible_turns` names its class: user speech over it is discarded
     speaker: ReplySpeaker | None = None  # set once the reply has its voice
     started: bool = False  # reply.started has been sent
     finished: bool = False  # it ended on its own (completed, or closed after a failure)
     calls: list[ToolCallRequest] = field(default_factory=list)
 
     @classmethod
-    def new(cls, session_id: str) -> ActiveReply:
-        reply_id = "reply_" + uuid.uuid4().hex[:16]
-        return cls(reply_id, TaskScope(f"{session_id}:{reply_id}"))
+    def new(cls, session_id: str, trigger: Trigger = "user_turn", *, uninterruptible: bool = False) -> ActiveReply:
+        reply_id = new_id("resp_")
+        return cls(reply_id, TaskScope(f"{session_id}:{reply_id}"), new_id("msg_"), trigger, uninterruptible)
 
     @property
     def speaking(self) -> bool:
@@ -62,12 +79,13 @@ async def clauses_of(text: str) -> AsyncIterator[SpeechItem]:
 
 
 async def llm_items(
-    stream: AsyncIterator[LLMEvent], *, first_token_timeout_s: float, report: ReportError
+    stream: AsyncIterator[LLMEvent], *, first_token_timeout_s: float, hold: Callable[[str], bool] = lambda _: False
 ) -> AsyncIterator[SpeechItem]:
     """The LLM's deltas as clauses to say, and its tool calls after a spoken transition.
 
-    A model that fails or does not answer in time is reported (`report`) and, if nothing was said
-    yet, the user hears an apology: never dead air.
+    `hold(name)`: a `hold` tool, which gets no transition (the agent goes quiet while it runs). A model
+    that fails or does not answer in time raises ReplyFailed: the reply reports it and an apology
+    follows, never dead air.
     """
     splitter = ClauseSplitter()
     spoke = False
@@ -93,21 +111,25 @@ async def llm_items(
                     for clause in splitter.flush():
                         spoke = True
                         yield clause
-                    if not spoke:
+                    if not spoke and not hold(event.name):
                         spoke = True
                         yield TRANSITION
+                    spoke = True
                 calls.append(event)
     except TimeoutError:
-        await report(ErrorCode.AGENT_TIMEOUT, "the language model did not answer in time")
-        if not spoke:
-            yield APOLOGY
-        return
+        raise ReplyFailed(
+            ReplyErrorCode.LLM_TIMEOUT, "the language model did not answer in time", retryable=True
+        ) from None
     except Exception as exc:  # the backend failed: say so, and tell the user in words
         log.exception("language model failed")
-        await report(ErrorCode.SERVER_ERROR, f"language model failed: {exc}")
-        if not spoke:
-            yield APOLOGY
-        return
+        failure = ReplyFailed(ReplyErrorCode.LLM_ERROR, f"language model failed: {exc}")
+        status = getattr(exc, "status_code", None)
+        if isinstance(status, int):
+            failure.status_code = status
+            failure.retryable = status >= 500
+        code = getattr(exc, "code", None)
+        failure.provider_code = code if isinstance(code, str) else None
+        raise failure from exc
     finally:
         await stream.aclose()  # type: ignore[attr-defined]
     for clause in splitter.flush():

@@ -19,12 +19,21 @@ from typing import TYPE_CHECKING, Protocol
 from voxgate.audio.codecs import WIRE_RATES
 from voxgate.audio.resample import resample
 from voxgate.backends.base import ANALYSIS_RATE, Audio, ChatMessage
-from voxgate.protocol.events import AgentTranscript, ErrorCode, ReplyDone, ReplyStarted, SpeechStarted, SpeechStopped
+from voxgate.protocol.events import (
+    AgentTranscript,
+    ErrorCode,
+    ReplyDone,
+    ReplyError,
+    ReplyErrorCode,
+    ReplyStarted,
+    SpeechStarted,
+    SpeechStopped,
+)
 from voxgate.session.languages import language_instruction, voice_for_language
 from voxgate.session.listener import Pause
 from voxgate.session.playback import PlaybackClock
 from voxgate.session.prefetch import PrefetchedReply, PrefetchKey
-from voxgate.session.reply import ActiveReply, llm_items
+from voxgate.session.reply import APOLOGY, ActiveReply, ReplyFailed, Trigger, clauses_of, llm_items
 from voxgate.session.speaker import ReplySpeaker, SpeechItem, ToolCallsReady
 from voxgate.session.turn_policy import unfinished_reason
 from voxgate.session.turn_state import Replying, TurnState, reply_of
@@ -32,6 +41,7 @@ from voxgate.session.user_turn import SpeechKey, UserTurn, spoken_ahead_audio
 
 if TYPE_CHECKING:
     from voxgate.audio.echo import EchoGuard
+    from voxgate.backends.base import LanguageModel
     from voxgate.backends.voices import ResolvedVoice
     from voxgate.protocol.events import ServerEvent
     from voxgate.session.config import LiveConfig
@@ -72,6 +82,8 @@ class ReplyHost(Protocol):
 
     async def on_reply_finished(self, reply: ActiveReply) -> None: ...
 
+    def calls_sent(self, reply: ActiveReply) -> None: ...
+
 
 class Replies:
     def __init__(self, host: ReplyHost) -> None:
@@ -87,16 +99,22 @@ class Replies:
         *,
         prefetched: PrefetchedReply | None = None,
         ahead: tuple[SpeechKey, asyncio.Task[Audio]] | None = None,
-    ) -> None:
-        reply = ActiveReply.new(self._host.session_id)
+        trigger: Trigger = "user_turn",
+    ) -> ActiveReply:
+        uninterruptible = trigger in self._host.config.turn.uninterruptible_turns
+        reply = ActiveReply.new(self._host.session_id, trigger, uninterruptible=uninterruptible)
         if prefetched is not None:
             reply.scope.adopt(prefetched.task)
         if ahead is not None:
             reply.scope.adopt(ahead[1])
         await self._host.enter(Replying(reply))
         reply.scope.spawn(self._speak(reply, items, ahead), "speak")
+        return reply
 
-    def from_llm(self, prefetched: PrefetchedReply | None = None) -> AsyncIterator[SpeechItem]:
+    def from_llm(
+        self, prefetched: PrefetchedReply | None = None, *, instructions: str | None = None
+    ) -> AsyncIterator[SpeechItem]:
+        """`instructions`: guidance for this one reply (`reply.create`, a tool's `response_instructions`)."""
         host = self._host
 
         async def items() -> AsyncIterator[SpeechItem]:
@@ -104,18 +122,36 @@ class Replies:
                 log.debug("reply from the LLM started at the pause")
                 stream = prefetched.events()
             else:
-                llm = await asyncio.to_thread(host.ports.llms.llm_for, host.config.llm_model)  # a first pick loads it
-                stream = llm.stream(self.messages(), host.config.tools)
+                llm = await self._llm()
+                stream = llm.stream(self.messages(instructions), host.config.tools)
             timeout = host.policy.llm_first_token_timeout_s
-            async for item in llm_items(stream, first_token_timeout_s=timeout, report=host.error):
+            async for item in llm_items(stream, first_token_timeout_s=timeout, hold=self._holds):
                 yield item
 
         return items()
 
-    def messages(self) -> list[ChatMessage]:
+    async def _llm(self) -> LanguageModel:
+        """The session's LLM: one it brought (`session.llm`), one it picked, or the server's (a first pick loads it)."""
+        c, llms = self._host.config, self._host.ports.llms
+        if c.llm:
+            endpoint = c.llm[0]
+            return await asyncio.to_thread(llms.llm_endpoint, endpoint.base_url, endpoint.model, endpoint.api_key)
+        return await asyncio.to_thread(llms.llm_for, c.llm_model)
+
+    def _holds(self, tool: str) -> bool:
+        settings = self._host.config.tool(tool)
+        return settings is not None and settings.execution_mode == "hold"
+
+    def messages(self, instructions: str | None = None) -> list[ChatMessage]:
+        """The LLM's context. System messages the client added mid-conversation (`conversation.message`)
+        join the system prompt, where every chat template accepts them, in the order they came."""
         config = self._host.config
-        system = config.system_prompt + language_instruction(config.language)
-        return [ChatMessage(role="system", content=system), *self._host.history]
+        added = [m.content for m in self._host.history if m.role == "system" and m.content]
+        parts = [config.system_prompt + language_instruction(config.language), *added]
+        if instructions:
+            parts.append("For this reply: " + instructions)
+        turns = _answered_only([m for m in self._host.history if m.role != "system"])
+        return [ChatMessage(role="system", content="\n\n".join(parts)), *turns]
 
     def context_key(self) -> tuple[object, ...]:
         """What a reply's LLM call depends on besides the user's words: a prefetch made for another is stale."""
@@ -147,7 +183,7 @@ class Replies:
         text = host.ports.recognizer.finish_transcript(raw, language=c.language, keyterms=c.keyterms)
         if not text or unfinished_reason(text):
             return
-        llm = await asyncio.to_thread(host.ports.llms.llm_for, c.llm_model)
+        llm = await self._llm()
         key = PrefetchKey(text, self.context_key())
         messages = [*self.messages(), ChatMessage(role="user", content=text)]
         turn.start_prefetch(PrefetchedReply(key, llm.stream(messages, c.tools)))
@@ -189,6 +225,7 @@ class Replies:
         ahead: tuple[SpeechKey, asyncio.Task[Audio]] | None,
     ) -> None:
         host = self._host
+        failed: ReplyFailed | None = None
         async with self._speaking:
             voice, wire_rate = self.voice()
 
@@ -200,6 +237,10 @@ class Replies:
             transport = host.transport
             acknowledged = transport is not None and transport.playback.acknowledges_playback
             speaker = reply.speaker = ReplySpeaker(
+                reply_id=reply.reply_id,
+                item_id=reply.item_id,
+                volume=lambda: host.config.volume,
+                text_only=host.config.output_type == "text",
                 synthesize=synthesize,
                 encoding=host.config.output_encoding,
                 wire_rate=wire_rate,
@@ -212,8 +253,7 @@ class Replies:
             async def announced() -> AsyncIterator[SpeechItem]:
                 async for item in items:
                     if not reply.started:
-                        reply.started = True
-                        await host.emit(ReplyStarted(reply_id=reply.reply_id))
+                        await self._announce(reply)
                     if isinstance(item, ToolCallsReady):
                         reply.calls.extend(item.calls)
                     yield item
@@ -224,26 +264,56 @@ class Replies:
                 if reply.started:
                     await self._close_interrupted(reply, speaker)
                 raise
-            except Exception as exc:  # the voice failed: say so, and close the reply the client is playing
-                log.exception("speech synthesis failed")
+            except Exception as exc:  # a model failed: say so, and close the reply the client is playing
+                failure = _failure_of(exc)
+                if failure is None:
+                    log.exception("speech synthesis failed")
+                    failure = ReplyFailed(ReplyErrorCode.TTS_ERROR, f"speech synthesis failed: {exc}")
                 reply.finished = True
-                await host.error(ErrorCode.SERVER_ERROR, f"speech synthesis failed: {exc}")
-                if reply.started:
-                    heard = speaker.clock.heard_text()
-                    self._record(reply, heard, interrupted=True)
-                    await host.emit(AgentTranscript(text=heard, interrupted=True))
-                    await host.emit(ReplyDone(status="interrupted"))
+                failed = failure
+                await self._fail(reply, speaker, failure)
             else:
                 reply.finished = True
                 if reply.started:
                     text = speaker.clock.full_text()
                     self._record(reply, text, interrupted=False)
-                    await host.emit(AgentTranscript(text=text, interrupted=False))
-                    await host.emit(ReplyDone(status="completed"))
-                    host.tools.expect(reply.calls)
+                    await host.emit(
+                        AgentTranscript(text=text, interrupted=False, reply_id=reply.reply_id, item_id=reply.item_id)
+                    )
+                    await host.emit(ReplyDone(status="completed", reply_id=reply.reply_id))
+                    if reply.calls:
+                        host.tools.expect(reply.calls, host.config.tool)
+                        host.calls_sent(reply)
         if self._background is reply:
             self._background = None
         await host.on_reply_finished(reply)
+        if failed is not None and reply.trigger != "apology":
+            await self.start(clauses_of(APOLOGY), trigger="apology")
+
+    async def _announce(self, reply: ActiveReply) -> None:
+        reply.started = True
+        await self._host.emit(ReplyStarted(reply_id=reply.reply_id, item_id=reply.item_id))
+
+    async def _fail(self, reply: ActiveReply, speaker: ReplySpeaker, failure: ReplyFailed) -> None:
+        """`reply.error`, then the ending of an interrupted reply (shared/protocol.md §7.2)."""
+        host = self._host
+        if not reply.started:
+            await self._announce(reply)
+        await host.emit(
+            ReplyError(
+                reply_id=reply.reply_id,
+                code=failure.code,
+                message=failure.message,
+                retryable=failure.retryable,
+                provider_code=failure.provider_code,
+                status_code=failure.status_code,
+            )
+        )
+        heard = speaker.clock.heard_text()
+        host.tools.forget(reply.calls)
+        self._record(reply, heard, interrupted=True)
+        await host.emit(AgentTranscript(text=heard, interrupted=True, reply_id=reply.reply_id, item_id=reply.item_id))
+        await host.emit(ReplyDone(status="interrupted", reply_id=reply.reply_id))
 
     async def _close_interrupted(self, reply: ActiveReply, speaker: ReplySpeaker) -> None:
         host = self._host
@@ -252,8 +322,8 @@ class Replies:
             host.resume_point.interrupted(speaker.clock.unheard_text())
         host.tools.forget(reply.calls)
         self._record(reply, heard, interrupted=True)
-        await host.emit(ReplyDone(status="interrupted"))
-        await host.emit(AgentTranscript(text=heard, interrupted=True))
+        await host.emit(AgentTranscript(text=heard, interrupted=True, reply_id=reply.reply_id, item_id=reply.item_id))
+        await host.emit(ReplyDone(status="interrupted", reply_id=reply.reply_id))
 
     def _record(self, reply: ActiveReply, text: str, *, interrupted: bool) -> None:
         calls = [] if interrupted else list(reply.calls)
@@ -320,3 +390,29 @@ class Replies:
 def _speech_key(text: str, voice: ResolvedVoice, wire_rate: int) -> SpeechKey:
     """What a synthesized clause's audio depends on: audio made ahead is used only for the same key."""
     return (text, voice.requested, voice.voice, wire_rate)
+
+
+def _answered_only(history: list[ChatMessage]) -> list[ChatMessage]:
+    """History without tool calls still waiting for results (a status reply during a hold tool): a call
+    with no result after it is refused by OpenAI-style backends and confuses the local chat template."""
+    answered = {m.tool_call_id for m in history if m.role == "tool"}
+    out = []
+    for m in history:
+        if m.role == "assistant" and m.tool_calls and any(c.call_id not in answered for c in m.tool_calls):
+            kept = [c for c in m.tool_calls if c.call_id in answered]
+            if not kept and not m.content:
+                continue
+            m = ChatMessage(role="assistant", content=m.content, tool_calls=kept)
+        out.append(m)
+    return out
+
+
+def _failure_of(exc: BaseException) -> ReplyFailed | None:
+    """The model failure inside `exc` (the speaker's task group wraps what its stages raise)."""
+    if isinstance(exc, ReplyFailed):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            if (found := _failure_of(inner)) is not None:
+                return found
+    return None

@@ -18,10 +18,13 @@ import base64
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
+import numpy as np
+
 from voxgate.audio.codecs import encode
 from voxgate.backends.base import Audio, ToolCallRequest
-from voxgate.protocol.events import ReplyAudio, ServerEvent, ToolCall
+from voxgate.protocol.events import AgentTranscriptDelta, ReplyAudio, ServerEvent, ToolCall
 from voxgate.session.playback import PlaybackClock
+from voxgate.session.word_timing import word_times
 
 CHUNK_S = 0.1
 PLAYOUT_POLL_S = 0.05  # while the client plays out the last clause, how often a pause is noticed
@@ -38,6 +41,7 @@ SpeechItem = str | ToolCallsReady
 Synthesize = Callable[[str], Awaitable[Audio]]  # text → audio at the wire rate
 Send = Callable[[ServerEvent], Awaitable[None]]
 Played = Callable[[Audio, float], None]  # (wire-rate audio, wall time it starts playing)
+Word = tuple[str, float, float]  # (word, start, end) in seconds of the reply's audio
 
 
 class ReplySpeaker:
@@ -51,7 +55,19 @@ class ReplySpeaker:
         lead_s: float,
         clock: PlaybackClock | None = None,
         on_played: Played | None = None,
+        reply_id: str = "",
+        item_id: str = "",
+        volume: Callable[[], float] = lambda: 100.0,
+        text_only: bool = False,
     ) -> None:
+        """`volume`: 0–100, read for every chunk (a live `output.volume`). `text_only`: `output.type` text,
+        so the words go out as captions with no audio and no times."""
+        self.reply_id = reply_id
+        self.item_id = item_id
+        self._volume = volume
+        self._text_only = text_only
+        self._words: list[list[Word]] = []  # per clause
+        self._captioned: set[tuple[int, int]] = set()  # (clause, word) deltas sent; a resume does not repeat them
         self._synthesize = synthesize
         self._encoding = encoding
         self._wire_rate = wire_rate
@@ -94,7 +110,9 @@ class ReplySpeaker:
 
         async def synthesize_all() -> None:
             async for item in items:
-                if isinstance(item, str):
+                if isinstance(item, str) and self._text_only:
+                    await ready.put((item, np.zeros(0, dtype=np.float32)))
+                elif isinstance(item, str):
                     await ready.put((item, await self._synthesize(item)))
                 else:
                     await ready.put(item)
@@ -119,9 +137,31 @@ class ReplySpeaker:
             await asyncio.sleep(min(left, PLAYOUT_POLL_S))
 
     async def _send_audio(self, text: str, audio: Audio) -> None:
-        self.clock.add_segment(text, len(audio) / self._wire_rate)
+        start = self.clock.add_segment(text, len(audio) / self._wire_rate)
+        words = [(w, start + a, start + b) for w, a, b in word_times(text, audio, self._wire_rate)]
+        self.clock.segments[-1].words = words
+        self._words.append(words)
         self._clauses.append(audio)
+        if self._text_only:
+            await self._caption(len(self._clauses) - 1, float("inf"), timed=False)
+            return
         await self._drain()
+
+    async def _caption(self, clause: int, until_s: float, *, timed: bool = True) -> None:
+        """The words of `clause` that begin before `until_s` (reply seconds), once each."""
+        for index, (word, start, end) in enumerate(self._words[clause]):
+            if start >= until_s or (clause, index) in self._captioned:
+                continue
+            self._captioned.add((clause, index))
+            await self._send(
+                AgentTranscriptDelta(
+                    reply_id=self.reply_id,
+                    item_id=self.item_id,
+                    delta=word,
+                    start_ms=round(start * 1000) if timed else None,
+                    end_ms=round(end * 1000) if timed else None,
+                )
+            )
 
     async def _drain(self) -> None:
         """Send from the cursor to the end of the clauses there are, paced, waiting out any pause."""
@@ -135,11 +175,17 @@ class ReplySpeaker:
                     continue  # paused while waiting: the cursor may have moved back
             clause, start = self._cursor
             chunk = self._clauses[clause][start : start + step]
-            self._cursor = (clause, start + step) if start + step < len(self._clauses[clause]) else (clause + 1, 0)
+            last = start + step >= len(self._clauses[clause])
+            self._cursor = (clause + 1, 0) if last else (clause, start + step)
             if len(chunk) == 0:
                 continue
+            volume = self._volume()
+            if volume < 100:
+                chunk = chunk * np.float32(max(0.0, volume) / 100)
             payload = base64.b64encode(encode(chunk, self._encoding)).decode("ascii")
-            await self._send(ReplyAudio(data=payload))
+            await self._send(ReplyAudio(data=payload, reply_id=self.reply_id))
+            clause_start = self.clock.segments[clause].start_s
+            await self._caption(clause, float("inf") if last else clause_start + (start + step) / self._wire_rate)
             starts_at = self.clock.on_sent(len(chunk) / self._wire_rate)
             if self._on_played is not None:
                 self._on_played(chunk, starts_at)

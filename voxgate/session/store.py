@@ -1,22 +1,19 @@
 """Where sessions wait to be resumed after their socket drops.
 
-A detached session is kept for the resume window, then forgotten; a short tombstone remembers that
-it existed so a late resume gets `session_expired` rather than `session_not_found`. Memory is
-bounded: tombstones are capped and old ones fall out first.
+A detached session is kept for the resume window, then forgotten. A late resume gets
+`session_not_found`, as on the hosted API (`session_expired` is the duration cap's code, never a
+resume's), so nothing of a forgotten session needs remembering.
 """
 
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from voxgate.protocol.events import ErrorCode
 
 S = TypeVar("S")
-
-_TOMBSTONES = 10_000
 
 
 class ResumeError(Exception):
@@ -38,7 +35,6 @@ class SessionStore(Generic[S]):
     def __init__(self, resume_window_s: float) -> None:
         self.resume_window_s = resume_window_s
         self._live: dict[str, _Entry[S]] = {}
-        self._expired: OrderedDict[str, None] = OrderedDict()
 
     def add(self, session_id: str, session: S, owner: str) -> None:
         self._live[session_id] = _Entry(session, owner)
@@ -53,10 +49,8 @@ class SessionStore(Generic[S]):
         """Re-attach a detached session to a new socket."""
         self.expire_old()
         entry = self._live.get(session_id)
-        if entry is None:
-            if session_id in self._expired:
-                raise ResumeError(ErrorCode.SESSION_EXPIRED, "the resume window for this session has passed")
-            raise ResumeError(ErrorCode.SESSION_NOT_FOUND, f"no session {session_id}")
+        if entry is None:  # unknown, ended, or past its window: the hosted API says the same for all three
+            raise ResumeError(ErrorCode.SESSION_NOT_FOUND, "Session not found or grace window has expired")
         if entry.owner != owner:
             raise ResumeError(ErrorCode.SESSION_FORBIDDEN, "this session belongs to another credential")
         # Still attached means the old socket has not noticed its drop yet: the new one takes over.
@@ -70,9 +64,6 @@ class SessionStore(Generic[S]):
         dropped = []
         for sid in gone:
             dropped.append(self._live.pop(sid).session)
-            self._expired[sid] = None
-            while len(self._expired) > _TOMBSTONES:
-                self._expired.popitem(last=False)
         return dropped
 
     def remove(self, session_id: str) -> None:

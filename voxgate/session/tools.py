@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Literal
 
 from voxgate.backends.base import ChatMessage, ToolCallRequest
+from voxgate.protocol.events import Tool
 
 log = logging.getLogger("voxgate.session")
 
@@ -29,26 +30,62 @@ ResultVerdict = Literal["kept", "discarded", "unknown"]
 class ToolLedger:
     def __init__(self) -> None:
         self._pending: dict[str, ToolCallRequest] = {}
-        self._results: dict[str, str] = {}
+        self._settings: dict[str, Tool | None] = {}  # call id -> its tool's settings (mode, instructions)
+        self._results: dict[str, tuple[str, bool]] = {}  # call id -> (result, is_error)
         self._discarded: OrderedDict[str, None] = OrderedDict()
 
     @property
     def pending(self) -> frozenset[str]:
         return frozenset(self._pending)
 
-    def expect(self, calls: Iterable[ToolCallRequest]) -> None:
-        """A reply that called tools completed: their results are due."""
+    def expect(self, calls: Iterable[ToolCallRequest], settings: Callable[[str], Tool | None] = lambda _: None) -> None:
+        """A reply that called tools completed: their results are due. `settings(name)`: the tool's settings."""
         for call in calls:
             self._pending[call.call_id] = call
+            self._settings[call.call_id] = settings(call.name)
 
-    def result(self, call_id: str, result: str, *, in_flight: Iterable[ToolCallRequest] = ()) -> ResultVerdict:
+    def result(
+        self, call_id: str, result: str, *, in_flight: Iterable[ToolCallRequest] = (), is_error: bool = False
+    ) -> ResultVerdict:
         """`in_flight`: calls of the reply still speaking, whose results may come before its `reply.done`."""
         if call_id in self._discarded:
             return "discarded"
         if call_id not in self._pending and all(c.call_id != call_id for c in in_flight):
             return "unknown"
-        self._results[call_id] = result
+        self._results[call_id] = (result, is_error)
         return "kept"
+
+    @property
+    def holding(self) -> bool:
+        """A `hold` tool runs: the agent stays quiet and the user's turns wait for its result."""
+        return any(
+            (tool := self._settings.get(cid)) is not None and tool.execution_mode == "hold" and cid not in self._results
+            for cid in self._pending
+        )
+
+    def guidance(self) -> str | None:
+        """The tools' `response_instructions` for the reply that uses their results (`error` for failures)."""
+        parts = []
+        for cid in self._pending:
+            tool = self._settings.get(cid)
+            if tool is None or tool.response_instructions is None or cid not in self._results:
+                continue
+            text = tool.response_instructions.error if self._results[cid][1] else tool.response_instructions.success
+            if text:
+                parts.append(text)
+        return " ".join(parts) or None
+
+    def time_out(self, call_id: str, history: list[ChatMessage]) -> bool:
+        """A call got no result in time: it is answered in history as timed out, and a late result ignored."""
+        if call_id not in self._pending or call_id in self._results:
+            return False
+        del self._pending[call_id]
+        self._settings.pop(call_id, None)
+        self._remember_discarded(call_id)
+        history.append(
+            ChatMessage(role="tool", content='{"error": "the tool did not answer in time"}', tool_call_id=call_id)
+        )
+        return True
 
     def answered(self) -> bool:
         """Every pending call has its result."""
@@ -57,11 +94,11 @@ class ToolLedger:
     def take_results(self) -> list[ChatMessage]:
         """The results of the pending calls, as the tool messages that follow the assistant's calls."""
         messages = [
-            ChatMessage(role="tool", content=self._results[cid], tool_call_id=cid)
+            ChatMessage(role="tool", content=_content(*self._results[cid]), tool_call_id=cid)
             for cid in self._pending
             if cid in self._results
         ]
-        self._pending, self._results = {}, {}
+        self._pending, self._results, self._settings = {}, {}, {}
         return messages
 
     def forget(self, calls: Iterable[ToolCallRequest]) -> None:
@@ -90,3 +127,8 @@ class ToolLedger:
         self._discarded[call_id] = None
         while len(self._discarded) > DISCARDED_REMEMBERED:
             self._discarded.popitem(last=False)
+
+
+def _content(result: str, is_error: bool) -> str:
+    """What the LLM reads of a result; a failed tool says so, whatever its text."""
+    return f"Error: {result}" if is_error else result

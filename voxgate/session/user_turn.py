@@ -17,6 +17,7 @@ from typing import Any
 
 from voxgate.aio import TaskScope
 from voxgate.backends.base import Audio
+from voxgate.protocol.events import new_id
 from voxgate.session.listener import PartialDue, Pause
 from voxgate.session.prefetch import PrefetchedReply, PrefetchKey
 
@@ -26,8 +27,10 @@ SpeechKey = tuple[str, str, str, int]  # (text, requested voice, voice, wire rat
 
 
 class UserTurn:
-    def __init__(self, session_id: str, utterance: int) -> None:
+    def __init__(self, session_id: str, utterance: int, item_id: str | None = None) -> None:
+        """`item_id`: the user message this utterance belongs to (one per turn, kept when the user goes on)."""
         self.utterance = utterance
+        self.item_id = item_id or new_id("msg_")
         self.scope = TaskScope(f"{session_id}:turn{utterance}")
         self.audio: Audio | None = None  # the turn's audio once it ended: the start of the next, if the user goes on
         self.last_partial = ""

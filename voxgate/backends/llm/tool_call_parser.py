@@ -32,7 +32,7 @@ def _call_from(obj: Any) -> ToolCallRequest | None:
             return None
     if not isinstance(args, dict):
         return None
-    return ToolCallRequest(call_id="call_" + uuid.uuid4().hex[:12], name=obj["name"], arguments=args)
+    return ToolCallRequest(call_id="call_" + uuid.uuid4().hex, name=obj["name"], arguments=args)
 
 
 def _json_end(text: str) -> int | None:

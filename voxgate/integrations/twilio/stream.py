@@ -407,7 +407,7 @@ class TwilioCall:
             heard = f" (interrupted; {self.playout.acknowledged_s:.1f} s acknowledged)" if event.interrupted else ""
             log.info("call %s: agent%s: %s", self.call_sid, heard, event.text)
         elif isinstance(event, SessionError):
-            log.warning("call %s: %s: %s", self.call_sid, event.code.value, event.message)
+            log.warning("call %s: %s: %s", self.call_sid, event.code, event.message)
 
     async def _play(self, data: str) -> None:
         size = len(data) * 3 // 4 - data[-2:].count("=")  # base64 μ-law: one byte a sample

@@ -1,0 +1,228 @@
+"""Protocol §11: every voice ID the hosted API has ever accepted resolves to the nearest local voice.
+
+The IDs are typed here from the contract, not imported from the catalog's table, so a missing one
+fails. The real catalog is built as the server builds it (Piper, Kokoro, espeak-ng): listing voices
+loads no model, so none of this is slow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pytest
+
+from voxgate.backends.base import Audio, VoiceInfo
+from voxgate.backends.tts.espeak_voice import EspeakTTS
+from voxgate.backends.tts.kokoro_voice import KokoroTTS
+from voxgate.backends.tts.piper_voice import PiperTTS
+from voxgate.backends.voices import UnknownVoiceError, VoiceCatalog
+
+F, M, N = "female", "male", "neutral"
+
+#: id -> (accent or language, gender), era by era, as protocol.md §11 lists them.
+LAUNCH = {
+    **dict.fromkeys(["ivy", "winter", "bella", "helen", "martha", "emma", "eleanor"], ("en-US", F)),
+    **dict.fromkeys(["james", "tyler", "david", "kyle", "victor"], ("en-US", M)),
+    "river": ("en-US", N),
+    "arjun": ("hi", M),
+    "dmitri": ("ru", M),
+    "pierre": ("fr", M),
+    "giulia": ("it", F),
+    "luca": ("it", M),
+    "lucia": ("es", F),
+    "mateo": ("es", M),
+    "diego": ("es-419", M),
+}
+LAUNCH_REMOVED = {
+    "sam": ("en-US", M),
+    "mia": ("en-US", F),
+    "jack": ("en-US", M),
+    "sophie": ("en-GB", F),
+    "oliver": ("en-GB", M),
+    "ethan": ("zh", M),
+    "mei": ("zh", F),
+    "lukas": ("de", M),
+    "lena": ("de", F),
+    "mina": ("ko", F),
+    "joon": ("ko", M),
+    "ren": ("ja", M),
+    "hana": ("ja", F),
+}
+SEPTEMBER = {
+    **dict.fromkeys(["alba", "eve", "jane", "mary"], ("en-US", F)),
+    **dict.fromkeys(["george", "jean", "michael"], ("en-US", M)),
+    **dict.fromkeys(["anna", "vera"], ("en-GB", F)),
+    **dict.fromkeys(["charles", "paul"], ("en-GB", M)),
+    "giovanni": ("it", M),
+    "lola": ("es", F),
+    "juergen": ("de", M),
+    "rafael": ("pt", M),
+    "estelle": ("fr", F),
+}
+PRE_LAUNCH = {
+    **dict.fromkeys(["autumn", "claire", "dawn", "grace"], ("en-US", F)),
+    **dict.fromkeys(["josh", "pete"], ("en-US", M)),
+}
+HOSTED = {**LAUNCH, **LAUNCH_REMOVED, **SEPTEMBER, **PRE_LAUNCH}
+NATIVE = {voice: tag for voice, (tag, _) in HOSTED.items() if not tag.startswith("en")}
+UK = [voice for voice, (tag, _) in HOSTED.items() if tag == "en-GB"]
+
+
+def primary(tag: str) -> str:
+    return tag.lower().replace("_", "-").split("-")[0]
+
+
+def test_the_list_is_the_contracts() -> None:
+    assert (len(LAUNCH), len(LAUNCH_REMOVED), len(SEPTEMBER), len(PRE_LAUNCH)) == (21, 13, 16, 6)
+    assert len(HOSTED) == 56
+    assert sorted(UK) == ["anna", "charles", "oliver", "paul", "sophie", "vera"]
+
+
+@pytest.fixture(scope="module")
+def catalog() -> VoiceCatalog:
+    return VoiceCatalog([PiperTTS(threads=1), KokoroTTS(), EspeakTTS()])  # nothing loads until it speaks
+
+
+def info_of(catalog: VoiceCatalog, voice: str) -> VoiceInfo:
+    return next(v for v in catalog.local_voices() if v.id == voice)
+
+
+def speakers_of(catalog: VoiceCatalog, language: str) -> list[VoiceInfo]:
+    return [v for v in catalog.local_voices() if language in {primary(v.language), *v.languages}]
+
+
+@pytest.mark.parametrize("voice_id", sorted(HOSTED))
+def test_every_hosted_id_resolves_case_insensitively(catalog: VoiceCatalog, voice_id: str) -> None:
+    resolved = catalog.resolve(voice_id)
+    assert resolved.requested == voice_id  # config.output.voice echoes what the client sent
+    assert resolved.voice in {v.id for v in resolved.backend.voices()}
+    assert resolved.sample_rate == resolved.backend.sample_rate
+    for spelled in (voice_id.upper(), voice_id.capitalize(), f" {voice_id} "):
+        again = catalog.resolve(spelled)
+        assert (again.voice, again.language, again.requested) == (resolved.voice, resolved.language, spelled.strip())
+
+
+@pytest.mark.parametrize("voice_id", sorted(HOSTED))
+def test_the_gender_matches_where_a_voice_of_it_speaks_the_language(catalog: VoiceCatalog, voice_id: str) -> None:
+    _, gender = HOSTED[voice_id]
+    resolved = catalog.resolve(voice_id)
+    language = primary(resolved.language)
+    if gender != N and any(v.gender == gender for v in speakers_of(catalog, language)):
+        assert info_of(catalog, resolved.voice).gender == gender
+
+
+@pytest.mark.parametrize("voice_id", sorted(NATIVE))
+def test_native_ids_speak_their_language_where_a_local_voice_does(catalog: VoiceCatalog, voice_id: str) -> None:
+    language = primary(NATIVE[voice_id])
+    resolved = catalog.resolve(voice_id)
+    if not speakers_of(catalog, language):  # Russian, Chinese, Korean: none here
+        assert primary(resolved.language) == "en"
+        return
+    # Hinglish is written in Latin script: arjun speaks English unless the session asks for Hindi.
+    assert primary(resolved.language) == ("en" if voice_id == "arjun" else language)
+    asked = catalog.resolve(voice_id, language=language)
+    assert primary(asked.language) == language
+    if NATIVE[voice_id] == "es-419":
+        assert asked.language == "es-419"  # the Latin American pronunciation is kept
+
+
+def test_what_is_native_here(catalog: VoiceCatalog) -> None:
+    """The languages this machine has a voice for, so a change in what is installed shows up here."""
+    spoken = {lang for lang in set(map(primary, NATIVE.values())) if speakers_of(catalog, lang)}
+    assert spoken == {"fr", "it", "es", "pt", "hi", "de", "ja"}
+    assert catalog.resolve("pierre").voice == "jm_kumo"  # Kokoro's French beats espeak-ng's (WER 0.5 vs 1.0)
+    assert catalog.resolve("estelle").voice.startswith("jf_")
+    assert catalog.resolve("juergen").voice == catalog.resolve("lena").voice == "espeak-de"  # no neural German
+
+
+@pytest.mark.parametrize("voice_id", UK)
+def test_uk_ids_get_british_english(catalog: VoiceCatalog, voice_id: str) -> None:
+    british = [v for v in catalog.local_voices() if v.language == "en-GB"]
+    assert british  # espeak-ng en-GB at least; Kokoro also speaks British English with en-GB phonemes
+    resolved = catalog.resolve(voice_id)
+    assert resolved.language == "en-GB"
+    assert catalog.resolve(voice_id, language="en").language == "en-GB"  # an English session keeps the accent
+    assert info_of(catalog, resolved.voice).gender == HOSTED[voice_id][1]
+
+
+def test_a_session_language_the_voice_cannot_speak_moves_to_one_that_can(catalog: VoiceCatalog) -> None:
+    lena = catalog.resolve("lena", language="en")  # espeak-de speaks only German
+    assert primary(lena.language) == "en" and info_of(catalog, lena.voice).gender == F
+    assert catalog.resolve("juergen", language="en").voice == "joe"
+    assert catalog.resolve("juergen", language="de").voice == "espeak-de"
+    assert catalog.resolve("anna", language="es").language == "es"  # Kokoro speaks Spanish
+    assert catalog.resolve("ivy", language="de").language == "en"  # nothing female speaks German: the voice stays
+
+
+@pytest.mark.parametrize("voice_id", ["nova", "alloy", "shimmer", "ivy2", "anna-uk", "jürgen"])
+def test_ids_neither_hosted_nor_local_are_refused(catalog: VoiceCatalog, voice_id: str) -> None:
+    with pytest.raises(UnknownVoiceError, match="unknown voice"):
+        catalog.resolve(voice_id)
+
+
+def test_catalog_json_lists_every_hosted_id_with_its_mapping(catalog: VoiceCatalog) -> None:
+    entries = catalog.catalog_json()
+    aliases = {e["id"]: e for e in entries if e["kind"] == "alias"}
+    local = {e["id"] for e in entries if e["kind"] == "voice"}
+    assert set(HOSTED) <= set(aliases)
+    for voice_id, (tag, gender) in HOSTED.items():
+        entry = aliases[voice_id]
+        resolved = catalog.resolve(voice_id)
+        assert entry["maps_to"] == resolved.voice and entry["maps_to"] in local
+        assert entry["language"] == resolved.language
+        assert entry["hosted_language"] == tag and entry["hosted_gender"] == gender
+        assert entry["match"] in ("exact", "other-accent", "on-request", "fallback")
+        assert entry["exact_language"] is (entry["match"] != "fallback")
+        assert isinstance(entry["same_gender"], bool) and entry["note"]
+        if tag.startswith("en") or speakers_of(catalog, primary(tag)):
+            assert entry["exact_language"] is True, voice_id
+        else:
+            assert entry["match"] == "fallback" and primary(str(entry["language"])) == "en", voice_id
+    assert aliases["arjun"]["match"] == "on-request"
+    assert {v for v, e in aliases.items() if e["match"] == "fallback"} == {"dmitri", "ethan", "mei", "mina", "joon"}
+
+
+class FakeTTS:
+    def __init__(self, voices: Sequence[VoiceInfo]) -> None:
+        self.sample_rate = 16_000
+        self._voices = tuple(voices)
+
+    def voices(self) -> Sequence[VoiceInfo]:
+        return self._voices
+
+    def synthesize(self, text: str, *, voice: str, language: str = "en") -> Audio:
+        return np.zeros(160, dtype=np.float32)
+
+
+def test_with_only_other_engines_every_hosted_id_still_resolves() -> None:
+    catalog = VoiceCatalog(
+        [
+            FakeTTS(
+                [
+                    VoiceInfo("tone", "fake", "en-US", "male", "fake"),
+                    VoiceInfo("bell", "fake", "en-US", "female", "fake"),
+                    VoiceInfo("cloche", "fake", "fr-FR", "female", "fake", ("fr",)),
+                ]
+            )
+        ],
+        default_voice="tone",
+    )
+    for voice_id, (tag, gender) in HOSTED.items():
+        resolved = catalog.resolve(voice_id)
+        if primary(tag) == "fr":
+            assert (resolved.voice, resolved.language) == ("cloche", "fr")
+        elif gender == F:
+            assert resolved.voice == "bell", voice_id
+        else:
+            assert resolved.voice == "tone", voice_id
+    with pytest.raises(UnknownVoiceError):
+        catalog.resolve("nova")
+
+
+def test_a_configured_voice_named_like_a_hosted_id_is_meant_literally() -> None:
+    remote = FakeTTS([VoiceInfo("james", "openai", "en-US", "male", "remote")])
+    catalog = VoiceCatalog([remote, PiperTTS(threads=1)], default_voice="anna")
+    assert catalog.resolve("James").backend is remote
+    assert catalog.resolve(None).requested == "anna"  # the default may be a hosted ID
+    assert next(e for e in catalog.catalog_json() if e["id"] == "james")["kind"] == "voice"

@@ -39,6 +39,7 @@ def create_app(
         reaper = asyncio.create_task(sessions.reap_forever())
         yield
         reaper.cancel()
+        await sessions.webhooks.close()
 
     app = FastAPI(title="Voxgate", version=__version__, lifespan=lifespan)
     app.state.models = models

@@ -253,6 +253,7 @@ class Connection:
         await self.send(SessionUpdated(config=conversation.resolved_config()))
         if first:
             await self._ready(conversation)
+            self.socket.sessions.webhooks.session_started(conversation)
             await conversation.greet()
 
     async def _ready(self, conversation: Conversation) -> None:
@@ -282,7 +283,7 @@ class Connection:
         """`session.end` (why None) or the cap: `session.ended` and close; the session cannot be resumed."""
         if why is not None:
             await self.error(why, "the session reached its maximum duration")
-        await self.socket.sessions.end(conversation)
+        await self.socket.sessions.end(conversation, "client_end" if why is None else "duration_cap")
         if self.tokens is not None:
             self.tokens.revoke_resume_tokens(conversation.session_id)
         audio_s = round(conversation.audio_s, 3) if conversation.audio_s > 0 else None

@@ -20,6 +20,7 @@ from voxgate.backends.base import Audio
 from voxgate.backends.recognition import Recognizer
 from voxgate.backends.registry import Models, OffLoopTurnModel
 from voxgate.backends.voices import ResolvedVoice
+from voxgate.server.webhooks import WebhookSender
 from voxgate.session.conversation import Conversation
 from voxgate.session.policy import SessionPolicy
 from voxgate.session.ports import SessionPorts
@@ -70,6 +71,7 @@ class SessionRegistry:
         self.store: SessionStore[Conversation] = SessionStore(settings.resume_window_s)
         self._ports = ports
         self.policy = policy or SessionPolicy.from_settings(settings)
+        self.webhooks = WebhookSender()
         self._owners: dict[str, Holder] = {}  # session_id -> the socket that holds it now
         self._locks: dict[str, asyncio.Lock] = {}
 
@@ -120,7 +122,7 @@ class SessionRegistry:
             await conversation.detach()
             self.store.detach(session_id)
 
-    async def end(self, conversation: Conversation) -> None:
+    async def end(self, conversation: Conversation, close_reason: str = "client_end") -> None:
         """Ended for good (`session.end`, the duration cap): its id dies at once, so a resume of it fails."""
         session_id = conversation.session_id
         async with self._exclusive(session_id):
@@ -128,12 +130,14 @@ class SessionRegistry:
             self.store.remove(session_id)
             self._owners.pop(session_id, None)
         self._locks.pop(session_id, None)
+        self.webhooks.session_completed(conversation, close_reason)
 
     def holds(self, conversation: Conversation, holder: Holder) -> bool:
         return self._owners.get(conversation.session_id) is holder
 
     def _reap(self) -> None:
         for conversation in self.store.expire_old():
+            self.webhooks.session_completed(conversation, "grace_expired")
             self._owners.pop(conversation.session_id, None)
             lock = self._locks.get(conversation.session_id)
             if lock is not None and not lock.locked():

@@ -261,7 +261,7 @@ def resolved(config: LiveConfig, *, default_voice: str, agent_id: str = "") -> d
                 "encoding": config.output_encoding,
                 "sample_rate": 24000 if config.output_encoding == "audio/pcm" else None,
             },
-            "volume": config.volume,
+            "volume": int(config.volume) if float(config.volume).is_integer() else config.volume,
         },
         "tools": [_tool_json(t) for t in config.tool_settings],
         "llm": [{"base_url": e.base_url, "model": e.model} for e in config.llm],

@@ -55,6 +55,11 @@ class Settings(BaseSettings):
         "'KEY:sessions' (open WebSocket sessions only) or 'KEY:tokens' (mint temporary tokens only).",
     )
     max_sessions: int = Field(default=16, ge=1, description="Concurrent sessions before server_error.")
+    max_sessions_per_key: int = Field(
+        default=0,
+        ge=0,
+        description="Concurrent sessions one API key may hold before concurrency_exceeded; 0 = no limit.",
+    )
     resume_window_s: float = Field(default=30.0, gt=0, description="How long a dropped session can be resumed.")
     max_token_ttl_s: int = Field(default=600, description="The longest life a /v1/token token may ask for, in seconds.")
 

@@ -244,6 +244,9 @@ class Connection:
     async def _on_update(self, event: SessionUpdate) -> None:
         conversation = self.conversation
         if conversation is None:
+            if self.socket.sessions.owner_at_limit(self.principal.owner):
+                await self._refuse(ErrorCode.CONCURRENCY_EXCEEDED, "too many concurrent sessions for this key")
+                return
             conversation = self.socket.open(self.principal.owner)
             if conversation is None:
                 await self._refuse(ErrorCode.SERVER_ERROR, "server at capacity: retry with exponential backoff")

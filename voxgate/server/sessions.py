@@ -68,6 +68,7 @@ class SessionRegistry:
         settings = models.settings
         self.models = models
         self.max_sessions = settings.max_sessions
+        self.max_per_owner = settings.max_sessions_per_key
         self.store: SessionStore[Conversation] = SessionStore(settings.resume_window_s)
         self._ports = ports
         self.policy = policy or SessionPolicy.from_settings(settings)
@@ -86,6 +87,10 @@ class SessionRegistry:
         lock = self._locks.setdefault(session_id, asyncio.Lock())
         async with lock:
             yield
+
+    def owner_at_limit(self, owner: str) -> bool:
+        """The operator's per-key limit (`max_sessions_per_key`) is reached for `owner`."""
+        return self.max_per_owner > 0 and self.store.attached_of(owner) >= self.max_per_owner
 
     def open(self, owner: str, holder: Holder) -> Conversation | None:
         """A new session held by `holder`; None at capacity."""

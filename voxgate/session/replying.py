@@ -3,8 +3,8 @@
 A reply is spoken in its own scope (session/reply.py), one at a time (a reply started while another
 finishes waits for it). It ends in one of three ways, each with the events the protocol gives:
 completed (`transcript.agent`, `reply.done {completed}`, its tool calls then pending), cut
-(`reply.done {interrupted}`, `transcript.agent` with what was heard), or failed: the voice failed,
-so the client gets `session.error` and the reply still closes cleanly. The LLM started at the user's
+(`transcript.agent` with what was heard, then `reply.done {interrupted}`), or failed: a model failed,
+so the client gets `reply.error`, the reply closes as cut, and an apology follows as a reply of its own. The LLM started at the user's
 first pause (session/prefetch.py) and the first clause synthesized ahead are started here too.
 """
 
@@ -28,6 +28,7 @@ from voxgate.protocol.events import (
     ReplyStarted,
     SpeechStarted,
     SpeechStopped,
+    ToolCall,
 )
 from voxgate.session.languages import language_instruction, voice_for_language
 from voxgate.session.listener import Pause
@@ -277,9 +278,14 @@ class Replies:
                 if reply.started:
                     text = speaker.clock.full_text()
                     self._record(reply, text, interrupted=False)
-                    await host.emit(
-                        AgentTranscript(text=text, interrupted=False, reply_id=reply.reply_id, item_id=reply.item_id)
-                    )
+                    if text or not reply.calls:  # a hold tool's reply says nothing: only its call
+                        await host.emit(
+                            AgentTranscript(
+                                text=text, interrupted=False, reply_id=reply.reply_id, item_id=reply.item_id
+                            )
+                        )
+                    for call in reply.calls:  # after the transition's transcript, before reply.done (§6.4)
+                        await host.emit(ToolCall(call_id=call.call_id, name=call.name, arguments=call.arguments))
                     await host.emit(ReplyDone(status="completed", reply_id=reply.reply_id))
                     if reply.calls:
                         host.tools.expect(reply.calls, host.config.tool)
@@ -306,6 +312,7 @@ class Replies:
                 message=failure.message,
                 retryable=failure.retryable,
                 provider_code=failure.provider_code,
+                provider_param=failure.provider_param,
                 status_code=failure.status_code,
             )
         )

@@ -22,7 +22,7 @@ import numpy as np
 
 from voxgate.audio.codecs import encode
 from voxgate.backends.base import Audio, ToolCallRequest
-from voxgate.protocol.events import AgentTranscriptDelta, ReplyAudio, ServerEvent, ToolCall
+from voxgate.protocol.events import AgentTranscriptDelta, ReplyAudio, ServerEvent
 from voxgate.session.playback import PlaybackClock
 from voxgate.session.word_timing import word_times
 
@@ -122,9 +122,7 @@ class ReplySpeaker:
             group.create_task(synthesize_all())
             while (entry := await ready.get()) is not None:
                 if isinstance(entry, ToolCallsReady):
-                    for call in entry.calls:
-                        await self._send(ToolCall(call_id=call.call_id, name=call.name, arguments=call.arguments))
-                    continue
+                    continue  # announced by the reply after its transcript (shared/protocol.md §6.4)
                 text, audio = entry
                 await self._send_audio(text, audio)
         while True:  # the client plays out what it has; a pause meanwhile means sending some of it again

@@ -69,6 +69,9 @@ class SessionStore(Generic[S]):
     def remove(self, session_id: str) -> None:
         self._live.pop(session_id, None)
 
+    def attached_of(self, owner: str) -> int:
+        return sum(1 for e in self._live.values() if e.attached and e.owner == owner)
+
     @property
     def attached_count(self) -> int:
         return sum(1 for e in self._live.values() if e.attached)

@@ -45,17 +45,35 @@ class STTCapabilities:
     languages: tuple[str, ...] = ("en",)
 
 
+#: A decode's search, where a backend has a choice: "fast" (greedy) or "accurate" (beam search).
+STTDecoding = Literal["fast", "accurate"]
+
+
 class SpeechToText(Protocol):
     capabilities: STTCapabilities
     name: str
 
     def transcribe(
-        self, audio: Audio, *, language: str | None, keyterms: Sequence[str] = (), quick: bool = False
+        self,
+        audio: Audio,
+        *,
+        language: str | None,
+        keyterms: Sequence[str] = (),
+        quick: bool = False,
+        languages: Sequence[str] = (),
+        prompt: str | None = None,
+        decoding: STTDecoding | None = None,
     ) -> str:
         """Blocking: the whole utterance at ANALYSIS_RATE in, its text out (may be empty).
 
+        `language`: the one to recognise in; None: detect it, among `languages` when given (a single
+        code there is recognised in, like `language`). A code the backend cannot handle is dropped, and
+        with none left it detects: never an error.
+        `prompt`: context the recogniser reads before the audio (a Whisper prompt), beside `keyterms`.
         `quick`: a read whose speed matters more than its last word (partials, "is this voice over
-        the agent a backchannel?"); a backend with a faster, rougher mode uses it."""
+        the agent a backchannel?"); a backend with a faster, rougher mode uses it.
+        `decoding`: this call's search instead of the configured one (`quick` wins); backends without
+        a choice ignore it."""
         ...
 
 

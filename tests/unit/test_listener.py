@@ -20,6 +20,7 @@ from voxgate.session.listener import (
     TurnEnd,
     VoiceResumed,
 )
+from voxgate.session.turn_timing import TurnTiming
 
 FRAME = 512
 FRAME_S = FRAME / 16_000
@@ -56,8 +57,8 @@ async def run(listener: Listener, script: list[tuple[float, bool]]) -> list[tupl
 
 
 def make(check=None, **turn) -> Listener:
-    cfg = TurnDetection(**turn)
-    return Listener(ScriptedVad(), turn_detection=lambda: cfg, end_of_turn=check, partial_interval_s=0.5)
+    timing = TurnTiming.of(TurnDetection(**turn))
+    return Listener(ScriptedVad(), turn_detection=lambda: timing, end_of_turn=check, partial_interval_s=0.5)
 
 
 async def test_turn_ends_at_min_silence_when_the_model_says_complete() -> None:
@@ -187,8 +188,8 @@ class ProbabilityVad:
 
 async def _onset_of(probabilities: list[float]) -> int | None:
     """The frame at which speech started, if it did."""
-    cfg = TurnDetection()
-    listener = Listener(ProbabilityVad(), turn_detection=lambda: cfg, end_of_turn=None, partial_interval_s=0.5)
+    timing = TurnTiming.of(TurnDetection())
+    listener = Listener(ProbabilityVad(), turn_detection=lambda: timing, end_of_turn=None, partial_interval_s=0.5)
     for i, p in enumerate(probabilities):
         frame = np.zeros(FRAME, dtype=np.float32)
         frame[0] = p

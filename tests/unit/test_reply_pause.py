@@ -58,13 +58,14 @@ async def test_a_resumed_reply_says_the_interrupted_clause_again_and_finishes() 
     wire = Wire()
     speaker = _speaker(wire)
     task = asyncio.create_task(speaker.speak(_items()))
-    await asyncio.sleep(0.45)  # the client is half-way through "Two."
+    await asyncio.sleep(0.37)  # the client is a quarter of the way through "Two." (0.3-0.6 s)
     speaker.pause()
     paused_at = len(wire.samples)
     heard = speaker.clock.heard_s()
-    assert 0.3 < heard < 0.6
+    assert 0.3 < heard < 0.45
     await asyncio.sleep(0.3)
     assert len(wire.samples) == paused_at  # nothing is sent while paused
+    # A word is heard once half of it has played; "Two." (one word over its whole clause) had not.
     assert speaker.clock.heard_text() == "One."
     assert speaker.resume() == pytest.approx(0.3)  # back to the start of "Two."
     await asyncio.wait_for(task, 5)
@@ -99,9 +100,11 @@ async def test_a_paused_reply_can_still_be_cancelled() -> None:
     wire = Wire()
     speaker = _speaker(wire)
     task = asyncio.create_task(speaker.speak(_items()))
-    await asyncio.sleep(0.2)
+    await asyncio.sleep(0.1)
     speaker.pause()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert speaker.clock.heard_text() == ""  # "One." was cut before its end
+    # "One." (0-0.3 s) was cut a third of the way in: less than half of the word played, so not heard.
+    assert speaker.clock.heard_s() < 0.15
+    assert speaker.clock.heard_text() == ""

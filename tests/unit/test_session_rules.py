@@ -66,13 +66,17 @@ def test_client_events_parse_and_reject() -> None:
         client_event_adapter.validate_python(
             {"type": "session.update", "session": {"input": {"turn_detection": {"vad_threshold": 2}}}}
         )
-    with pytest.raises(ValueError):
-        client_event_adapter.validate_python(
-            {
-                "type": "session.update",
-                "session": {"input": {"turn_detection": {"min_silence": 900, "max_silence": 500}}},
-            }
-        )
+    # Silences out of order are a rule over the merged configuration (an update may send only one of
+    # them), so the event parses and the update as a whole is refused: invalid_config (contract §7.1).
+    inverted = {"input": {"turn_detection": {"min_silence": 900, "max_silence": 500}}}
+    client_event_adapter.validate_python({"type": "session.update", "session": inverted})
+    with pytest.raises(ConfigError) as err:
+        update(LiveConfig(system_prompt="x"), inverted)
+    assert err.value.code == ErrorCode.INVALID_CONFIG and err.value.param == "input.turn_detection.max_silence"
+    cfg = update(LiveConfig(system_prompt="x"), {"input": {"turn_detection": {"min_silence": 900}}})
+    with pytest.raises(ConfigError) as err:  # merged key by key with the min_silence already set
+        update(cfg, {"input": {"turn_detection": {"max_silence": 500}}})
+    assert err.value.code == ErrorCode.INVALID_CONFIG and cfg.turn.max_silence is None
 
 
 def test_store_resume_window_and_owner() -> None:

@@ -487,7 +487,8 @@ class Conversation:
             if not timeout:
                 log.exception("speech recognition failed")
             message = "speech recognition took too long" if timeout else f"speech recognition failed: {exc}"
-            failure = ReplyFailed(ReplyErrorCode.STT_TIMEOUT, message, retryable=True)
+            # The contract has no recognizer code but stt_timeout (§7.2); only a timeout is worth retrying.
+            failure = ReplyFailed(ReplyErrorCode.STT_TIMEOUT, message, retryable=timeout)
             await self.replies.start(_failing(failure))  # reply.error, then the apology: the user is waiting
             return
         resume = self.resume_point.take_if_nothing_said(text)

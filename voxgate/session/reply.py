@@ -40,6 +40,7 @@ class ReplyFailed(Exception):
         self.retryable = retryable
         self.status_code: int | None = None
         self.provider_code: str | None = None
+        self.provider_param: str | None = None
 
 
 @dataclass(eq=False)
@@ -129,6 +130,8 @@ async def llm_items(
             failure.retryable = status >= 500
         code = getattr(exc, "code", None)
         failure.provider_code = code if isinstance(code, str) else None
+        param = getattr(exc, "param", None)  # an OpenAI-compatible error names the parameter it refused
+        failure.provider_param = param if isinstance(param, str) else None
         raise failure from exc
     finally:
         await stream.aclose()  # type: ignore[attr-defined]

@@ -4,8 +4,9 @@ A reply is spoken in its own scope (session/reply.py), one at a time (a reply st
 finishes waits for it). It ends in one of three ways, each with the events the protocol gives:
 completed (`transcript.agent`, `reply.done {completed}`, its tool calls then pending), cut
 (`transcript.agent` with what was heard, then `reply.done {interrupted}`), or failed: a model failed,
-so the client gets `reply.error`, the reply closes as cut, and an apology follows as a reply of its own. The LLM started at the user's
-first pause (session/prefetch.py) and the first clause synthesized ahead are started here too.
+so the client gets `reply.error`, the reply closes as cut, and an apology follows as a reply of its
+own. The LLM started at the user's first pause (session/prefetch.py) and the first clause synthesized
+ahead are started here too.
 """
 
 from __future__ import annotations

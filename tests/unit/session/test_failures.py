@@ -1,6 +1,7 @@
 """Every backend failing, scripted on virtual time (H4 in reliability-findings.md): the client always gets
-`session.error` and a closed reply (an apology when nothing else can be said), never dead air, and the
-session answers the next turn."""
+`reply.error` and a closed reply (`transcript.agent {interrupted}`, `reply.done {interrupted}`), then an
+apology as a reply of its own (shared/protocol.md §7.2), never dead air, and the session answers the next
+turn."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from tests.fakes import (
     open_session,
 )
 from tests.virtual_time import START_S, virtual
+from voxgate.protocol.events import ReplyDone, ReplyError, ReplyStarted
 from voxgate.session.listener import SPECULATE_AFTER_S
 from voxgate.session.reply import APOLOGY
 
@@ -30,6 +32,26 @@ ASKED = [
     "transcript.user: What time is it?",
 ]
 APOLOGIZED = ["reply.started", "reply.audio", f"transcript.agent: {APOLOGY}", "reply.done completed"]
+
+
+def failed(code: str, heard: str = "") -> list[str]:
+    """A reply that failed: its error, then the ending of an interrupted reply (what was heard of it)."""
+    return [f"reply.error {code}", f"transcript.agent interrupted: {heard}", "reply.done interrupted"]
+
+
+def reply_error(s: Session) -> ReplyError:
+    """The one reply.error, checked against the reply it failed: the ids match, and the apology is a new reply."""
+    errors = [e for e in s.events if isinstance(e, ReplyError)]
+    assert len(errors) == 1
+    error = errors[0]
+    started = [e.reply_id for e in s.events if isinstance(e, ReplyStarted)]
+    done = [e.reply_id for e in s.events if isinstance(e, ReplyDone)]
+    assert error.reply_id == started[0] == done[0]
+    assert started[1] != started[0] and done[1] == started[1]  # the apology: reply.started ... reply.done of its own
+    assert (error.provider_code, error.provider_param, error.status_code) == (None, None, None)  # no remote backend
+    return error
+
+
 NEXT_TURN = [
     "input.speech.started",
     "transcript.user.delta: Are you there?",
@@ -55,8 +77,16 @@ async def test_speech_recognition_that_fails_gets_an_error_and_an_apology() -> N
     s = await open_session(recognizer=recognizer, llm=ScriptedLLM(["Yes, I am here."]))
     await s.user.say("What time is it?", 1.0, then=1.0)
     await s.idle()
-    assert s.wire() == ["input.speech.started", "input.speech.stopped", "session.error server_error", *APOLOGIZED]
-    assert "whisper crashed" in s.events[2].message  # type: ignore[union-attr]
+    assert s.wire() == [
+        "input.speech.started",
+        "input.speech.stopped",
+        "reply.started",
+        *failed("stt_timeout"),  # the contract's only recognizer code (§7.2)
+        *APOLOGIZED,
+    ]
+    error = reply_error(s)
+    assert "whisper crashed" in error.message
+    assert not error.retryable  # a crash, not a timeout or a 5xx
     assert s.llm.calls == []
     recognizer.fail.clear()
     await next_turn_answered(s)
@@ -75,11 +105,13 @@ async def test_speech_recognition_that_hangs_times_out_with_an_apology() -> None
         "input.speech.started",
         "transcript.user.delta: What time is it?",
         "input.speech.stopped",
-        "session.error agent_timeout",
+        "reply.started",
+        *failed("stt_timeout"),
         *APOLOGIZED,
     ]
+    assert reply_error(s).retryable
     paused_at = START_S + 1.0 + SPECULATE_AFTER_S
-    assert abs(s.transport.first("session.error") - (paused_at + 2.0)) < 0.04
+    assert abs(s.transport.first("reply.error") - (paused_at + 2.0)) < 0.04
     assert s.llm.calls == []
     recognizer.fail.clear()
     await next_turn_answered(s)
@@ -90,7 +122,9 @@ async def test_a_language_model_that_fails_gets_an_error_and_an_apology() -> Non
     s = await open_session(llm=ScriptedLLM([RuntimeError("model server went away")], ["Yes, I am here."]))
     await s.user.say("What time is it?", 1.0, then=1.0)
     await s.idle()
-    assert s.wire() == [*ASKED, "session.error server_error", *APOLOGIZED]
+    assert s.wire() == [*ASKED, "reply.started", *failed("llm_error"), *APOLOGIZED]
+    error = reply_error(s)
+    assert "model server went away" in error.message and not error.retryable
     assert [(m.role, m.content) for m in s.conversation.history] == [
         ("user", "What time is it?"),
         ("assistant", APOLOGY),
@@ -104,9 +138,10 @@ async def test_a_language_model_that_never_answers_times_out_with_an_apology() -
     s = await open_session(llm=ScriptedLLM([Hang()], ["Yes, I am here."]), policy=policy)
     await s.user.say("What time is it?", 1.0, then=1.0)
     await s.idle()
-    assert s.wire() == [*ASKED, "session.error agent_timeout", *APOLOGIZED]
+    assert s.wire() == [*ASKED, "reply.started", *failed("llm_timeout"), *APOLOGIZED]
+    assert reply_error(s).retryable
     turn_end = s.transport.first("input.speech.stopped")
-    assert abs(s.transport.first("session.error") - (turn_end + 2.0)) < 1e-6  # from the reply's start
+    assert abs(s.transport.first("reply.error") - (turn_end + 2.0)) < 1e-6  # from the reply's start
     assert s.llm.calls[0].closed_at is not None  # the hung stream was closed, not left running
     await next_turn_answered(s)
 
@@ -122,10 +157,31 @@ async def test_a_voice_that_fails_mid_reply_closes_the_reply() -> None:
         *ASKED,
         "reply.started",
         "reply.audio",
-        "session.error server_error",
-        "transcript.agent interrupted: First clause is here.",  # what was heard before the voice failed
-        "reply.done interrupted",
+        *failed("tts_error", "First clause is here."),  # what was heard before the voice failed
+        *APOLOGIZED,
     ]
+    assert not reply_error(s).retryable
     assert s.state() == "Listening"
     voices.fail = None
     await next_turn_answered(s)
+
+
+class ProviderError(RuntimeError):
+    """An OpenAI-compatible backend's error, as the openai client raises it: a status, a code, a param."""
+
+    def __init__(self) -> None:
+        super().__init__("the model is overloaded")
+        self.status_code = 503
+        self.code = "server_overloaded"
+        self.param = "model"
+
+
+@virtual
+async def test_a_remote_models_error_reaches_the_client_with_its_provider_fields() -> None:
+    s = await open_session(llm=ScriptedLLM([ProviderError()], ["Yes, I am here."]))
+    await s.user.say("What time is it?", 1.0, then=1.0)
+    await s.idle()
+    assert s.wire() == [*ASKED, "reply.started", *failed("llm_error"), *APOLOGIZED]
+    error = next(e for e in s.events if isinstance(e, ReplyError))
+    assert (error.status_code, error.provider_code, error.provider_param) == (503, "server_overloaded", "model")
+    assert error.retryable  # a 5xx is worth retrying (§7.2)

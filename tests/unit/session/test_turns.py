@@ -3,7 +3,11 @@ and every kind of voice over the agent (barge-in, backchannel, cough, echo, the 
 
 Each script asserts the exact sequence of events the client gets (`wire`: a run of reply.audio is one
 line), and the timings that matter, in virtual seconds (the clock starts at START_S). The voice says
-0.25 s per word, so a 2 s clause of 8 words heard for 1.2 s was heard up to its 4th word.
+0.25 s per word; the words are timed on the audio (session/word_timing.py: the clause shared among its
+words by their length), and a word cut by a barge-in was heard if half of it played. "Once upon a time
+there was a knight." (2 s) has its words' midpoints at 0.11, 0.35, 0.52, 0.72, 1.02, 1.27, 1.45 and 1.76 s,
+so heard for 1.2 s it was heard up to "there"; "The basic plan costs ten dollars a month." at 0.06, 0.27,
+0.55, 0.80, 1.02, 1.32, 1.57 and 1.81 s.
 """
 
 from __future__ import annotations
@@ -141,8 +145,8 @@ async def test_barge_in_cuts_the_reply_where_the_user_heard_it() -> None:
     assert s.wire() == [
         *ASKED,
         "input.speech.started",  # the reply paused at once: confirmed voice, words not known yet
-        "reply.done interrupted",  # the words are no backchannel: cut
-        "transcript.agent interrupted: Once upon a time",
+        "transcript.agent interrupted: Once upon a time there",  # the words are no backchannel: cut
+        "reply.done interrupted",  # after its transcript, as a completed reply's (§6.6)
         "input.speech.stopped",
         "transcript.user: Wait, stop",
         "reply.started",
@@ -153,13 +157,13 @@ async def test_barge_in_cuts_the_reply_where_the_user_heard_it() -> None:
     paused = s.transport.first("input.speech.started", after=started)
     onset = started + 1.0
     assert abs(paused - (onset + CONFIRM_VOICED_S)) < 0.04
-    # heard: 1.0 s + the time to confirm, of a 2 s clause of 8 words -> 4 words (rounded down)
+    # heard: 1.0 s + the time to confirm (~1.22 s): "there" (midpoint 1.02 s) was, "was" (1.27 s) was not
     cut = s.transport.first("reply.done", after=started)
     assert s.transport.playback.flushes == [paused, cut]  # at the pause, and again when cut
     assert s.transport.playback.rewinds == []
     assert [(m.role, m.content) for m in s.llm.calls[1].messages[1:]] == [
         ("user", "Tell me a story."),
-        ("assistant", "Once upon a time"),
+        ("assistant", "Once upon a time there"),  # the history holds what was heard, as the client was told
         ("user", "Wait, stop"),
     ]
 
@@ -175,8 +179,8 @@ async def test_a_transport_that_confirms_playback_trims_the_cut_reply_to_what_it
     await s.idle()
     assert s.wire()[len(ASKED) : len(ASKED) + 3] == [
         "input.speech.started",
+        "transcript.agent interrupted: Once upon",  # 0.5 s confirmed: "upon" (midpoint 0.35 s), not "a" (0.52 s)
         "reply.done interrupted",
-        "transcript.agent interrupted: Once upon",  # 0.5 s of a 2 s clause of 8 words
     ]
     assert s.wire()[-1] == "reply.done completed"
 
@@ -193,8 +197,8 @@ async def test_barge_in_without_the_pause_the_agent_talks_on_until_a_cue_is_read
     assert s.wire() == [
         *ASKED,
         "input.speech.started",  # at the barge-in itself: the reply was never paused
+        "transcript.agent interrupted: Once upon a time there was",  # heard on while the words were read (~1.38 s)
         "reply.done interrupted",
-        "transcript.agent interrupted: Once upon a time there",  # heard on while the words were read
         "input.speech.stopped",
         "transcript.user: Wait, stop",
         "reply.started",
@@ -217,8 +221,8 @@ async def test_voice_over_the_agent_longer_than_a_backchannel_is_a_barge_in_befo
     assert s.wire() == [
         *ASKED,
         "input.speech.started",
+        "transcript.agent interrupted: Once upon a time there",  # heard up to the pause (~1.22 s)
         "reply.done interrupted",
-        "transcript.agent interrupted: Once upon a time",  # heard up to the pause
         "input.speech.stopped",
         "transcript.user: I have a question about my bill",
         "reply.started",
@@ -294,10 +298,11 @@ async def test_echo_guard_defers_a_barge_in_until_it_knows_the_mic_is_clean() ->
     with_guard, guarded_events = await _barge_in_early(echo_guard=True)
     assert abs(without_guard - CONFIRM_VOICED_S) < 0.04
     assert with_guard > 1.0  # the guard needs ~1 s of playback and a window of mic audio to say "absent"
-    cut = [*ASKED, "input.speech.started", "reply.done interrupted"]
     assert events == [
-        *cut,
-        "transcript.agent interrupted: Once",
+        *ASKED,
+        "input.speech.started",
+        "transcript.agent interrupted: Once upon",  # ~0.42 s: "upon" (midpoint 0.35 s) half played
+        "reply.done interrupted",
         "transcript.user.delta: Wait, stop",  # a turn of 1.5 s has its live line
         "input.speech.stopped",
         "transcript.user: Wait, stop",
@@ -307,8 +312,10 @@ async def test_echo_guard_defers_a_barge_in_until_it_knows_the_mic_is_clean() ->
         "reply.done completed",
     ]
     assert guarded_events == [
-        *cut,
-        "transcript.agent interrupted: Once upon a time there was a",  # heard on until the guard knew
+        *ASKED,
+        "input.speech.started",
+        "transcript.agent interrupted: Once upon a time there was a knight.",  # heard on until the guard knew
+        "reply.done interrupted",  # (~1.82 s: more than half of "knight." (1.52-2.0 s) played)
         "input.speech.stopped",  # the barge-in came after the live line was due: none for this turn
         "transcript.user: Wait, stop",
         "reply.started",
@@ -330,8 +337,8 @@ async def test_false_interruption_the_cut_clause_is_said_again() -> None:
     assert s.wire() == [
         *ASKED,
         "input.speech.started",
+        "transcript.agent interrupted: The basic plan costs ten dollars a",  # ~1.73 s: "a" (1.57 s), not "month."
         "reply.done interrupted",
-        "transcript.agent interrupted: The basic plan costs ten dollars",
         "input.speech.stopped",
         "transcript.user: Mm-hmm.",
         "reply.started",
@@ -364,8 +371,8 @@ async def test_a_cough_that_cut_the_agent_is_followed_by_the_cut_clause() -> Non
     await s.idle()
     assert s.wire()[len(ASKED) :] == [
         "input.speech.started",
+        "transcript.agent interrupted: The basic plan costs ten dollars a",
         "reply.done interrupted",
-        "transcript.agent interrupted: The basic plan costs ten dollars",
         "input.speech.stopped",
         "reply.started",
         "reply.audio",
@@ -385,12 +392,9 @@ async def test_interrupt_response_off_lets_the_reply_finish_while_the_user_talks
     await s.user.say("Is it warm?", 0.8, then=1.0)
     await s.idle()
     assert s.wire() == [
-        *ASKED,
-        "input.speech.started",  # the user talks over it: nothing is cut, the audio goes on
+        *ASKED,  # the user talks over it: nothing is cut, the audio goes on, and no input.speech.* is sent
+        "transcript.user.delta: Is it warm?",  # (clients flush their playback on input.speech.started, §6.6)
         "reply.audio",
-        "transcript.user.delta: Is it warm?",
-        "reply.audio",
-        "input.speech.stopped",
         "transcript.user: Is it warm?",
         "reply.audio",
         f"transcript.agent: {STORY_TEXT}",

@@ -69,7 +69,15 @@ class _Lenient(BaseModel):
 
 class AudioFormat(_Lenient):
     encoding: AudioEncoding = "audio/pcm"
-    sample_rate: Literal[24000] | None = None  # only audio/pcm has a rate, and 24 kHz is its only one
+    sample_rate: int | None = None  # only audio/pcm has a rate, and 24 kHz is its only one
+
+    @model_validator(mode="after")
+    def _pcm_rate(self) -> AudioFormat:
+        if self.encoding == "audio/pcm" and self.sample_rate not in (None, 24000):
+            raise ValueError("audio/pcm is 24000 Hz only")
+        if self.encoding != "audio/pcm":
+            self.sample_rate = None  # G.711 is 8 kHz; a rate given with it is ignored
+        return self
 
 
 class TurnDetection(_Lenient):

@@ -184,7 +184,11 @@ class Connection:
                         await self.close(CLOSING[exc.code], exc.code)
                 except Exception as exc:  # a bug must cost one message, not the session
                     log.exception("error handling a client message")
-                    await self.error(ErrorCode.SERVER_ERROR, f"internal error: {type(exc).__name__}")
+                    if self.conversation is None or not self.conversation.ready:  # no session to keep: close
+                        await self.error(ErrorCode.INTERNAL_ERROR, f"internal error: {type(exc).__name__}")
+                        await self.close(INTERNAL, ErrorCode.INTERNAL_ERROR)
+                    else:
+                        await self.error(ErrorCode.SERVER_ERROR, f"internal error: {type(exc).__name__}")
 
     async def _on_text(self, text: str) -> None:
         try:

@@ -264,13 +264,15 @@ def resolved(config: LiveConfig, *, default_voice: str, agent_id: str = "") -> d
             "volume": int(config.volume) if float(config.volume).is_integer() else config.volume,
         },
         "tools": [_tool_json(t) for t in config.tool_settings],
-        "llm": [{"base_url": e.base_url, "model": e.model} for e in config.llm],
+        "llm": [{"base_url": e["base_url"], "model": e["model"]} for e in config.sent.get("llm", [])],
         "pre_connect_requests": list(config.pre_connect_requests),
     }
     if "language" in _sent_input(config):
         out["input"]["language"] = config.language or "auto"
     if config.llm_model is not None:
         out["llm_model"] = config.llm_model
+    if config.webhook is not None:  # the secret is write-only
+        out["webhook"] = {"url": config.webhook.url, "events": list(config.webhook.events)}
     ignored = _not_honoured(config)
     if ignored:
         out["voxgate"] = {"not_honoured": ignored}
@@ -297,6 +299,8 @@ def _not_honoured(config: LiveConfig) -> list[str]:
         names.append("tools.dtmf_collected_arguments")
     if config.sent.get("llm") and not config.llm:
         names.append("llm")  # the operator does not let sessions bring their own LLM
+    if any(t.http for t in config.tool_settings):
+        names.append("tools.http")  # run by the server for stored agents only; here the client runs the tool
     turns = set(config.turn.uninterruptible_turns) - {"greeting"}
     if turns:
         names.append("input.turn_detection.uninterruptible_turns: " + ", ".join(sorted(turns)))

@@ -32,6 +32,7 @@ from voxgate.protocol.events import (
 )
 from voxgate.session.config import ConfigError, LiveConfig, apply_update, resolved
 from voxgate.session.false_interruptions import BACKCHANNEL_HINTS, HOLD_MAX_VOICED_S, ResumePoint, is_backchannel
+from voxgate.session.languages import voice_for_language
 from voxgate.session.listener import (
     CONFIRM_VOICED_S,
     ECHO_CONFIRM_VOICED_S,
@@ -73,6 +74,7 @@ log = logging.getLogger("voxgate.session")
 
 MIN_LATENCY_INTERRUPTION_S = 0.12  # `transcription_mode: min_latency`: the shortest voice over the agent that stops it
 MAX_SESSION_S = 10_800
+AGENT_READY_TIMEOUT_S = 30.0  # a first session may still be loading the models (hosted: 10 s)
 
 
 class Conversation:
@@ -220,7 +222,12 @@ class Conversation:
             raise ConfigError(ErrorCode.AGENT_NOT_FOUND, f"no stored agent {update.agent_id!r}", "agent_id")
         if first:
             try:
-                await asyncio.to_thread(self.ports.prepare)
+                async with asyncio.timeout(AGENT_READY_TIMEOUT_S):
+                    await asyncio.to_thread(self.ports.prepare)
+            except TimeoutError:
+                raise ConfigError(
+                    ErrorCode.AGENT_TIMEOUT, f"the agent was not ready within {AGENT_READY_TIMEOUT_S:.0f} s"
+                ) from None
             except Exception as exc:
                 log.exception("models failed to load")
                 raise ConfigError(ErrorCode.AGENT_INIT_FAILED, f"the agent could not start: {exc}") from exc
@@ -241,8 +248,10 @@ class Conversation:
 
     @property
     def default_voice(self) -> str:
+        """The voice a session that names none speaks with (the language's best, else the server's)."""
         try:
-            return self.ports.voices.resolve(None, language=self.config.language).requested
+            named = voice_for_language(self.config.language)
+            return self.ports.voices.resolve(named, language=self.config.language).requested
         except Exception:  # a catalog that cannot say: the echo still needs a name
             return ""
 
@@ -552,6 +561,13 @@ class Conversation:
             timeout = settings.timeout_seconds if settings is not None else 120
             self._timers.spawn(self._time_out(call.call_id, timeout), f"timeout:{call.call_id}")
 
+    def _timeout_guidance(self, call_id: str) -> str | None:
+        name = self.tools.name_of(call_id)
+        tool = self.config.tool(name) if name else None
+        if tool is None or tool.response_instructions is None or not tool.response_instructions.error:
+            return None
+        return f"The tool {name} did not answer in time. {tool.response_instructions.error}"
+
     async def _time_out(self, call_id: str, after_s: float) -> None:
         await asyncio.sleep(after_s)
         if not self.tools.time_out(call_id, self.history):
@@ -560,7 +576,11 @@ class Conversation:
         if self._transport is None:
             return  # nobody to apologise to; the history says it timed out
         if isinstance(self.state, Listening | AwaitingTools) and not self.tools.pending:
-            await self.replies.start(clauses_of(TOOL_TIMED_OUT), trigger="tool_result")
+            instructions = self._timeout_guidance(call_id)
+            if instructions:  # the tool's `response_instructions.error` says how to handle it
+                await self.replies.start(self.replies.from_llm(instructions=instructions), trigger="tool_result")
+            else:
+                await self.replies.start(clauses_of(TOOL_TIMED_OUT), trigger="tool_result")
         elif isinstance(self.state, Listening | AwaitingTools):
             await self.rest()
 

@@ -37,8 +37,12 @@ def _primary(language: str | None) -> str | None:
     return language.lower().replace("_", "-").split("-")[0] if language else None
 
 
-def language_instruction(language: str | None) -> str:
-    """A sentence appended to the system prompt; empty for English and for auto-detection."""
+def language_instruction(language: str | None, choices: tuple[str, ...] = ()) -> str:
+    """A sentence appended to the system prompt; empty for English and for free auto-detection.
+    `choices`: the session's several `language_codes`, detected among: answer in the user's."""
+    if language is None and len(choices) > 1:
+        names = [LANGUAGE_NAMES.get(_primary(c) or "", c) for c in choices]
+        return f"\n\nAnswer in the language the user speaks ({', '.join(names)})."
     lang = _primary(language)
     if lang is None or lang == "en" or lang not in LANGUAGE_NAMES:
         return ""

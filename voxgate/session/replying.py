@@ -103,7 +103,8 @@ class Replies:
         ahead: tuple[SpeechKey, asyncio.Task[Audio]] | None = None,
         trigger: Trigger = "user_turn",
     ) -> ActiveReply:
-        uninterruptible = trigger in self._host.config.turn.uninterruptible_turns
+        # Of the hosted turn classes only the greeting occurs on a WebSocket session.
+        uninterruptible = trigger == "greeting" and "greeting" in self._host.config.turn.uninterruptible_turns
         reply = ActiveReply.new(self._host.session_id, trigger, uninterruptible=uninterruptible)
         if prefetched is not None:
             reply.scope.adopt(prefetched.task)
@@ -149,7 +150,7 @@ class Replies:
         join the system prompt, where every chat template accepts them, in the order they came."""
         config = self._host.config
         added = [m.content for m in self._host.history if m.role == "system" and m.content]
-        parts = [config.system_prompt + language_instruction(config.language), *added]
+        parts = [config.system_prompt + language_instruction(config.language, config.language_codes), *added]
         if instructions:
             parts.append("For this reply: " + instructions)
         turns = _answered_only([m for m in self._host.history if m.role != "system"])

@@ -33,6 +33,7 @@ class ToolLedger:
         self._settings: dict[str, Tool | None] = {}  # call id -> its tool's settings (mode, instructions)
         self._results: dict[str, tuple[str, bool]] = {}  # call id -> (result, is_error)
         self._discarded: OrderedDict[str, None] = OrderedDict()
+        self._timed_out: dict[str, ToolCallRequest] = {}  # the last call that timed out, for its apology
 
     @property
     def pending(self) -> frozenset[str]:
@@ -75,11 +76,16 @@ class ToolLedger:
                 parts.append(text)
         return " ".join(parts) or None
 
+    def name_of(self, call_id: str) -> str | None:
+        """The tool a call (pending, or just timed out) was for."""
+        call = self._pending.get(call_id) or self._timed_out.get(call_id)
+        return call.name if call is not None else None
+
     def time_out(self, call_id: str, history: list[ChatMessage]) -> bool:
         """A call got no result in time: it is answered in history as timed out, and a late result ignored."""
         if call_id not in self._pending or call_id in self._results:
             return False
-        del self._pending[call_id]
+        self._timed_out = {call_id: self._pending.pop(call_id)}
         self._settings.pop(call_id, None)
         self._remember_discarded(call_id)
         history.append(

@@ -27,6 +27,7 @@ from voxgate.protocol.events import (
     TurnDetection,
     Webhook,
 )
+from voxgate.session.builtin_tools import builtin_tool
 from voxgate.session.turn_timing import TurnTiming
 
 MIN_WEBHOOK_SECRET = 32
@@ -148,12 +149,13 @@ def apply_update(
     server_prompt = current.server_prompt if current.applied_once else current.system_prompt
     server_language = current.server_language if current.applied_once else current.language
     codes = tuple(code.lower() for code in inp.language_codes or ())
+    tools = tuple(_with_builtin(t) for t in model.tools or ())
     return replace(
         current,
         system_prompt=model.system_prompt if model.system_prompt is not None else (server_prompt or ""),
         greeting=model.greeting if model.greeting else None,
-        tools=tuple(ToolSpec(t.name, t.description, t.parameters) for t in model.tools or ()),
-        tool_settings=tuple(model.tools or ()),
+        tools=tuple(ToolSpec(t.name, t.description, t.parameters) for t in tools),
+        tool_settings=tools,
         turn=turn,
         keyterms=tuple(dict.fromkeys(k.strip() for k in inp.keyterms or () if k.strip())),
         language=_language(codes, inp.language, server_language),
@@ -178,6 +180,14 @@ def apply_update(
         server_prompt=server_prompt,
         server_language=server_language,
     )
+
+
+def _with_builtin(tool: Tool) -> Tool:
+    """A platform tool named with no description takes Voxgate's definition of it (§4.5)."""
+    known = builtin_tool(tool.name)
+    if known is None or tool.description:
+        return tool
+    return tool.model_copy(update={"description": known.description, "parameters": dict(known.parameters)})
 
 
 def _language(codes: tuple[str, ...], single: str | None, server: str | None) -> str | None:

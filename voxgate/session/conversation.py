@@ -13,12 +13,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from voxgate.aio import TaskScope
 from voxgate.audio.echo import EchoGuard
-from voxgate.backends.base import ANALYSIS_RATE, Audio, ChatMessage
+from voxgate.backends.base import ANALYSIS_RATE, Audio, ChatMessage, ToolCallRequest
 from voxgate.protocol.events import (
     ErrorCode,
     ReplyErrorCode,
@@ -27,10 +27,11 @@ from voxgate.protocol.events import (
     SessionError,
     SpeechStarted,
     SpeechStopped,
+    Tool,
     UserTranscript,
     UserTranscriptDelta,
 )
-from voxgate.session.config import ConfigError, LiveConfig, apply_update, resolved
+from voxgate.session.config import ConfigError, LiveConfig, apply_update, resolved, sent_fields
 from voxgate.session.false_interruptions import BACKCHANNEL_HINTS, HOLD_MAX_VOICED_S, ResumePoint, is_backchannel
 from voxgate.session.languages import voice_for_language
 from voxgate.session.listener import (
@@ -49,6 +50,7 @@ from voxgate.session.listener import (
 from voxgate.session.over_agent import VoiceOverAgent
 from voxgate.session.reply import TOOL_TIMED_OUT, ActiveReply, ReplyFailed, clauses_of
 from voxgate.session.replying import Replies
+from voxgate.session.server_tools import run_server_tool, runs_on_server
 from voxgate.session.tools import ToolLedger
 from voxgate.session.turn_policy import TurnEvidence, turn_is_complete
 from voxgate.session.turn_state import (
@@ -73,6 +75,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("voxgate.session")
 
 MIN_LATENCY_INTERRUPTION_S = 0.12  # `transcription_mode: min_latency`: the shortest voice over the agent that stops it
+AgentLookup = Callable[[str, str], Awaitable[tuple[str, SessionConfig] | None]]  # (owner, id or name) -> (id, config)
 MAX_SESSION_S = 10_800
 AGENT_READY_TIMEOUT_S = 30.0  # a first session may still be loading the models (hosted: 10 s)
 
@@ -99,6 +102,7 @@ class Conversation:
         self.audio_s = 0.0  # user audio streamed, for `session.ended`
         self.ended = False
         self.agent_id = ""
+        self.agent_lookup: AgentLookup | None = None  # stored agents by id or name, for `agent_id` (the registry's)
         self.history: list[ChatMessage] = []
         self.state: TurnState = Listening()
         self.tools = ToolLedger()
@@ -217,9 +221,12 @@ class Conversation:
                 raise ConfigError(
                     ErrorCode.AGENT_ID_NOT_FIRST, "agent_id is only allowed in the first update", "agent_id"
                 )
-            if len(update.model_fields_set - {"agent_id"}) > 0:
+            if set(sent_fields(update)) - {"agent_id"}:
                 raise ConfigError(ErrorCode.INVALID_CONFIG, "agent_id must be the only field of its update", "agent_id")
-            raise ConfigError(ErrorCode.AGENT_NOT_FOUND, f"no stored agent {update.agent_id!r}", "agent_id")
+            found = await self.agent_lookup(self.owner, update.agent_id) if self.agent_lookup is not None else None
+            if found is None:
+                raise ConfigError(ErrorCode.AGENT_NOT_FOUND, f"no stored agent {update.agent_id!r}", "agent_id")
+            self.agent_id, update = found
         if first:
             try:
                 async with asyncio.timeout(AGENT_READY_TIMEOUT_S):
@@ -241,7 +248,7 @@ class Conversation:
             fields_set,
             self.ports.voices.resolve,
             self.ports.llms.check_llm_model,
-            session_llm_allowed=self.policy.session_llm,
+            session_llm_allowed=self.policy.session_llm or bool(self.agent_id),  # a stored agent's llm: the operator's
         )
         self._setup_input()
         return first
@@ -542,7 +549,11 @@ class Conversation:
 
     # ------------------------------------------------------------ tools and playback
 
-    async def on_tool_result(self, call_id: str, result: str, is_error: bool = False) -> None:
+    async def on_tool_result(self, call_id: str, result: str, is_error: bool = False, *, ours: bool = False) -> None:
+        """A tool's result: the client's (`tool.result`), or, `ours`, from a tool the server ran itself."""
+        if self.tools.runs_here(call_id) and not ours:
+            log.info("tool.result for a call the server runs itself ignored", extra={"call_id": call_id})
+            return
         state = self.state
         reply = reply_of(state)
         in_flight = reply.calls if reply is not None else ()
@@ -558,8 +569,17 @@ class Conversation:
         """A reply that called tools completed: each call's `timeout_seconds` starts now."""
         for call in reply.calls:
             settings = self.config.tool(call.name)
+            if settings is not None and runs_on_server(settings):
+                self.tools.run_here(call.call_id)
+                self._timers.spawn(self._run_tool(call, settings), f"tool:{call.call_id}")
+                continue
             timeout = settings.timeout_seconds if settings is not None else 120
             self._timers.spawn(self._time_out(call.call_id, timeout), f"timeout:{call.call_id}")
+
+    async def _run_tool(self, call: ToolCallRequest, tool: Tool) -> None:
+        """An `http` or built-in tool, run here; its result is answered as a client's would be."""
+        result, is_error = await run_server_tool(tool, call.arguments)
+        await self.on_tool_result(call.call_id, result, is_error, ours=True)
 
     def _timeout_guidance(self, call_id: str) -> str | None:
         name = self.tools.name_of(call_id)

@@ -34,6 +34,7 @@ class ToolLedger:
         self._results: dict[str, tuple[str, bool]] = {}  # call id -> (result, is_error)
         self._discarded: OrderedDict[str, None] = OrderedDict()
         self._timed_out: dict[str, ToolCallRequest] = {}  # the last call that timed out, for its apology
+        self._run_here: set[str] = set()  # calls the server runs itself: a client's result for them is ignored
 
     @property
     def pending(self) -> frozenset[str]:
@@ -55,6 +56,12 @@ class ToolLedger:
             return "unknown"
         self._results[call_id] = (result, is_error)
         return "kept"
+
+    def run_here(self, call_id: str) -> None:
+        self._run_here.add(call_id)
+
+    def runs_here(self, call_id: str) -> bool:
+        return call_id in self._run_here
 
     @property
     def holding(self) -> bool:
@@ -104,6 +111,7 @@ class ToolLedger:
             for cid in self._pending
             if cid in self._results
         ]
+        self._run_here -= set(self._pending)
         self._pending, self._results, self._settings = {}, {}, {}
         return messages
 

@@ -264,6 +264,7 @@ class ScriptedLLM:
         self.token_s = token_s
         self.calls: list[LLMCall] = []
         self.picked: list[str | None] = []
+        self.endpoints: list[tuple[str, str, str | None]] = []  # (base_url, model, api_key) a session brought
 
     # LanguageModels
     def llm_for(self, model: str | None) -> ScriptedLLM:
@@ -273,6 +274,11 @@ class ScriptedLLM:
     def check_llm_model(self, model: str) -> None:
         if model != "scripted":
             raise ValueError(f"unknown model {model!r}")
+
+    def llm_endpoint(self, base_url: str, model: str, api_key: str | None) -> ScriptedLLM:
+        """The LLM a session brings (`session.llm`): the same scripts, the endpoint recorded."""
+        self.endpoints.append((base_url, model, api_key))
+        return self
 
     # LanguageModel
     def stream(self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec]) -> AsyncIterator[LLMEvent]:

@@ -46,7 +46,8 @@ def frames(seconds: float, speech: bool) -> np.ndarray:
 
 
 async def run(listener: Listener, script: list[tuple[float, bool]]) -> list[tuple[float, object]]:
-    events, t = [], 0.0
+    events: list[tuple[float, object]] = []
+    t = 0.0
     for seconds, speech in script:
         audio = frames(seconds, speech)
         for i in range(0, len(audio), FRAME):
@@ -208,3 +209,38 @@ async def test_weak_frames_alone_never_start_speech_and_a_long_weak_run_restarts
     assert (await _onset_of([0.02] * 5 + [0.4] * 30)) is None
     assert (await _onset_of([0.02] * 5 + [0.6] + [0.4] * 10 + [0.6, 0.4, 0.6])) is None
     assert (await _onset_of([0.02] * 5 + [0.6, 0.6] + [0.2] + [0.6])) is None  # a clear gap restarts it
+
+
+def test_turn_timing_is_adaptive_with_both_silences_unset_and_fixed_with_either_set() -> None:
+    adaptive = TurnTiming.of(TurnDetection())
+    assert (adaptive.min_silence, adaptive.late_check_ms, adaptive.max_silence) == (600, 1000, 3000)
+    only_min = TurnTiming.of(TurnDetection(min_silence=800))  # the unset one takes the launch value
+    assert (only_min.min_silence, only_min.late_check_ms, only_min.max_silence) == (800, 1150, 1500)
+    only_max = TurnTiming.of(TurnDetection(max_silence=2000))
+    assert (only_max.min_silence, only_max.late_check_ms, only_max.max_silence) == (600, 1300, 2000)
+    raised = TurnTiming.of(TurnDetection(min_silence=2000))  # max_silence is raised to at least min_silence
+    assert (raised.min_silence, raised.max_silence) == (2000, 2000)
+    exact = TurnTiming.of(TurnDetection(min_silence=1000, max_silence=3000))
+    assert (exact.min_silence, exact.max_silence) == (1000, 3000)  # a client's numbers, exactly
+    assert TurnTiming.of(TurnDetection(type="server_vad")).silence_only
+
+
+async def test_adaptive_pacing_checks_at_600_and_1000_ms_and_waits_up_to_3_s() -> None:
+    checks: list[tuple[float, bool]] = []
+
+    async def unfinished(audio, silence_s, late):  # a dictated number still going: never complete
+        checks.append((silence_s, late))
+        return False
+
+    events = await run(make(unfinished), [(1.0, True), (4.0, False)])
+    end_t = next(t for t, e in events if isinstance(e, TurnEnd))
+    assert [late for _, late in checks] == [False, True]
+    assert abs(checks[0][0] - (0.6 - CHECK_AHEAD_S)) <= FRAME_S and abs(checks[1][0] - 1.0) <= FRAME_S
+    assert 1.0 + 3.0 - FRAME_S <= end_t <= 1.0 + 3.0 + 2 * FRAME_S
+
+    async def complete_late(audio, silence_s, late):  # words that read as complete by about 1 s
+        return late
+
+    events = await run(make(complete_late), [(1.0, True), (4.0, False)])
+    end_t = next(t for t, e in events if isinstance(e, TurnEnd))
+    assert 1.0 + 1.0 - FRAME_S <= end_t <= 1.0 + 1.0 + 2 * FRAME_S

@@ -114,6 +114,7 @@ class Conversation:
         self._echo: EchoGuard | None = None
         self._discarding: int | None = None  # an utterance over an uninterruptible reply, dropped whole
         self._withheld: list[tuple[str, str]] = []  # (item_id, text) of turns said while a hold tool runs
+        self._speech_announced = False  # input.speech.started was sent, its input.speech.stopped not yet
         self._timers = TaskScope(f"{session_id}:tool-timeouts")
 
     # ------------------------------------------------------------ the socket
@@ -139,11 +140,21 @@ class Conversation:
         if self._listener is not None:
             self._listener.close()
         self._listener = None
+        self._speech_announced = False
         self._setup_input()
 
     async def emit(self, event: ServerEvent) -> None:
-        if self._transport is not None:
-            await self._transport.send(event)
+        if self._transport is None:
+            return
+        # input.speech.* go in pairs: speech that began over a reply the user may not stop was not announced
+        # (clients flush their playback on it), so its end is not announced either, even if the reply ended first.
+        if isinstance(event, SpeechStopped):
+            if not self._speech_announced:
+                return
+            self._speech_announced = False
+        elif isinstance(event, SpeechStarted):
+            self._speech_announced = True
+        await self._transport.send(event)
 
     async def error(self, code: ErrorCode, message: str, param: str | None = None) -> None:
         await self.emit(SessionError(code=code, message=message, param=param, session_id=self.session_id))
@@ -283,7 +294,9 @@ class Conversation:
     # ------------------------------------------------------------ what the client asks for directly
 
     async def reply_now(self, instructions: str | None) -> None:
-        """`reply.create`: a reply now; one playing is interrupted first (closing it sends its ending)."""
+        """`reply.create`: a reply now; one playing is interrupted first, as `reply.cancel` would (its ending
+        is sent, and the client's playback flushed before the new reply's audio)."""
+        await self.cancel_reply(None)
         await self.replies.start(self.replies.from_llm(instructions=instructions), trigger="reply_create")
 
     async def cancel_reply(self, reply_id: str | None) -> None:
@@ -295,6 +308,7 @@ class Conversation:
             await self.replies.close_background()
         else:
             await self.enter(self._resting())
+        self.resume_point.forget()  # not cut by the user's voice: an "okay" next must not bring it back
         await self.replies.interrupted(reply)
 
     async def add_message(self, role: str, content: str) -> None:

@@ -180,8 +180,8 @@ class Replies:
 
         This runs in the turn's scope: voice after the pause, or the turn's end, cancels it."""
         host = self._host
-        if not host.policy.llm_prefetch or self._background is not None:
-            return
+        if not host.policy.llm_prefetch or self._background is not None or host.tools.holding:
+            return  # (during a hold tool the turn is withheld: a reply started for it would never be said)
         c = host.config
         text = host.ports.recognizer.finish_transcript(raw, language=c.language, keyterms=c.keyterms)
         if not text or unfinished_reason(text):

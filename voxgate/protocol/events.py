@@ -16,7 +16,7 @@ import uuid
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationInfo, field_validator, model_validator
 
 AudioEncoding = Literal["audio/pcm", "audio/pcmu", "audio/pcma"]
 TranscriptionMode = Literal["balanced", "min_latency", "max_accuracy"]
@@ -71,13 +71,14 @@ class AudioFormat(_Lenient):
     encoding: AudioEncoding = "audio/pcm"
     sample_rate: int | None = None  # only audio/pcm has a rate, and 24 kHz is its only one
 
-    @model_validator(mode="after")
-    def _pcm_rate(self) -> AudioFormat:
-        if self.encoding == "audio/pcm" and self.sample_rate not in (None, 24000):
+    @field_validator("sample_rate")
+    @classmethod
+    def _pcm_rate(cls, rate: int | None, info: ValidationInfo) -> int | None:
+        if info.data.get("encoding", "audio/pcm") != "audio/pcm":
+            return None  # G.711 is 8 kHz; a rate given with it is ignored
+        if rate not in (None, 24000):
             raise ValueError("audio/pcm is 24000 Hz only")
-        if self.encoding != "audio/pcm":
-            self.sample_rate = None  # G.711 is 8 kHz; a rate given with it is ignored
-        return self
+        return rate
 
 
 class TurnDetection(_Lenient):

@@ -348,7 +348,9 @@ class Connection:
 def _param(exc: ValidationError) -> str | None:
     """The field a refused session.update names: `input.turn_detection.vad_threshold`, `tools.0.name`."""
     for err in exc.errors():
-        loc = [str(p) for p in err["loc"] if not str(p).startswith("function-after")]
+        loc = [str(p) for p in err["loc"] if not str(p).startswith(("function-after", "function-before"))]
+        if loc and loc[0] == "session.update":  # the event's tag, as the discriminated union names it
+            loc = loc[1:]
         if loc and loc[0] == "session":
             loc = loc[1:]
         if loc:

@@ -297,7 +297,9 @@ class Conversation:
         """`reply.create`: a reply now; one playing is interrupted first, as `reply.cancel` would (its ending
         is sent, and the client's playback flushed before the new reply's audio)."""
         await self.cancel_reply(None)
-        await self.replies.start(self.replies.from_llm(instructions=instructions), trigger="reply_create")
+        status = self.tools.holding  # a status update while a hold tool runs: words, not another call
+        items = self.replies.from_llm(instructions=instructions, tools=not status)
+        await self.replies.start(items, trigger="reply_create")
 
     async def cancel_reply(self, reply_id: str | None) -> None:
         """`reply.cancel`: like a barge-in with no user turn. A reply that is not the current one is ignored."""
@@ -324,6 +326,7 @@ class Conversation:
             self._withheld.append((self.new_turn().item_id, text))
             return
         self._commit(text)
+        await self.emit(UserTranscript(text=text, item_id=self.new_turn().item_id))  # the turn's item, as for speech
         await self.replies.start(self.replies.from_llm())
 
     # ------------------------------------------------------------ the user's audio

@@ -115,9 +115,10 @@ class Replies:
         return reply
 
     def from_llm(
-        self, prefetched: PrefetchedReply | None = None, *, instructions: str | None = None
+        self, prefetched: PrefetchedReply | None = None, *, instructions: str | None = None, tools: bool = True
     ) -> AsyncIterator[SpeechItem]:
-        """`instructions`: guidance for this one reply (`reply.create`, a tool's `response_instructions`)."""
+        """`instructions`: guidance for this one reply (`reply.create`, a tool's `response_instructions`).
+        `tools`: off for a status reply while a hold tool runs (it must speak, not call the tool again)."""
         host = self._host
 
         async def items() -> AsyncIterator[SpeechItem]:
@@ -126,7 +127,7 @@ class Replies:
                 stream = prefetched.events()
             else:
                 llm = await self._llm()
-                stream = llm.stream(self.messages(instructions), host.config.tools)
+                stream = llm.stream(self.messages(instructions), host.config.tools if tools else ())
             timeout = host.policy.llm_first_token_timeout_s
             async for item in llm_items(stream, first_token_timeout_s=timeout, hold=self._holds):
                 yield item

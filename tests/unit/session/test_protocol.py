@@ -318,7 +318,13 @@ async def test_a_user_message_with_text_input_is_a_turn_and_is_answered() -> Non
     assert s.events == []
     await s.conversation.add_message("user", "What time is it?")
     await s.idle()
-    assert s.wire() == ["reply.started", "reply.audio", "transcript.agent: It is noon.", "reply.done completed"]
+    assert s.wire() == [
+        "transcript.user: What time is it?",  # the typed turn gets its item, as a spoken one does
+        "reply.started",
+        "reply.audio",
+        "transcript.agent: It is noon.",
+        "reply.done completed",
+    ]
     assert s.llm.calls[0].user_text == "What time is it?"
     assert [(m.role, m.content) for m in s.conversation.history] == [
         ("user", "What time is it?"),
@@ -415,6 +421,7 @@ async def test_reply_create_during_a_hold_gives_a_status_reply_and_the_result_st
     status = s.llm.calls[-1].messages
     assert system_prompt(status).endswith("For this reply: Say the report is still running.")
     assert all(not m.tool_calls for m in status)  # a call with no result yet is left out of the context
+    assert s.llm.calls[-1].tools == ()  # a status update speaks; it cannot call the held tool again
     await s.conversation.on_tool_result("call_report", '{"rows": 3}')
     await s.idle()
     assert s.wire()[-2:] == ["transcript.agent: The report is ready.", "reply.done completed"]

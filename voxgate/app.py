@@ -1,10 +1,13 @@
-"""The HTTP surface: WebSocket sessions, the REST routes (tokens, built-in tools), the voice catalog, health."""
+"""The HTTP surface: WebSocket sessions, the REST routes (tokens, built-in tools, stored agents, session
+records), the voice catalog, health."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
+import logging
+import time
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI, WebSocket
@@ -14,22 +17,31 @@ from voxgate.backends.registry import Models
 from voxgate.config import Settings
 from voxgate.integrations.twilio import stream, webhook
 from voxgate.protocol.events import ErrorCode, SessionError, to_wire
-from voxgate.server import rest_routes
+from voxgate.server import agent_routes, rest_routes, session_routes
 from voxgate.server.auth import Authenticator, AuthError
 from voxgate.server.connection import Connection
 from voxgate.server.openai_routes import router as openai_router
 from voxgate.server.rest_errors import install_error_handlers
 from voxgate.server.sessions import SessionRegistry
 from voxgate.server.web import router as web_router
+from voxgate.store import Store, open_store
 
 POLICY_VIOLATION = 1008
 
 
 def create_app(
-    settings: Settings | None = None, models: Models | None = None, sessions: SessionRegistry | None = None
+    settings: Settings | None = None,
+    models: Models | None = None,
+    sessions: SessionRegistry | None = None,
+    store: Store | None = None,
 ) -> FastAPI:
-    """`models`, `sessions`: built elsewhere (preloaded by `voxgate serve`, or fakes in tests)."""
+    """`models`, `sessions`, `store`: built elsewhere (preloaded by `voxgate serve`, or fakes in tests).
+
+    Without `store`, the configured one (voxgate.store.open_store), closed when the app stops.
+    """
     settings = settings or Settings()
+    own_store = store is None
+    store = store if store is not None else open_store(settings)
     models = models if models is not None else Models(settings)
     sessions = sessions if sessions is not None else SessionRegistry(models)  # (an empty registry is falsy)
     auth = Authenticator([k.get_secret_value() for k in settings.api_keys], max_token_ttl_s=settings.max_token_ttl_s)
@@ -37,14 +49,23 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         reaper = asyncio.create_task(sessions.reap_forever())
+        retention = asyncio.create_task(_purge_forever(store))
         yield
         reaper.cancel()
+        retention.cancel()
         await sessions.webhooks.close()
+        await sessions.records.close()
+        if own_store:
+            store.close()
 
     app = FastAPI(title="Voxgate", version=__version__, lifespan=lifespan)
     app.state.models = models
     app.state.sessions = sessions
     app.state.auth = auth
+    app.state.store = store
+    # DELETE /v1/sessions/{id} calls it (sync or async) to end a live session before its record goes.
+    app.state.end_live_session = sessions.end_by_id
+    sessions.records.store = store
 
     @app.get("/health")
     async def health() -> dict[str, object]:
@@ -76,8 +97,20 @@ def create_app(
 
     install_error_handlers(app)
     app.include_router(rest_routes.router(settings))
+    app.include_router(agent_routes.router())
+    app.include_router(session_routes.router(settings))
     app.include_router(webhook.router)
     app.include_router(stream.router)
     app.include_router(openai_router)
     app.include_router(web_router)
     return app
+
+
+async def _purge_forever(store: Store) -> None:
+    """Session records past their retention go at start-up and then every hour."""
+    while True:
+        try:
+            await asyncio.to_thread(store.purge_expired, time.time())
+        except Exception:
+            logging.getLogger("voxgate.store").exception("purging old session records failed")
+        await asyncio.sleep(3600)

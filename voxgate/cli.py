@@ -1,4 +1,4 @@
-"""`voxgate` command line: serve, say, bench."""
+"""`voxgate` command line: serve, say, talk, agents, bench."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import ipaddress
 import logging
 import os
 import sys
+from typing import Any
 
 
 def _is_loopback(host: str) -> bool:
@@ -89,6 +90,58 @@ def say(args: argparse.Namespace) -> int:
     return 0
 
 
+def agents_import(args: argparse.Namespace) -> int:
+    """Store agent files (YAML) as stored agents; a name already stored for the owner is updated."""
+    import time
+    from pathlib import Path
+
+    from pydantic import ValidationError
+
+    from voxgate.agents import AgentError, load_agent_file
+    from voxgate.backends.registry import Models
+    from voxgate.config import Settings
+    from voxgate.server.auth import Authenticator
+    from voxgate.store import open_store, store_path
+    from voxgate.store.agents import AgentCreate, AgentInvalid, body_from_agent_file, build_agent
+
+    settings = Settings()
+    owner = args.owner or "anonymous"
+    if args.key:
+        owner = Authenticator([args.key]).check_key(args.key.partition(":")[0]).owner
+    check_voice = Models(settings).voices.resolve  # the catalog only: no model is loaded
+    store = open_store(settings)
+    failed = 0
+    try:
+        for name in args.paths:
+            path = Path(name)
+            try:
+                config = load_agent_file(path)
+                body = AgentCreate.model_validate(body_from_agent_file(config, default_voice=settings.default_voice))
+                now = time.time()
+                existing = store.get_agent(owner, config.name)
+                if existing is not None and existing["name"] == config.name:
+
+                    def replace(current: dict[str, Any], body: AgentCreate = body, now: float = now) -> dict[str, Any]:
+                        return build_agent(owner, body, now=now, check_voice=check_voice, current=current, replace=True)
+
+                    agent = store.update_agent(owner, existing["id"], replace)
+                    action = "updated"
+                else:
+                    agent = build_agent(owner, body, now=now, check_voice=check_voice)
+                    store.create_agent(agent)
+                    action = "created"
+            except (OSError, AgentError, AgentInvalid, ValidationError) as exc:
+                print(f"{path}: {exc}", file=sys.stderr)
+                failed += 1
+                continue
+            assert agent is not None
+            print(f"{agent['id']}\t{agent['name']}\t{action}")
+    finally:
+        store.close()
+    print(f"store: {store_path(settings)} (owner {owner})", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="voxgate", description=__doc__)
     parser.add_argument("--config", default=None, help="a TOML settings file (VOXGATE_CONFIG); variables override it")
@@ -107,6 +160,17 @@ def main(argv: list[str] | None = None) -> int:
     p_say.add_argument("--rate", type=int, default=None, help="resample to this rate")
     p_say.add_argument("--seed", type=int, default=None, help="the same take every run (voices sample noise)")
     p_say.set_defaults(func=say)
+
+    p_agents = sub.add_parser("agents", help="stored agents (/v1/agents)")
+    agents_sub = p_agents.add_subparsers(dest="agents", required=True)
+    p_import = agents_sub.add_parser(
+        "import", help="store agent files (YAML) as stored agents, printing their ids; a stored name is updated"
+    )
+    p_import.add_argument("paths", nargs="+", metavar="PATH", help="agent files (NAME.yaml)")
+    owner = p_import.add_mutually_exclusive_group()
+    owner.add_argument("--owner", default=None, help="the owner the agents belong to (default: anonymous)")
+    owner.add_argument("--key", default=None, help="the API key whose agents they become (its owner)")
+    p_import.set_defaults(func=agents_import)
 
     from voxgate import admin, talk
     from voxgate.integrations.twilio import outbound

@@ -230,6 +230,35 @@ class Settings(BaseSettings):
         "URLs and Twilio signature checks use it instead of the request's own host.",
     )
 
+    # --- records: stored agents, session records and artifacts
+    data_dir: str | None = Field(
+        default=None,
+        description="Directory of the server's records (stored agents, session records and their artifacts, in "
+        "one SQLite file); unset: $XDG_DATA_HOME/voxgate, else ~/.local/share/voxgate. Created when first written.",
+    )
+    store_path: str | None = Field(
+        default=None,
+        description="The SQLite file of the records; unset: voxgate.sqlite3 in data_dir. ':memory:' keeps them only "
+        "until the server stops.",
+    )
+    recording: bool = Field(
+        default=False,
+        description="Record each session's audio (stereo: the user left, the agent right) as its 'audio' artifact "
+        "(audio/wav), fetched through GET /v1/sessions/{id}. Off: sessions keep only their timeline and metadata.",
+    )
+    session_retention_days: float = Field(
+        default=30.0,
+        ge=0,
+        description="Session records and their artifacts older than this many days (from their end) are deleted; "
+        "0 keeps them. Stored agents are kept until deleted.",
+    )
+    artifact_url_ttl_s: int = Field(
+        default=300,
+        ge=1,
+        le=3600,
+        description="How long an artifact link of GET /v1/sessions/{id} works (it needs no Authorization), in seconds.",
+    )
+
     # --- start-up
     preload: bool = Field(default=True, description="Load every default model at start-up.")
     log_level: str = Field(default="info", description="debug, info, warning or error.")

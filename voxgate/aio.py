@@ -51,6 +51,14 @@ class TaskScope:
         if not task.cancelled() and task.exception() is not None:
             log.error("task %s failed", task.get_name(), exc_info=task.exception())
 
+    async def drain(self, timeout_s: float) -> None:
+        """Let the scope's work finish for up to `timeout_s` (records being written at shutdown), then close it."""
+        current = asyncio.current_task()
+        tasks = [t for t in self._tasks if t is not current]
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout_s)
+        await self.close()
+
     async def close(self) -> None:
         """Cancel and await every task of the scope but the caller's own (it is the one moving on)."""
         self.closed = True

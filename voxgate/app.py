@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
+import time
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI, WebSocket
@@ -47,9 +49,12 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         reaper = asyncio.create_task(sessions.reap_forever())
+        retention = asyncio.create_task(_purge_forever(store))
         yield
         reaper.cancel()
+        retention.cancel()
         await sessions.webhooks.close()
+        await sessions.records.close()
         if own_store:
             store.close()
 
@@ -59,7 +64,8 @@ def create_app(
     app.state.auth = auth
     app.state.store = store
     # DELETE /v1/sessions/{id} calls it (sync or async) to end a live session before its record goes.
-    app.state.end_live_session = None
+    app.state.end_live_session = sessions.end_by_id
+    sessions.records.store = store
 
     @app.get("/health")
     async def health() -> dict[str, object]:
@@ -98,3 +104,13 @@ def create_app(
     app.include_router(openai_router)
     app.include_router(web_router)
     return app
+
+
+async def _purge_forever(store: Store) -> None:
+    """Session records past their retention go at start-up and then every hour."""
+    while True:
+        try:
+            await asyncio.to_thread(store.purge_expired, time.time())
+        except Exception:
+            logging.getLogger("voxgate.store").exception("purging old session records failed")
+        await asyncio.sleep(3600)

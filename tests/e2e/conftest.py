@@ -85,6 +85,8 @@ MAIN_ENV = {
     "VOXGATE_LOG_LEVEL": "debug",
     "VOXGATE_LLM_ALLOWED_MODELS": "smollm2-135m",
     "VOXGATE_WEB_TOKEN_KEY": API_KEY,
+    "VOXGATE_DATA_DIR": str(ARTIFACTS / "data-main"),  # stored agents and session records, not the user's own
+    "VOXGATE_RECORDING": "true",
 }
 
 

@@ -100,6 +100,15 @@ class ScriptedSessions:
     async def reap_forever(self) -> None:
         await asyncio.Event().wait()
 
+    def started(self, conversation: ScriptedConversation) -> None:
+        """A call's session is ready (its record opens)."""
+
+    async def end_by_id(self, session_id: str) -> None:
+        """DELETE /v1/sessions/{id} of a live call; no test here deletes one."""
+
+    class records:  # noqa: N801 (the registry's attribute the app hands the store to)
+        store: object = None
+
 
 def app_with(settings: Settings) -> tuple[TestClient, ScriptedSessions]:
     sessions = ScriptedSessions()

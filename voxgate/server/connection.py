@@ -260,7 +260,7 @@ class Connection:
         await self.send(SessionUpdated(config=conversation.resolved_config()))
         if first:
             await self._ready(conversation)
-            self.socket.sessions.webhooks.session_started(conversation)
+            self.socket.sessions.started(conversation)
             await conversation.greet()
 
     async def _ready(self, conversation: Conversation) -> None:

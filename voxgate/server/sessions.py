@@ -20,6 +20,7 @@ from voxgate.backends.base import Audio
 from voxgate.backends.recognition import Recognizer
 from voxgate.backends.registry import Models, OffLoopTurnModel
 from voxgate.backends.voices import ResolvedVoice
+from voxgate.server.session_records import SessionRecorder
 from voxgate.server.webhooks import WebhookSender
 from voxgate.session.conversation import Conversation
 from voxgate.session.policy import SessionPolicy
@@ -73,6 +74,7 @@ class SessionRegistry:
         self._ports = ports
         self.policy = policy or SessionPolicy.from_settings(settings)
         self.webhooks = WebhookSender()
+        self.records = SessionRecorder(None, settings)  # the app gives it the store (voxgate.store)
         self._owners: dict[str, Holder] = {}  # session_id -> the socket that holds it now
         self._locks: dict[str, asyncio.Lock] = {}
 
@@ -99,6 +101,7 @@ class SessionRegistry:
             return None
         session_id = SESSION_ID_PREFIX + uuid.uuid4().hex
         conversation = Conversation(self.ports, self.policy, session_id, owner)
+        conversation.agent_lookup = self.records.find_agent
         self.store.add(session_id, conversation, owner)
         self._owners[session_id] = holder
         return conversation
@@ -115,6 +118,7 @@ class SessionRegistry:
                 with contextlib.suppress(Exception):
                     await previous.close(4000, "session resumed on another socket")
             conversation.resumed()
+            self.records.status(conversation, "active")
             return conversation
 
     async def release(self, conversation: Conversation, holder: Holder) -> None:
@@ -126,6 +130,7 @@ class SessionRegistry:
             del self._owners[session_id]
             await conversation.detach()
             self.store.detach(session_id)
+            self.records.status(conversation, "disconnected")
 
     async def end(self, conversation: Conversation, close_reason: str = "client_end") -> None:
         """Ended for good (`session.end`, the duration cap): its id dies at once, so a resume of it fails."""
@@ -136,6 +141,23 @@ class SessionRegistry:
             self._owners.pop(session_id, None)
         self._locks.pop(session_id, None)
         self.webhooks.session_completed(conversation, close_reason)
+        self.records.finished(conversation, close_reason)
+
+    def started(self, conversation: Conversation) -> None:
+        """The session is ready: its record opens, and `session.started` goes to its webhook."""
+        self.records.started(conversation)
+        self.webhooks.session_started(conversation)
+
+    async def end_by_id(self, session_id: str) -> None:
+        """DELETE /v1/sessions/{id} of a live session: it ends first, and its socket closes."""
+        conversation = self.store.peek(session_id)
+        if conversation is None:
+            return
+        holder = self._owners.get(session_id)
+        await self.end(conversation, "client_end")
+        if holder is not None:
+            with contextlib.suppress(Exception):
+                await holder.close(1000, "session deleted")
 
     def holds(self, conversation: Conversation, holder: Holder) -> bool:
         return self._owners.get(conversation.session_id) is holder
@@ -143,6 +165,7 @@ class SessionRegistry:
     def _reap(self) -> None:
         for conversation in self.store.expire_old():
             self.webhooks.session_completed(conversation, "grace_expired")
+            self.records.finished(conversation, "grace_expired")
             self._owners.pop(conversation.session_id, None)
             lock = self._locks.get(conversation.session_id)
             if lock is not None and not lock.locked():

@@ -20,8 +20,10 @@ from voxgate.aio import TaskScope
 from voxgate.audio.echo import EchoGuard
 from voxgate.backends.base import ANALYSIS_RATE, Audio, ChatMessage, ToolCallRequest
 from voxgate.protocol.events import (
+    AgentTranscript,
     ErrorCode,
     ReplyErrorCode,
+    ReplyStarted,
     ServerEvent,
     SessionConfig,
     SessionError,
@@ -48,6 +50,7 @@ from voxgate.session.listener import (
     VoiceResumed,
 )
 from voxgate.session.over_agent import VoiceOverAgent
+from voxgate.session.recording import Recorder
 from voxgate.session.reply import TOOL_TIMED_OUT, ActiveReply, ReplyFailed, clauses_of
 from voxgate.session.replying import Replies
 from voxgate.session.server_tools import run_server_tool, runs_on_server
@@ -77,6 +80,7 @@ log = logging.getLogger("voxgate.session")
 MIN_LATENCY_INTERRUPTION_S = 0.12  # `transcription_mode: min_latency`: the shortest voice over the agent that stops it
 AgentLookup = Callable[[str, str], Awaitable[tuple[str, SessionConfig] | None]]  # (owner, id or name) -> (id, config)
 MAX_SESSION_S = 10_800
+TIMELINE_MAX = 5000  # turns kept for the timeline artifact
 AGENT_READY_TIMEOUT_S = 30.0  # a first session may still be loading the models (hosted: 10 s)
 
 
@@ -116,6 +120,9 @@ class Conversation:
         self._withheld: list[tuple[str, str]] = []  # (item_id, text) of turns said while a hold tool runs
         self._speech_announced = False  # input.speech.started was sent, its input.speech.stopped not yet
         self._timers = TaskScope(f"{session_id}:tool-timeouts")
+        self.timeline: list[dict[str, Any]] = []  # the turns, for the session record's `timeline` artifact
+        self._replies_started: dict[str, tuple[float, str]] = {}  # reply_id -> (when, trigger)
+        self.recorder: Recorder | None = None  # the stereo recording, when the operator turned recording on
 
     # ------------------------------------------------------------ the socket
 
@@ -144,6 +151,7 @@ class Conversation:
         self._setup_input()
 
     async def emit(self, event: ServerEvent) -> None:
+        self._note(event)
         if self._transport is None:
             return
         # input.speech.* go in pairs: speech that began over a reply the user may not stop was not announced
@@ -155,6 +163,27 @@ class Conversation:
         elif isinstance(event, SpeechStarted):
             self._speech_announced = True
         await self._transport.send(event)
+
+    def _note(self, event: ServerEvent) -> None:
+        """The turns as the client saw them, for the timeline artifact (bounded: a long call keeps its latest)."""
+        at = round(time.time() - self.started_at, 3)
+        if isinstance(event, ReplyStarted):
+            reply = reply_of(self.state) or self.replies.background
+            known = reply is not None and reply.reply_id == event.reply_id
+            self._replies_started[event.reply_id] = (at, reply.trigger if reply is not None and known else "user_turn")
+            return
+        if isinstance(event, UserTranscript):
+            entry: dict[str, Any] = {"role": "user", "item_id": event.item_id, "reply_id": None, "text": event.text}
+            entry |= {"interrupted": False, "trigger": None, "start_s": at, "end_s": at}
+        elif isinstance(event, AgentTranscript):
+            started, kind = self._replies_started.pop(event.reply_id, (at, "user_turn"))
+            entry = {"role": "agent", "item_id": event.item_id, "reply_id": event.reply_id, "text": event.text}
+            entry |= {"interrupted": event.interrupted, "trigger": kind, "start_s": started, "end_s": at}
+        else:
+            return
+        self.timeline.append(entry)
+        if len(self.timeline) > TIMELINE_MAX:
+            del self.timeline[: len(self.timeline) - TIMELINE_MAX]
 
     async def error(self, code: ErrorCode, message: str, param: str | None = None) -> None:
         await self.emit(SessionError(code=code, message=message, param=param, session_id=self.session_id))
@@ -262,6 +291,8 @@ class Conversation:
             session_llm_allowed=self.policy.session_llm or bool(self.agent_id),  # a stored agent's llm: the operator's
         )
         self._setup_input()
+        if first and self.policy.recording and self.recorder is None:
+            self.recorder = Recorder(self.now())
         return first
 
     @property
@@ -336,6 +367,8 @@ class Conversation:
         if listener is None or len(audio) == 0:
             return
         self.audio_s += len(audio) / ANALYSIS_RATE
+        if self.recorder is not None:
+            self.recorder.user(audio, self.now())
         if self.config.input_type == "text":
             return  # no audio is expected: a text session's turns are its messages
         confirm = self._interruption_delay_s()

@@ -33,6 +33,7 @@ class SessionPolicy:
     llm_first_token_timeout_s: float = _default("llm_first_token_timeout_s")
     reply_lead_s: float = _default("reply_lead_s")
     session_llm: bool = _default("session_llm")
+    recording: bool = _default("recording")
 
     @classmethod
     def from_settings(cls, s: Settings) -> SessionPolicy:
@@ -50,4 +51,5 @@ class SessionPolicy:
             llm_first_token_timeout_s=s.llm_first_token_timeout_s,
             reply_lead_s=s.reply_lead_s,
             session_llm=s.session_llm,
+            recording=s.recording,
         )

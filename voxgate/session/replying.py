@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from voxgate.session.false_interruptions import ResumePoint
     from voxgate.session.policy import SessionPolicy
     from voxgate.session.ports import SessionPorts, TranscribePurpose, Transport
+    from voxgate.session.recording import Recorder
     from voxgate.session.tools import ToolLedger
 
 log = logging.getLogger("voxgate.session")
@@ -73,6 +74,8 @@ class ReplyHost(Protocol):
 
     @property
     def echo(self) -> EchoGuard | None: ...
+
+    recorder: Recorder | None
 
     async def emit(self, event: ServerEvent) -> None: ...
 
@@ -341,10 +344,18 @@ class Replies:
             self._host.history.append(ChatMessage(role="assistant", content=text, tool_calls=calls))
 
     def _far_end_for(self, wire_rate: int) -> Callable[[Audio, float], None] | None:
-        echo = self._host.echo
-        if echo is None:
+        """What is told of the agent's audio as it plays: the echo guard's reference, and the recording."""
+        echo, recorder = self._host.echo, self._host.recorder
+        if echo is None and recorder is None:
             return None
-        return lambda audio, at: echo.played(resample(audio, wire_rate, ANALYSIS_RATE), at)
+
+        def played(audio: Audio, at: float) -> None:
+            if echo is not None:
+                echo.played(resample(audio, wire_rate, ANALYSIS_RATE), at)
+            if recorder is not None:
+                recorder.agent(audio, wire_rate, at)
+
+        return played
 
     # ------------------------------------------------------------ pausing, resuming, cutting
 

@@ -66,6 +66,10 @@ class SessionStore(Generic[S]):
             dropped.append(self._live.pop(sid).session)
         return dropped
 
+    def peek(self, session_id: str) -> S | None:
+        entry = self._live.get(session_id)
+        return entry.session if entry is not None else None
+
     def remove(self, session_id: str) -> None:
         self._live.pop(session_id, None)
 

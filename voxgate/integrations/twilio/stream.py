@@ -329,6 +329,7 @@ class TwilioCall:
             log.error("call %s: agent %s cannot start: %s", self.call_sid, self.agent.name, exc.message)
             await self.close(INTERNAL_ERROR, "agent configuration failed")
             return False
+        self.socket.sessions.started(conversation)
         await conversation.greet()
         return True
 

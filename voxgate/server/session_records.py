@@ -84,7 +84,7 @@ class SessionRecorder:
         """Ended for good: the record is closed and its artifacts written (the WAV is made in a thread)."""
         ended = time.time()
         recorder, conversation.recorder = conversation.recorder, None
-        timeline = list(conversation.timeline)
+        timeline = list(conversation.timeline.turns)
         metadata = self._metadata(conversation, close_reason, ended)
 
         def write(store: Store) -> None:

@@ -16,20 +16,16 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from voxgate.aio import TaskScope
 from voxgate.audio.echo import EchoGuard
-from voxgate.backends.base import ANALYSIS_RATE, Audio, ChatMessage, ToolCallRequest
+from voxgate.backends.base import ANALYSIS_RATE, Audio, ChatMessage
 from voxgate.protocol.events import (
-    AgentTranscript,
     ErrorCode,
     ReplyErrorCode,
-    ReplyStarted,
     ServerEvent,
     SessionConfig,
     SessionError,
     SpeechStarted,
     SpeechStopped,
-    Tool,
     UserTranscript,
     UserTranscriptDelta,
 )
@@ -51,9 +47,10 @@ from voxgate.session.listener import (
 )
 from voxgate.session.over_agent import VoiceOverAgent
 from voxgate.session.recording import Recorder
-from voxgate.session.reply import TOOL_TIMED_OUT, ActiveReply, ReplyFailed, clauses_of
+from voxgate.session.reply import ActiveReply, ReplyFailed, clauses_of
 from voxgate.session.replying import Replies
-from voxgate.session.server_tools import run_server_tool, runs_on_server
+from voxgate.session.timeline import Timeline
+from voxgate.session.tool_runs import ToolRuns
 from voxgate.session.tools import ToolLedger
 from voxgate.session.turn_policy import TurnEvidence, turn_is_complete
 from voxgate.session.turn_state import (
@@ -80,7 +77,6 @@ log = logging.getLogger("voxgate.session")
 MIN_LATENCY_INTERRUPTION_S = 0.12  # `transcription_mode: min_latency`: the shortest voice over the agent that stops it
 AgentLookup = Callable[[str, str], Awaitable[tuple[str, SessionConfig] | None]]  # (owner, id or name) -> (id, config)
 MAX_SESSION_S = 10_800
-TIMELINE_MAX = 5000  # turns kept for the timeline artifact
 AGENT_READY_TIMEOUT_S = 30.0  # a first session may still be loading the models (hosted: 10 s)
 
 
@@ -119,9 +115,8 @@ class Conversation:
         self._discarding: int | None = None  # an utterance over an uninterruptible reply, dropped whole
         self._withheld: list[tuple[str, str]] = []  # (item_id, text) of turns said while a hold tool runs
         self._speech_announced = False  # input.speech.started was sent, its input.speech.stopped not yet
-        self._timers = TaskScope(f"{session_id}:tool-timeouts")
-        self.timeline: list[dict[str, Any]] = []  # the turns, for the session record's `timeline` artifact
-        self._replies_started: dict[str, tuple[float, str]] = {}  # reply_id -> (when, trigger)
+        self.tool_runs = ToolRuns(self, session_id)
+        self.timeline = Timeline(self.started_at)
         self.recorder: Recorder | None = None  # the stereo recording, when the operator turned recording on
 
     # ------------------------------------------------------------ the socket
@@ -151,7 +146,7 @@ class Conversation:
         self._setup_input()
 
     async def emit(self, event: ServerEvent) -> None:
-        self._note(event)
+        self.timeline.note(event, self._trigger_of)
         if self._transport is None:
             return
         # input.speech.* go in pairs: speech that began over a reply the user may not stop was not announced
@@ -164,26 +159,9 @@ class Conversation:
             self._speech_announced = True
         await self._transport.send(event)
 
-    def _note(self, event: ServerEvent) -> None:
-        """The turns as the client saw them, for the timeline artifact (bounded: a long call keeps its latest)."""
-        at = round(time.time() - self.started_at, 3)
-        if isinstance(event, ReplyStarted):
-            reply = reply_of(self.state) or self.replies.background
-            known = reply is not None and reply.reply_id == event.reply_id
-            self._replies_started[event.reply_id] = (at, reply.trigger if reply is not None and known else "user_turn")
-            return
-        if isinstance(event, UserTranscript):
-            entry: dict[str, Any] = {"role": "user", "item_id": event.item_id, "reply_id": None, "text": event.text}
-            entry |= {"interrupted": False, "trigger": None, "start_s": at, "end_s": at}
-        elif isinstance(event, AgentTranscript):
-            started, kind = self._replies_started.pop(event.reply_id, (at, "user_turn"))
-            entry = {"role": "agent", "item_id": event.item_id, "reply_id": event.reply_id, "text": event.text}
-            entry |= {"interrupted": event.interrupted, "trigger": kind, "start_s": started, "end_s": at}
-        else:
-            return
-        self.timeline.append(entry)
-        if len(self.timeline) > TIMELINE_MAX:
-            del self.timeline[: len(self.timeline) - TIMELINE_MAX]
+    def _trigger_of(self, reply_id: str) -> str:
+        reply = reply_of(self.state) or self.replies.background
+        return reply.trigger if reply is not None and reply.reply_id == reply_id else "user_turn"
 
     async def error(self, code: ErrorCode, message: str, param: str | None = None) -> None:
         await self.emit(SessionError(code=code, message=message, param=param, session_id=self.session_id))
@@ -199,7 +177,7 @@ class Conversation:
         transport, self._transport = self._transport, None
         await self.enter(Listening())
         await self.replies.close_background()
-        await self._timers.close()
+        await self.tool_runs.close()
         if self._listener is not None:
             self._listener.close()
             self._listener = None
@@ -616,43 +594,7 @@ class Conversation:
             await self.rest()
 
     def calls_sent(self, reply: ActiveReply) -> None:
-        """A reply that called tools completed: each call's `timeout_seconds` starts now."""
-        for call in reply.calls:
-            settings = self.config.tool(call.name)
-            if settings is not None and runs_on_server(settings):
-                self.tools.run_here(call.call_id)
-                self._timers.spawn(self._run_tool(call, settings), f"tool:{call.call_id}")
-                continue
-            timeout = settings.timeout_seconds if settings is not None else 120
-            self._timers.spawn(self._time_out(call.call_id, timeout), f"timeout:{call.call_id}")
-
-    async def _run_tool(self, call: ToolCallRequest, tool: Tool) -> None:
-        """An `http` or built-in tool, run here; its result is answered as a client's would be."""
-        result, is_error = await run_server_tool(tool, call.arguments)
-        await self.on_tool_result(call.call_id, result, is_error, ours=True)
-
-    def _timeout_guidance(self, call_id: str) -> str | None:
-        name = self.tools.name_of(call_id)
-        tool = self.config.tool(name) if name else None
-        if tool is None or tool.response_instructions is None or not tool.response_instructions.error:
-            return None
-        return f"The tool {name} did not answer in time. {tool.response_instructions.error}"
-
-    async def _time_out(self, call_id: str, after_s: float) -> None:
-        await asyncio.sleep(after_s)
-        if not self.tools.time_out(call_id, self.history):
-            return
-        log.info("tool call %s timed out after %s s", call_id, after_s)
-        if self._transport is None:
-            return  # nobody to apologise to; the history says it timed out
-        if isinstance(self.state, Listening | AwaitingTools) and not self.tools.pending:
-            instructions = self._timeout_guidance(call_id)
-            if instructions:  # the tool's `response_instructions.error` says how to handle it
-                await self.replies.start(self.replies.from_llm(instructions=instructions), trigger="tool_result")
-            else:
-                await self.replies.start(clauses_of(TOOL_TIMED_OUT), trigger="tool_result")
-        elif isinstance(self.state, Listening | AwaitingTools):
-            await self.rest()
+        self.tool_runs.calls_sent(reply)
 
     def acknowledge_playback(self, reply_id: str, played_s: float) -> None:
         """The transport confirms the first `played_s` seconds of reply `reply_id` were played to the user."""

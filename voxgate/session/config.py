@@ -309,8 +309,6 @@ def _not_honoured(config: LiveConfig) -> list[str]:
         names.append("tools.dtmf_collected_arguments")
     if config.sent.get("llm") and not config.llm:
         names.append("llm")  # the operator does not let sessions bring their own LLM
-    if any(t.http for t in config.tool_settings):
-        names.append("tools.http")  # run by the server for stored agents only; here the client runs the tool
     turns = set(config.turn.uninterruptible_turns) - {"greeting"}
     if turns:
         names.append("input.turn_detection.uninterruptible_turns: " + ", ".join(sorted(turns)))

@@ -322,21 +322,23 @@ class Replies:
                 status_code=failure.status_code,
             )
         )
-        heard = speaker.clock.heard_text()
-        host.tools.forget(reply.calls)
-        self._record(reply, heard, interrupted=True)
-        await host.emit(AgentTranscript(text=heard, interrupted=True, reply_id=reply.reply_id, item_id=reply.item_id))
-        await host.emit(ReplyDone(status="interrupted", reply_id=reply.reply_id))
+        await self._end_cut(reply, speaker)
 
     async def _close_interrupted(self, reply: ActiveReply, speaker: ReplySpeaker) -> None:
-        host = self._host
-        heard = speaker.clock.heard_text()
         if not reply.calls:  # a reply that was handing over to a tool is not said again: the tool is gone
-            host.resume_point.interrupted(speaker.clock.unheard_text())
-        host.tools.forget(reply.calls)
+            self._host.resume_point.interrupted(speaker.clock.unheard_text())
+        await self._end_cut(reply, speaker)
+
+    async def _end_cut(self, reply: ActiveReply, speaker: ReplySpeaker) -> None:
+        """The ending of a reply that did not complete: what was heard, then `reply.done {interrupted}`
+        (its tool calls are dropped: the client never got them, or discards them on this ending)."""
+        heard = speaker.clock.heard_text()
+        self._host.tools.forget(reply.calls)
         self._record(reply, heard, interrupted=True)
-        await host.emit(AgentTranscript(text=heard, interrupted=True, reply_id=reply.reply_id, item_id=reply.item_id))
-        await host.emit(ReplyDone(status="interrupted", reply_id=reply.reply_id))
+        await self._host.emit(
+            AgentTranscript(text=heard, interrupted=True, reply_id=reply.reply_id, item_id=reply.item_id)
+        )
+        await self._host.emit(ReplyDone(status="interrupted", reply_id=reply.reply_id))
 
     def _record(self, reply: ActiveReply, text: str, *, interrupted: bool) -> None:
         calls = [] if interrupted else list(reply.calls)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Protocol
@@ -20,6 +21,7 @@ from voxgate.backends.base import Audio
 from voxgate.backends.recognition import Recognizer
 from voxgate.backends.registry import Models, OffLoopTurnModel
 from voxgate.backends.voices import ResolvedVoice
+from voxgate.protocol.events import SessionEnded
 from voxgate.server.session_records import SessionRecorder
 from voxgate.server.webhooks import WebhookSender
 from voxgate.session.conversation import Conversation
@@ -155,6 +157,9 @@ class SessionRegistry:
             return
         holder = self._owners.get(session_id)
         await self.end(conversation, "client_end")
+        duration = round(time.time() - conversation.started_at, 3)
+        audio = round(conversation.audio_s, 3) if conversation.audio_s > 0 else None
+        await conversation.emit(SessionEnded(session_duration_seconds=duration, audio_duration_seconds=audio))
         if holder is not None:
             with contextlib.suppress(Exception):
                 await holder.close(1000, "session deleted")

@@ -284,6 +284,8 @@ def resolved(config: LiveConfig, *, default_voice: str, agent_id: str = "") -> d
     if config.webhook is not None:  # the secret is write-only
         out["webhook"] = {"url": config.webhook.url, "events": list(config.webhook.events)}
     ignored = _not_honoured(config)
+    if not agent_id and any(t.http for t in config.tool_settings):
+        ignored.append("tools.http")  # inline: the client runs it; the server runs a stored agent's http tools
     if ignored:
         out["voxgate"] = {"not_honoured": ignored}
     return out

@@ -3,7 +3,7 @@
 A call the client runs gets its `timeout_seconds` (default 120): with no result by then it is
 answered in history as timed out, a late result is ignored, and the agent says so (following the
 tool's `response_instructions.error` when it has one, else a fixed apology). A call the server runs
-itself (an `http` tool, a built-in tool) is run here and its result answered as a client's would be.
+itself (a stored agent's `http` tool, a built-in tool) is run here and its result answered as a client's would be.
 Every timer and run belongs to the session's scope, which ends with the session.
 """
 
@@ -35,6 +35,7 @@ class ToolHost(Protocol):
     """What the tool runs need of their session (the Conversation)."""
 
     config: LiveConfig
+    agent_id: str
     tools: ToolLedger
     history: list[ChatMessage]
     state: TurnState
@@ -59,7 +60,10 @@ class ToolRuns:
         """A reply that called tools completed: each call's clock starts now, or the server runs it."""
         for call in reply.calls:
             settings = self._host.config.tool(call.name)
-            if settings is not None and runs_on_server(settings):
+            # An http tool is the server's to run only for a stored agent (§4.5): an inline one from a client
+            # must not make this server call any URL it names; the client runs it like any other tool.
+            mine = settings is not None and runs_on_server(settings) and (settings.http is None or self._host.agent_id)
+            if settings is not None and mine:
                 self._host.tools.run_here(call.call_id)
                 self._scope.spawn(self._run(call, settings), f"tool:{call.call_id}")
                 continue

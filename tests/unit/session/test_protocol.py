@@ -777,3 +777,18 @@ async def test_ending_the_session_stops_a_tools_timeout_apology() -> None:
     await s.conversation.end()
     await s.user.pause(2.0)
     assert len(s.events) == sent
+
+
+@virtual
+async def test_an_inline_http_tool_is_the_clients_to_run_not_the_servers() -> None:
+    """§4.5: the server runs http tools of stored agents only; a client's own must not make it call a URL."""
+    tool = {**WEATHER, "http": {"url": "http://127.0.0.1:9/never-called", "http_method": "POST"}}
+    s = await open_session(llm=ScriptedLLM(respond=weather_agent), config={"tools": [tool]})
+    assert "tools.http" in s.conversation.resolved_config()["voxgate"]["not_honoured"]
+    await s.user.say(QUESTION, 1.2, then=1.0)
+    await s.idle()
+    assert 'tool.call get_weather {"city": "Paris"}' in s.wire()
+    assert not s.conversation.tools.runs_here("call_1")  # the client's tool.result is awaited, not ignored
+    await s.conversation.on_tool_result("call_1", '{"condition": "sunny"}')
+    await s.idle()
+    assert s.wire()[-1] == "reply.done completed" and s.llm.calls[-1].messages[-1].role == "tool"

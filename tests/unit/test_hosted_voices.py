@@ -17,6 +17,9 @@ from voxgate.backends.tts.espeak_voice import EspeakTTS
 from voxgate.backends.tts.kokoro_voice import KokoroTTS
 from voxgate.backends.tts.piper_voice import PiperTTS
 from voxgate.backends.voices import UnknownVoiceError, VoiceCatalog
+from voxgate.models import kokoro_voices
+
+v1 = pytest.mark.skipif(not kokoro_voices.installed(), reason="Kokoro v1.0 voices not built (scripts/setup.sh)")
 
 F, M, N = "female", "male", "neutral"
 
@@ -108,8 +111,11 @@ def test_the_gender_matches_where_a_voice_of_it_speaks_the_language(catalog: Voi
     _, gender = HOSTED[voice_id]
     resolved = catalog.resolve(voice_id)
     language = primary(resolved.language)
-    if gender != N and any(v.gender == gender for v in speakers_of(catalog, language)):
+    neural = [v for v in speakers_of(catalog, language) if v.engine != "espeak"]
+    if gender != N and any(v.gender == gender for v in neural):
         assert info_of(catalog, resolved.voice).gender == gender
+    elif voice_id == "pierre" and neural:
+        assert resolved.voice == "ff_siwis"  # no French male neural voice exists: the French one, female
 
 
 @pytest.mark.parametrize("voice_id", sorted(NATIVE))
@@ -131,9 +137,101 @@ def test_what_is_native_here(catalog: VoiceCatalog) -> None:
     """The languages this machine has a voice for, so a change in what is installed shows up here."""
     spoken = {lang for lang in set(map(primary, NATIVE.values())) if speakers_of(catalog, lang)}
     assert spoken == {"fr", "it", "es", "pt", "hi", "de", "ja"}
-    assert catalog.resolve("pierre").voice == "jm_kumo"  # Kokoro's French beats espeak-ng's (WER 0.5 vs 1.0)
-    assert catalog.resolve("estelle").voice.startswith("jf_")
-    assert catalog.resolve("juergen").voice == catalog.resolve("lena").voice == "espeak-de"  # no neural German
+    assert catalog.resolve("juergen").voice == catalog.resolve("lena", language="de").voice == "espeak-de"
+
+
+#: The native voice each hosted ID gets once the Kokoro v1.0 voices are installed (issue 17).
+NATIVE_MAP = {
+    "anna": ("bf_emma", "en-GB"),
+    "ivy": ("af_heart", "en"),
+    "pierre": ("ff_siwis", "fr"),
+    "estelle": ("ff_siwis", "fr"),
+    "lucia": ("ef_dora", "es"),
+    "lola": ("ef_dora", "es"),
+    "mateo": ("em_alex", "es"),
+    "diego": ("em_alex", "es-419"),
+    "giulia": ("if_sara", "it"),
+    "luca": ("im_nicola", "it"),
+    "giovanni": ("im_nicola", "it"),
+    "rafael": ("pm_alex", "pt"),
+    "arjun": ("hm_omega", "en"),
+    "ren": ("jm_kumo", "ja"),
+    "hana": ("jf_alpha", "ja"),
+}
+ACCENT_PREFIX = {
+    "en-US": "a",
+    "en-GB": "b",
+    "es": "e",
+    "es-419": "e",
+    "fr": "f",
+    "it": "i",
+    "pt": "p",
+    "hi": "h",
+    "ja": "j",
+}
+
+
+@v1
+@pytest.mark.parametrize("voice_id", sorted(NATIVE_MAP))
+def test_native_voices_of_issue_17(catalog: VoiceCatalog, voice_id: str) -> None:
+    resolved = catalog.resolve(voice_id)
+    assert (resolved.voice, resolved.language) == NATIVE_MAP[voice_id]
+
+
+@v1
+@pytest.mark.parametrize("voice_id", sorted(HOSTED))
+def test_every_hosted_id_gets_a_native_kokoro_voice_of_its_accent_and_gender(
+    catalog: VoiceCatalog, voice_id: str
+) -> None:
+    tag, gender = HOSTED[voice_id]
+    resolved = catalog.resolve(voice_id)
+    info = info_of(catalog, resolved.voice)
+    if tag == "de":  # German speaks German: espeak-ng is the only German voice
+        assert resolved.voice == "espeak-de"
+        return
+    assert info.engine == "kokoro"
+    if tag in ACCENT_PREFIX:
+        assert resolved.voice[0] == ACCENT_PREFIX[tag], voice_id  # US, UK or the native language's speaker
+    else:  # ru, zh, ko, de: nothing neural speaks it: a US English voice
+        assert resolved.voice[0] == "a" and primary(resolved.language) == "en", voice_id
+    if voice_id != "pierre":  # the only French voice is female
+        assert info.gender == (F if gender == N else gender), voice_id
+
+
+@v1
+@pytest.mark.parametrize("voice_id", sorted(HOSTED))
+@pytest.mark.parametrize("language", ["es", "fr", "it", "pt", "hi", "ja", "de", "en"])
+def test_every_hosted_id_speaks_the_session_language_natively(
+    catalog: VoiceCatalog, voice_id: str, language: str
+) -> None:
+    """The hosted voices are multilingual: a session in a language speaks it with a native voice of it."""
+    _, gender = HOSTED[voice_id]
+    resolved = catalog.resolve(voice_id, language=language)
+    info = info_of(catalog, resolved.voice)
+    assert primary(resolved.language) == language, (voice_id, language)
+    if language == "de":
+        assert resolved.voice == "espeak-de"  # no neural German voice exists
+        return
+    if voice_id == "arjun" and language == "en":
+        assert resolved.voice == "hm_omega"  # Hinglish: Indian English from a native Hindi voice
+        return
+    assert info.engine == "kokoro" and primary(info.language) == language, (voice_id, language, info.id)
+    if language != "fr" and gender != N:
+        assert info.gender == gender
+    if language == "en" and HOSTED[voice_id][0] == "en-GB":
+        assert resolved.language == "en-GB"
+
+
+@v1
+def test_the_catalog_lists_every_v1_voice_with_language_accent_gender_engine_and_speed(catalog: VoiceCatalog) -> None:
+    voices = {e["id"]: e for e in catalog.catalog_json() if e["kind"] == "voice"}
+    kokoro = {v for v, e in voices.items() if e["engine"] == "kokoro"}
+    assert len(kokoro) == 46  # the 54 packs but the 8 Chinese ones
+    assert voices["bf_emma"]["accent"] == "UK" and voices["af_heart"]["accent"] == "US"
+    assert voices["pf_dora"]["language"] == "pt-BR" and voices["hm_omega"]["gender"] == M
+    for entry in voices.values():
+        assert {"language", "accent", "gender", "engine", "speed"} <= set(entry)
+        assert entry["speed"], entry["id"]
 
 
 @pytest.mark.parametrize("voice_id", UK)
@@ -149,10 +247,10 @@ def test_uk_ids_get_british_english(catalog: VoiceCatalog, voice_id: str) -> Non
 def test_a_session_language_the_voice_cannot_speak_moves_to_one_that_can(catalog: VoiceCatalog) -> None:
     lena = catalog.resolve("lena", language="en")  # espeak-de speaks only German
     assert primary(lena.language) == "en" and info_of(catalog, lena.voice).gender == F
-    assert catalog.resolve("juergen", language="en").voice == "joe"
+    assert info_of(catalog, catalog.resolve("juergen", language="en").voice).gender == M
     assert catalog.resolve("juergen", language="de").voice == "espeak-de"
-    assert catalog.resolve("anna", language="es").language == "es"  # Kokoro speaks Spanish
-    assert catalog.resolve("ivy", language="de").language == "en"  # nothing female speaks German: the voice stays
+    assert catalog.resolve("anna", language="es").language == "es"
+    assert catalog.resolve("ivy", language="de").voice == "espeak-de"  # German speaks German, robotic but German
 
 
 @pytest.mark.parametrize("voice_id", ["nova", "alloy", "shimmer", "ivy2", "anna-uk", "jürgen"])

@@ -182,12 +182,18 @@ class Models:
     def voices(self) -> VoiceCatalog:
         from voxgate.backends.base import TextToSpeech
         from voxgate.backends.tts.espeak_voice import EspeakTTS
+        from voxgate.backends.tts.hibari_voice import HibariTTS
         from voxgate.backends.tts.kokoro_voice import KokoroTTS
         from voxgate.backends.tts.piper_voice import PiperTTS
 
         s = self.settings
         threads = s.tts_threads
-        backends: list[TextToSpeech] = [PiperTTS(threads=threads), KokoroTTS(threads=threads), EspeakTTS()]
+        backends: list[TextToSpeech] = [
+            PiperTTS(threads=threads),
+            KokoroTTS(threads=threads),
+            HibariTTS(threads=1),  # 1 thread is plenty: ~50x real time
+            EspeakTTS(),
+        ]
         if s.tts_backend == "openai":
             from voxgate.backends.tts.openai_tts import OpenAISpeechTTS
 

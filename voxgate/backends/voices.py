@@ -6,17 +6,19 @@ honestly what each alias sounds like here, because none of them is the voice it 
 
 Each hosted ID (hosted_voices.py) has an ordered list of targets, nearest first by language, accent
 (US, UK or the native accent of another language) and gender; the first one a configured backend
-provides speaks for it. A session language that target cannot speak moves to the first later target
-that can (a German voice in an English session speaks with an English voice of the same gender).
-When no target is configured at all (a server with other engines), the nearest configured voice by
-the same criteria is taken, so a hosted ID always resolves.
+provides speaks for it. Every hosted voice is multilingual (hosted, June 2026), so each ID also has
+a native voice per language: a session in Spanish, French, Italian, Portuguese, Hindi or Japanese
+speaks with a native Kokoro voice of that language (same gender where one exists), German with
+espeak-ng (no neural German voice exists in any registry). When no target is configured at all (a
+server with other engines), the nearest configured voice by the same criteria is taken, so a hosted
+ID always resolves.
 
-What is installed here: Piper `joe` (natural US male), five Kokoro voices of Japanese speakers
-(four female, one male; clear but accented English, British pronunciation through en-GB phonemes,
-intelligible es/it/pt/hi, weak French) and espeak-ng (robotic, male; en, en-GB, es, es-419, fr, de,
-it, pt, hi). There is no neural German voice, and no voice at all for Russian, Chinese or Korean:
-those hosted IDs speak English. Choices were made on intelligibility through Whisper base (WER on
-2-4 short sentences per language; figures in the notes).
+What is installed here: the Kokoro v1.0 voices (native US and UK English, es, fr, it, pt-BR, hi and
+the five Japanese speakers; scripts/setup.sh builds them from npm kokoro-js), Piper `joe` (natural
+US male, the fastest neural voice after hibari), hibari `heart` (a tiny voice distilled from Kokoro
+af_heart) and espeak-ng (robotic, male; the only German). No French male voice exists (pierre speaks
+with ff_siwis, female), and no voice at all for Russian, Chinese or Korean: those IDs speak English.
+Without the v1.0 file (set-up not run) the older targets remain: the Japanese speakers and joe.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class AliasTarget:
     voice: str
     language: str  # what the voice speaks by default under this alias: "en", "en-GB", "es", "ja", ...
     note: str
+    session: bool = False  # only for a session in `language`, which it speaks as the session tags it
 
 
 @dataclass(frozen=True)
@@ -54,65 +57,105 @@ class Alias:
 
 _ACCENT = "a Japanese speaker's voice, so an accent remains"
 
-#: The Kokoro voice that stands for each female hosted ID: spread over the four, so that two agents
-#: with different hosted voices sound different here too. Native ones take the voice measured best
-#: in their language (Whisper base WER, 2 sentences each: it jf_tebukuro 0.00, jf_gongitsune 0.05;
-#: es jf_gongitsune 0.00, jf_nezumi 0.05; fr jf_nezumi 0.51, the best of the four).
-_FEMALE_VOICE = {
-    # US English
-    "ivy": "jf_alpha",
-    "winter": "jf_gongitsune",
-    "bella": "jf_nezumi",
-    "helen": "jf_tebukuro",
-    "martha": "jf_alpha",
-    "emma": "jf_gongitsune",
-    "eleanor": "jf_nezumi",
-    "mia": "jf_tebukuro",
-    "alba": "jf_alpha",
-    "eve": "jf_gongitsune",
-    "jane": "jf_nezumi",
-    "mary": "jf_tebukuro",
-    "autumn": "jf_alpha",
-    "claire": "jf_gongitsune",
-    "dawn": "jf_nezumi",
-    "grace": "jf_tebukuro",
+#: The native Kokoro v1.0 voice of each hosted ID: same accent and gender, spread over the best-rated
+#: voices (upstream grades: af_heart A, af_bella A-, af_nicole B-, bf_emma B-, ff_siwis B-; the rest C
+#: or below) so that two agents with different hosted voices sound different here too.
+NATIVE_VOICE = {
+    # US English, female
+    "ivy": "af_heart",
+    "winter": "af_nicole",
+    "bella": "af_bella",
+    "helen": "af_sarah",
+    "martha": "af_aoede",
+    "emma": "af_kore",
+    "eleanor": "af_nova",
+    "mia": "af_sky",
+    "alba": "af_bella",
+    "eve": "af_heart",
+    "jane": "af_sarah",
+    "mary": "af_nicole",
+    "autumn": "af_aoede",
+    "claire": "af_kore",
+    "dawn": "af_nova",
+    "grace": "af_sky",
+    "river": "af_alloy",  # neutral: Kokoro's "alloy", the name of OpenAI's neutral voice
+    # US English, male
+    "james": "am_michael",
+    "tyler": "am_fenrir",
+    "david": "am_puck",
+    "kyle": "am_echo",
+    "victor": "am_onyx",
+    "sam": "am_eric",
+    "jack": "am_liam",
+    "george": "am_fenrir",
+    "jean": "am_puck",
+    "michael": "am_michael",
+    "josh": "am_echo",
+    "pete": "am_eric",
     # UK English
-    "sophie": "jf_nezumi",
-    "anna": "jf_alpha",
-    "vera": "jf_gongitsune",
+    "anna": "bf_emma",
+    "sophie": "bf_isabella",
+    "vera": "bf_alice",
+    "charles": "bm_george",
+    "oliver": "bm_fable",
+    "paul": "bm_lewis",
     # native accents
-    "giulia": "jf_tebukuro",
-    "lucia": "jf_gongitsune",
-    "lola": "jf_nezumi",
-    "estelle": "jf_nezumi",
+    "arjun": "hm_omega",
+    "pierre": "ff_siwis",  # no French male voice exists: the one French voice, female
+    "estelle": "ff_siwis",
+    "giulia": "if_sara",
+    "luca": "im_nicola",
+    "giovanni": "im_nicola",
+    "lucia": "ef_dora",
+    "lola": "ef_dora",
+    "mateo": "em_alex",
+    "diego": "em_alex",
+    "rafael": "pm_alex",
     "hana": "jf_alpha",
-    "lena": "jf_tebukuro",  # English only: no Kokoro voice speaks German
-    "mei": "jf_alpha",  # English only: no Chinese voice here
-    "mina": "jf_gongitsune",  # English only: no Korean voice here
+    "ren": "jm_kumo",
+    # no voice of their language here: English of the same gender
+    "dmitri": "am_onyx",
+    "ethan": "am_liam",
+    "mei": "af_nicole",
+    "mina": "af_sarah",
+    "joon": "am_puck",
+    "lukas": "am_michael",
+    "lena": "af_kore",
+    "juergen": "am_fenrir",
 }
 
-#: The male (and neutral) voice: Kokoro's one male speaker, for every language it speaks.
+#: Per language a session may ask for: its native voice by gender (neutral takes the female one).
+SESSION_VOICE = {
+    "en": {"female": "af_heart", "male": "am_michael"},
+    "es": {"female": "ef_dora", "male": "em_alex"},
+    "fr": {"female": "ff_siwis", "male": "ff_siwis"},
+    "it": {"female": "if_sara", "male": "im_nicola"},
+    "pt": {"female": "pf_dora", "male": "pm_alex"},
+    "hi": {"female": "hf_alpha", "male": "hm_omega"},
+    "ja": {"female": "jf_alpha", "male": "jm_kumo"},
+}
+
+#: The Japanese speaker that stood for each female ID before the v1.0 voices (a fallback when the
+#: v1.0 file is missing): English intelligible, accented.
+_FEMALE_VOICE = {
+    **dict.fromkeys(["ivy", "martha", "alba", "autumn", "anna", "hana", "mei"], "jf_alpha"),
+    **dict.fromkeys(["winter", "emma", "eve", "claire", "vera", "lucia", "mina"], "jf_gongitsune"),
+    **dict.fromkeys(["bella", "eleanor", "jane", "dawn", "sophie", "lola", "estelle"], "jf_nezumi"),
+    **dict.fromkeys(["helen", "mia", "mary", "grace", "giulia", "lena"], "jf_tebukuro"),
+}
 _MALE_VOICE = "jm_kumo"
 
-#: Per language other than English: (language tag, note) for the Kokoro voice, and the espeak-ng voice.
-_KOKORO_SPEAKS = {
-    "fr": (
-        "fr",
-        "French: weak for every Kokoro voice here (WER 0.5 through Whisper) but far better than espeak-ng (~1.0)",
-    ),
-    "it": ("it", "Italian, intelligibly (WER 0.00-0.10 through Whisper)"),
-    "es": ("es", "Spanish, intelligibly (WER 0.00-0.10 through Whisper)"),
-    "es-419": (
-        "es-419",
-        "Spanish with Latin American pronunciation (espeak-ng es-419 phonemes): 8% WER through Whisper "
-        "against 42% for espeak-ng's own voice",
-    ),
-    "pt": ("pt", "Brazilian Portuguese, intelligibly"),
-    "hi": (
-        "en",  # Hinglish in Latin script: espeak-ng's Hindi phonemes would mark every Latin word as English
-        "English (Hinglish in Latin script); a session with language 'hi' gets Devanagari Hindi, intelligibly",
-    ),
-    "ja": ("ja", "Japanese natively (kanji need pyopenjtalk-plus; without it only kana are read)"),
+_LANGUAGE_NAME = {
+    "en": "US English",
+    "en-GB": "British English",
+    "es": "Spanish",
+    "es-419": "Latin American Spanish",
+    "fr": "French",
+    "it": "Italian",
+    "pt": "Brazilian Portuguese",
+    "hi": "Hindi",
+    "ja": "Japanese",
+    "de": "German",
 }
 _ESPEAK = {
     "fr": "espeak-fr",
@@ -123,50 +166,73 @@ _ESPEAK = {
     "hi": "espeak-hi",
     "de": "espeak-de",
 }
-_NO_VOICE = {"ru": "Russian", "zh": "Chinese", "ko": "Korean"}
+_NO_VOICE = {"ru": "Russian", "zh": "Chinese", "ko": "Korean", "de": "German"}
+
+
+def _primary(tag: str) -> str:
+    return tag.strip().lower().replace("_", "-").split("-")[0]
+
+
+def _dialect(tag: str) -> str:
+    """The pronunciation a tag stands for: "en" is "en-us" (and "pt" Brazilian, as Kokoro speaks it)."""
+    tag = tag.strip().lower().replace("_", "-")
+    return {"en": "en-us", "pt": "pt-br", "pt-br": "pt-br"}.get(tag, tag)
 
 
 def _english_targets(hosted: HostedVoice) -> list[AliasTarget]:
-    """US or UK English: the Kokoro voice of the same gender (or joe for US male), then espeak-ng, then joe."""
+    """US or UK English: the native Kokoro voice, the older Japanese speaker, then joe and espeak-ng."""
     uk = hosted.language == "en-GB"
     tag = "en-GB" if uk else "en"
-    female = _FEMALE_VOICE.get(hosted.id) if hosted.gender == "female" else None
-    targets: list[AliasTarget] = []
+    accent = "British" if uk else "US"
+    native = NATIVE_VOICE[hosted.id]
+    targets = [AliasTarget(native, tag, f"Kokoro {native}: a native {accent} English {_gender(native)} voice")]
+    female = _FEMALE_VOICE.get(hosted.id) if hosted.gender != "male" else None
     if female is not None:
-        accent = "British" if uk else "US"
         targets.append(AliasTarget(female, tag, f"Kokoro {female} speaking {accent} English: clear, {_ACCENT}"))
     if uk:
         if female is None:
-            targets.append(
-                AliasTarget(_MALE_VOICE, "en-GB", f"Kokoro {_MALE_VOICE} with British English pronunciation, {_ACCENT}")
-            )
+            targets.append(AliasTarget(_MALE_VOICE, "en-GB", f"Kokoro {_MALE_VOICE}, British phonemes, {_ACCENT}"))
         targets.append(AliasTarget("espeak-en-gb", "en-GB", "espeak-ng British English (robotic, male)"))
         targets.append(AliasTarget("joe", "en", "no British voice configured: Piper joe, US English male"))
-    elif female is None:
-        what = "a neutral voice; Piper joe" if hosted.gender == "neutral" else "Piper joe"
-        targets.append(AliasTarget("joe", "en", f"{what}: a natural US male voice, the closest match of all"))
-        targets.append(AliasTarget(_MALE_VOICE, "en", f"Kokoro {_MALE_VOICE} speaking US English, {_ACCENT}"))
     else:
-        targets.append(AliasTarget("joe", "en", "no female voice configured: Piper joe (US male)"))
+        targets.append(AliasTarget("joe", "en", "Piper joe: a natural US male voice"))
+        if female is None:
+            targets.append(AliasTarget(_MALE_VOICE, "en", f"Kokoro {_MALE_VOICE} speaking US English, {_ACCENT}"))
     targets.append(AliasTarget("espeak-en", "en", "espeak-ng US English (robotic, male)"))
     return targets
 
 
+def _gender(voice: str) -> str:
+    return "female" if voice[1:2] == "f" else "male"
+
+
 def _native_targets(hosted: HostedVoice) -> list[AliasTarget]:
-    """Another language: a voice that speaks it (Kokoro, then espeak-ng), then English of the same gender."""
+    """Another language: its native voice (Kokoro, then espeak-ng), then English of the same gender."""
     lang = hosted.language
-    female = _FEMALE_VOICE.get(hosted.id) if hosted.gender == "female" else None
-    kokoro = female or _MALE_VOICE
+    native = NATIVE_VOICE[hosted.id]
     targets: list[AliasTarget] = []
-    if lang in _KOKORO_SPEAKS:
-        tag, what = _KOKORO_SPEAKS[lang]
-        targets.append(AliasTarget(kokoro, tag, f"Kokoro {kokoro} speaking {what}; {_ACCENT}"))
+    missing = _NO_VOICE.get(_primary(lang), "")
+    if hosted.id == "arjun":  # Hinglish is written in Latin script: Indian English by default, Hindi on request
+        targets.append(AliasTarget(native, "en", "Kokoro hm_omega, a native Hindi male voice, speaking English"))
+        targets.append(AliasTarget(native, "hi", "Kokoro hm_omega speaking Hindi (a session in Hindi)", session=True))
+    elif not missing:
+        name = _LANGUAGE_NAME.get(lang, lang)
+        gap = " (no French male voice exists: the only French voice is female)" if hosted.id == "pierre" else ""
+        targets.append(AliasTarget(native, lang, f"Kokoro {native}: a native {name} {_gender(native)} voice{gap}"))
+        old = _FEMALE_VOICE.get(hosted.id) if hosted.gender == "female" else _MALE_VOICE
+        if old and lang in ("es", "es-419", "it", "pt", "ja", "fr"):
+            targets.append(AliasTarget(old, lang, f"Kokoro {old} speaking {name}; {_ACCENT}"))
     if lang in _ESPEAK:
         robotic = "the only German voice: no neural German TTS exists in any registry; " if lang == "de" else ""
-        note = f"{robotic}espeak-ng {lang} (robotic, male)"
-        targets.append(AliasTarget(_ESPEAK[lang], lang, note))
-    missing = _NO_VOICE.get(lang, "")
+        targets.append(AliasTarget(_ESPEAK[lang], lang, f"{robotic}espeak-ng {lang} (robotic, male)"))
     why = f"no {missing} voice is installed here, so English: " if missing else "in English: "
+    if missing:
+        targets.append(AliasTarget(native, "en", f"{why}Kokoro {native}, a native US English {_gender(native)} voice"))
+    elif hosted.id != "arjun":
+        english = SESSION_VOICE["en"]["male" if hosted.gender == "male" else "female"]
+        note = f"{why}Kokoro {english}, a native US English {_gender(english)} voice"
+        targets.append(AliasTarget(english, "en", note, session=True))
+    female = _FEMALE_VOICE.get(hosted.id) if hosted.gender == "female" else None
     if female is not None:
         targets.append(AliasTarget(female, "en", f"{why}Kokoro {female} (female), {_ACCENT}"))
         targets.append(AliasTarget("joe", "en", f"{why}Piper joe (no female voice configured)"))
@@ -177,22 +243,61 @@ def _native_targets(hosted: HostedVoice) -> list[AliasTarget]:
     return targets
 
 
+def _session_targets(hosted: HostedVoice) -> list[AliasTarget]:
+    """Per other language a session may ask for: its native voice of the hosted gender, then espeak-ng."""
+    own = _primary(hosted.language)
+    gender = "male" if hosted.gender == "male" else "female"
+    targets = []
+    for lang, by_gender in SESSION_VOICE.items():
+        if lang == own:
+            continue
+        voice = by_gender[gender]
+        note = f"a session in {_LANGUAGE_NAME[lang]}: Kokoro {voice}, a native {_gender(voice)} voice of it"
+        targets.append(AliasTarget(voice, lang, note, session=True))
+    for lang in ("es", "fr", "it", "pt", "hi", "de"):
+        if lang != own:
+            note = f"a session in {_LANGUAGE_NAME[lang]}: espeak-ng (robotic, male)"
+            if lang == "de":
+                note = "a session in German: espeak-ng, the only German voice (no neural German TTS exists)"
+            targets.append(AliasTarget(_ESPEAK[lang], lang, note, session=True))
+    return targets
+
+
 def _alias(hosted: HostedVoice) -> Alias:
     targets = _english_targets(hosted) if not hosted.native else _native_targets(hosted)
-    return Alias(hosted, tuple(targets))
+    return Alias(hosted, tuple([*targets, *_session_targets(hosted)]))
 
 
 ALIASES: tuple[Alias, ...] = tuple(_alias(h) for h in HOSTED_VOICES)
 
 #: What to expect from each engine, for the catalog's listeners rather than its machines.
 QUALITY = {
-    "piper": "neural (VITS), natural US English; the fastest voice (RTF ~0.1, first audio in ~0.2 s)",
+    "piper": "neural (VITS), natural US English; first audio of a short clause in ~0.1 s",
     "kokoro": (
-        "neural (Kokoro-82M int8, 24 kHz); Japanese speakers: English is intelligible but accented; "
-        "RTF ~0.5-0.7 on 2 cores, ~1 while the language model runs"
+        "neural (Kokoro-82M int8, 24 kHz), native speakers of their language; the slowest neural voice "
+        "here: a short clause takes ~1.2 s on 2 cores (RTF ~0.6), more while the language model runs"
     ),
+    "hibari": "neural, distilled from Kokoro af_heart (US English female); the fastest voice (~0.02 s a clause)",
     "espeak": "formant synthesis: robotic and flat, but always available and instant",
 }
+
+#: Measured speed per voice (or per engine: every Kokoro voice runs the same model), seconds on the
+#: 2-core build machine: first audio of "Sure, I can help with that." (p50) idle and while the
+#: embedded LLM generates in another process, and the RTF of four longer sentences. Made with
+#:   voxgate bench voices --voices joe,hibari-heart,af_heart,bf_emma --reps 7 --no-intelligibility
+#: (2026-12-01; the full table is in the README's voice section).
+MEASURED: dict[str, dict[str, float]] = {
+    "joe": {"first_audio_s": 0.10, "first_audio_contended_s": 0.62, "rtf": 0.10},
+    "hibari-heart": {"first_audio_s": 0.02, "first_audio_contended_s": 0.09, "rtf": 0.014},
+    "af_heart": {"first_audio_s": 1.18, "first_audio_contended_s": 2.40, "rtf": 0.63},
+    "bf_emma": {"first_audio_s": 1.18, "first_audio_contended_s": 4.16, "rtf": 0.66},
+    "kokoro": {"first_audio_s": 1.18, "first_audio_contended_s": 2.4, "rtf": 0.63},
+    "espeak": {"first_audio_s": 0.02, "first_audio_contended_s": 0.05, "rtf": 0.01},
+}
+
+
+def measured_speed(info: VoiceInfo) -> dict[str, float]:
+    return MEASURED.get(info.id) or MEASURED.get(info.engine) or {}
 
 
 @dataclass(frozen=True)
@@ -209,14 +314,11 @@ class ResolvedVoice:
     sample_rate: int
 
 
-def _primary(tag: str) -> str:
-    return tag.strip().lower().replace("_", "-").split("-")[0]
-
-
-def _dialect(tag: str) -> str:
-    """The pronunciation a tag stands for: "en" is "en-us" (and "pt" Brazilian, as Kokoro speaks it)."""
-    tag = tag.strip().lower().replace("_", "-")
-    return {"en": "en-us", "pt": "pt-br", "pt-br": "pt-br"}.get(tag, tag)
+def _accent(tag: str) -> str:
+    """ "US", "UK" for English; the native language otherwise ("es", "fr", "pt-BR", ...)."""
+    if _primary(tag) == "en":
+        return "UK" if _dialect(tag) == "en-gb" else "US"
+    return tag
 
 
 def _match(hosted: HostedVoice, target: AliasTarget, info: VoiceInfo) -> str:
@@ -300,14 +402,18 @@ class VoiceCatalog:
         return ResolvedVoice(requested, backend, local, chosen, backend.sample_rate)
 
     def _speaker(self, targets: tuple[AliasTarget, ...], language: str | None) -> tuple[str, str]:
-        """(local voice, language) for an alias: its first target, unless `language` needs a later one."""
-        first = targets[0]
+        """(local voice, language) for an alias: its first target, unless `language` needs a later one.
+
+        First the targets made for that language (the nearest first), then a voice that can speak it."""
+        first = next((t for t in targets if not t.session), targets[0])
         if not language:
             return first.voice, first.language
         wanted = _primary(language)
         for target in targets:
             if _primary(target.language) == wanted:
-                return target.voice, target.language  # keeps the alias's accent (en-GB, es-419)
+                # the alias's own accent is kept (en-GB, es-419); a per-language target speaks as asked
+                return target.voice, (language if target.session else target.language)
+        for target in targets:
             if wanted in self._voices[target.voice][0].languages:
                 return target.voice, language
         return first.voice, first.language  # nothing here speaks it: the voice as chosen
@@ -340,13 +446,15 @@ class VoiceCatalog:
                     "gender": info.gender,
                     "description": info.description,
                     "languages": list(info.languages),
+                    "accent": _accent(info.language),
                     "quality": QUALITY.get(info.engine, ""),
+                    "speed": measured_speed(info),
                     "sample_rate": backend.sample_rate,
                     "default": info.id == self.default_voice,
                 }
             )
         for alias, targets in self._aliases.values():
-            hosted, target = alias.hosted, targets[0]
+            hosted, target = alias.hosted, next((t for t in targets if not t.session), targets[0])
             info, _ = self._voices[target.voice]
             match = _match(hosted, target, info)
             entries.append(
@@ -357,6 +465,8 @@ class VoiceCatalog:
                     "engine": info.engine,
                     "language": target.language,
                     "gender": info.gender,
+                    "accent": _accent(target.language if _primary(target.language) != "en" else info.language),
+                    "speed": measured_speed(info),
                     "hosted": hosted.description,
                     "hosted_era": hosted.era,
                     "hosted_language": hosted.language,

@@ -2,9 +2,9 @@
 
 The embedded LLM follows an explicit instruction far better than it infers the language from the
 user's words, and the default voice (Piper joe) speaks only English, so a Spanish session without a
-chosen voice gets the catalog voice that speaks Spanish best. What "best" means here was measured by
-re-transcribing each voice with Whisper (see the voice catalog's notes); German has no neural voice
-in the embedded set, so it falls back to espeak-ng.
+chosen voice gets a native Kokoro v1.0 voice of Spanish (likewise French, Italian, Portuguese, Hindi,
+Japanese). Intelligibility through Whisper base is in the README's voice table (`voxgate bench
+voices`); German has no neural voice in any registry, so it falls back to espeak-ng.
 """
 
 from __future__ import annotations
@@ -23,13 +23,13 @@ LANGUAGE_NAMES = {
 
 #: The voice for a language when the client did not pick one (None: the server's default voice).
 BEST_VOICE = {
-    "es": "diego",  # Kokoro jm_kumo speaking Latin American Spanish
-    "fr": "pierre",  # Kokoro jm_kumo speaking French
-    "de": "espeak-de",
-    "it": "espeak-it",
-    "pt": "espeak-pt",
-    "ja": "ren",
-    "hi": "espeak-hi",
+    "es": "lucia",  # Kokoro ef_dora, a native Spanish voice (em_alex with "mateo")
+    "fr": "estelle",  # Kokoro ff_siwis, the one French voice
+    "de": "espeak-de",  # no neural German voice exists
+    "it": "giulia",  # Kokoro if_sara
+    "pt": "rafael",  # Kokoro pm_alex, Brazilian Portuguese
+    "ja": "ren",  # Kokoro jm_kumo
+    "hi": "arjun",  # Kokoro hm_omega (speaks Hindi in a Hindi session)
 }
 
 

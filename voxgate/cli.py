@@ -212,6 +212,13 @@ def main(argv: list[str] | None = None) -> int:
     p_terms = bench_sub.add_parser("terms", help="medication names with the medical pack: hints vs correction only")
     terms.add_arguments(p_terms)
     p_terms.set_defaults(func=terms.main)
+    from voxgate.bench import voices as voice_bench
+
+    p_voices = bench_sub.add_parser(
+        "voices", help="every local voice: first audio (idle, under the LLM), RTF, intelligibility via Whisper"
+    )
+    voice_bench.add_arguments(p_voices)
+    p_voices.set_defaults(func=voice_bench.main)
     p_make = bench_sub.add_parser("make-turn-set", help="re-render bench/turn_set/ from its definition")
     p_make.add_argument("--set", default=str(turns.DEFAULT_DIR))
     p_make.add_argument("--missing-only", action="store_true", help="render only cases not in the set yet")

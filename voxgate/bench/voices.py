@@ -1,0 +1,324 @@
+"""`voxgate bench voices`: every local voice's first-audio latency, RTF and intelligibility, offline.
+
+- first audio: wall time from a short clause to its audio (every local engine synthesizes a clause
+  at once, so this is the time to the first sample), p50 and p90 over `--reps` runs, once idle and once
+  while the embedded LLM generates in another process (the contention a reply's first clause meets);
+- RTF: synthesis time over audio duration for the intelligibility sentences;
+- intelligibility: those sentences (numbers, times, emails, amounts) in the voice's language go
+  through the same text normalisation as a live reply, are spoken, resampled to 16 kHz and read back
+  by Whisper base with the language forced; WER for English, CER for es/fr/it/pt (and hi, ja: shown,
+  no target). Reference and transcript are both put through the speech normaliser (digits to words)
+  and stripped of case and punctuation, so "7:30" and "seven thirty" count as the same.
+
+Nothing here downloads: the models are the installed ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from voxgate.backends.base import TextToSpeech, VoiceInfo
+
+SHORT = {
+    "en": "Sure, I can help with that.",
+    "es": "Claro, puedo ayudarte con eso.",
+    "fr": "Bien sûr, je peux vous aider.",
+    "it": "Certo, posso aiutarti con questo.",
+    "pt": "Claro, posso ajudar com isso.",
+    "hi": "ज़रूर, मैं इसमें मदद कर सकता हूँ।",
+    "ja": "はい、お手伝いします。",
+    "de": "Gerne, ich kann Ihnen dabei helfen.",
+}
+
+SENTENCES = {
+    "en": [
+        "Your appointment is on Tuesday at 3:30 PM.",
+        "The total comes to $42.50, including tax.",
+        "Please email the form to maria.lopez@example.com today.",
+        "Your booking reference is AB 1234, for 2 adults.",
+    ],
+    "es": [
+        "Su cita es el martes a las 10:30.",
+        "El total es de 25 euros con 40 céntimos.",
+        "Envíe el formulario a ana@example.com hoy.",
+        "Tenemos 3 habitaciones libres para el 15 de mayo.",
+    ],
+    "fr": [
+        "Votre rendez-vous est mardi à 10:30.",
+        "Le total est de 25 euros.",
+        "Envoyez le formulaire à paul@example.com aujourd'hui.",
+        "Nous avons 3 chambres libres pour le 15 mai.",
+    ],
+    "it": [
+        "Il suo appuntamento è martedì alle 10:30.",
+        "Il totale è di 25 euro.",
+        "Invii il modulo a luca@example.com oggi.",
+        "Abbiamo 3 camere libere per il 15 maggio.",
+    ],
+    "pt": [
+        "Sua consulta é na terça-feira às 10:30.",
+        "O total é de 25 reais.",
+        "Envie o formulário para ana@example.com hoje.",
+        "Temos 3 quartos livres para o dia 15 de maio.",
+    ],
+    "hi": ["आपकी बैठक मंगलवार को है।", "कृपया फ़ॉर्म आज भेजें।"],
+    "ja": ["ご予約は火曜日です。", "ありがとうございます。"],
+    "de": ["Ihr Termin ist am Dienstag um 10:30 Uhr.", "Die Summe beträgt 25 Euro."],
+}
+
+#: What counts: English by words, Romance languages by characters (the targets of issue 17).
+CER_LANGUAGES = {"es", "fr", "it", "pt", "hi", "ja", "de"}
+
+
+@dataclass
+class Row:
+    voice: str
+    engine: str
+    language: str
+    gender: str
+    first_audio_p50_s: float
+    first_audio_p90_s: float
+    contended_p50_s: float | None
+    contended_p90_s: float | None
+    rtf: float | None
+    metric: str
+    error_rate: float | None
+
+
+def _primary(tag: str) -> str:
+    return tag.lower().replace("_", "-").split("-")[0]
+
+
+def _backends(threads: int) -> list[TextToSpeech]:
+    from voxgate.backends.tts.espeak_voice import EspeakTTS
+    from voxgate.backends.tts.hibari_voice import HibariTTS
+    from voxgate.backends.tts.kokoro_voice import KokoroTTS
+    from voxgate.backends.tts.piper_voice import PiperTTS
+
+    return [PiperTTS(threads=threads), HibariTTS(threads=1), KokoroTTS(threads=threads), EspeakTTS()]
+
+
+def _speaks(info: VoiceInfo) -> str:
+    lang = _primary(info.language)
+    return lang if lang in SHORT else info.languages[0]
+
+
+def _tag(info: VoiceInfo) -> str:
+    """The language argument the catalog would pass for this voice speaking its own language."""
+    lang = _speaks(info)
+    return info.language if _primary(info.language) == lang else lang
+
+
+def _time(backend: TextToSpeech, text: str, voice: str, language: str) -> tuple[float, np.ndarray]:
+    from voxgate.backends.tts.text import speakable
+
+    start = time.perf_counter()
+    audio = backend.synthesize(speakable(text, language=language), voice=voice, language=language)
+    return time.perf_counter() - start, audio
+
+
+def _latencies(backend: TextToSpeech, info: VoiceInfo, reps: int) -> list[float]:
+    text, tag = SHORT[_speaks(info)], _tag(info)
+    _time(backend, text, info.id, tag)  # warm: the first call loads the model
+    return [_time(backend, text, info.id, tag)[0] for _ in range(reps)]
+
+
+def _p(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+# ---------------------------------------------------------------- contention
+
+_LLM_SCRIPT = """
+import sys
+from llama_cpp import Llama
+from voxgate.backends.llm.embedded_models import resolve_gguf
+llm = Llama(model_path=str(resolve_gguf(sys.argv[1])), n_ctx=1024, n_threads=int(sys.argv[2]), verbose=False)
+print("generating", flush=True)
+while True:
+    for _ in llm.create_completion("Write a long story about a lighthouse keeper.", max_tokens=400, stream=True):
+        pass
+"""
+
+
+class Contention:
+    """The embedded LLM generating without pause in another process, as while a reply is written."""
+
+    def __init__(self, model: str, threads: int) -> None:
+        self._proc = subprocess.Popen(
+            [sys.executable, "-c", _LLM_SCRIPT, model, str(threads)], stdout=subprocess.PIPE, text=True
+        )
+        assert self._proc.stdout is not None
+        line = self._proc.stdout.readline()
+        if "generating" not in line:
+            self.close()
+            raise RuntimeError("the LLM process did not start")
+        time.sleep(2.0)  # into steady generation
+
+    def close(self) -> None:
+        self._proc.terminate()
+        try:
+            self._proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+
+
+# ---------------------------------------------------------------- intelligibility
+
+
+def _plain(text: str, language: str) -> str:
+    from voxgate.backends.tts.text import speakable
+
+    text = re.sub(r"(\d)([a-zA-Z])", r"\1 \2", text)  # Whisper's "30pm"
+    if language == "en":
+        text = re.sub(r"(?<=[a-z])\.(?=[a-z])", " dot ", text)  # Whisper's "example.com"
+    spoken = speakable(text, language=language).lower()
+    spoken = re.sub(r"\b([ap])\s?m\b", r"\1m", spoken)
+    spoken = "".join(
+        c if (c.isalnum() or c.isspace() or c == "'") else " " for c in unicodedata.normalize("NFC", spoken)
+    )
+    return re.sub(r"\s+", " ", spoken).strip()
+
+
+class Listener:
+    def __init__(self) -> None:
+        from faster_whisper import WhisperModel
+
+        from voxgate.backends.stt.whisper import whisper_base_dir
+
+        self._model = WhisperModel(str(whisper_base_dir()), device="cpu", compute_type="int8", cpu_threads=2)
+
+    def hear(self, audio: np.ndarray, rate: int, language: str) -> str:
+        import soxr
+
+        pcm = soxr.resample(audio.astype(np.float32), rate, 16_000) if rate != 16_000 else audio
+        segments, _ = self._model.transcribe(pcm, language=language, beam_size=1)
+        return " ".join(s.text.strip() for s in segments)
+
+
+def error_rate(references: Sequence[str], heard: Sequence[str], language: str) -> tuple[str, float]:
+    import jiwer
+
+    lang = _primary(language)
+    refs = [_plain(r, lang) for r in references]
+    hyps = [_plain(h, lang) for h in heard]
+    if lang in CER_LANGUAGES:
+        return "CER", float(jiwer.cer(refs, hyps))
+    return "WER", float(jiwer.wer(refs, hyps))
+
+
+def _intelligibility(
+    backend: TextToSpeech, info: VoiceInfo, listener: Listener | None
+) -> tuple[float | None, str, float | None]:
+    lang = _speaks(info)
+    sentences = SENTENCES[lang]
+    tag = _tag(info)
+    spent, seconds, heard = 0.0, 0.0, []
+    for sentence in sentences:
+        took, audio = _time(backend, sentence, info.id, tag)
+        spent += took
+        seconds += audio.size / backend.sample_rate
+        if listener is not None:
+            heard.append(listener.hear(audio, backend.sample_rate, lang))
+    rtf = spent / seconds if seconds else None
+    if listener is None:
+        return rtf, "", None
+    metric, rate = error_rate(sentences, heard, lang)
+    return rtf, metric, rate
+
+
+# ---------------------------------------------------------------- the run
+
+
+def run(args: argparse.Namespace) -> list[Row]:
+    backends = _backends(args.threads)
+    wanted = {v.strip() for v in args.voices.split(",")} if args.voices else None
+    voices = [(b, v) for b in backends for v in b.voices() if wanted is None or v.id in wanted]
+    voices = [(b, v) for b, v in voices if _speaks(v) in SHORT]
+    rows: dict[str, Row] = {}
+    for backend, info in voices:
+        lat = _latencies(backend, info, args.reps)
+        rows[info.id] = Row(
+            info.id,
+            info.engine,
+            _tag(info),
+            info.gender,
+            round(_p(lat, 0.5), 3),
+            round(_p(lat, 0.9), 3),
+            None,
+            None,
+            None,
+            "",
+            None,
+        )
+        print(f"  {info.id}: idle p50 {rows[info.id].first_audio_p50_s:.3f} s", file=sys.stderr, flush=True)
+    if not args.no_contention:
+        llm = Contention(args.llm_model, args.llm_threads)
+        try:
+            for backend, info in voices:
+                lat = _latencies(backend, info, args.reps)
+                rows[info.id].contended_p50_s = round(_p(lat, 0.5), 3)
+                rows[info.id].contended_p90_s = round(_p(lat, 0.9), 3)
+                print(f"  {info.id}: contended p50 {_p(lat, 0.5):.3f} s", file=sys.stderr, flush=True)
+        finally:
+            llm.close()
+    listener = None if args.no_intelligibility else Listener()
+    for backend, info in voices:
+        rtf, metric, rate = _intelligibility(backend, info, listener)
+        row = rows[info.id]
+        row.rtf = round(rtf, 3) if rtf is not None else None
+        row.metric, row.error_rate = metric, (round(rate, 3) if rate is not None else None)
+        print(f"  {info.id}: RTF {row.rtf} {metric} {row.error_rate}", file=sys.stderr, flush=True)
+    return list(rows.values())
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def table(rows: Sequence[Row]) -> str:
+    lines = [
+        "| voice | engine | language | gender | first audio p50 / p90 (s) | while the LLM generates p50 / p90 (s) "
+        "| RTF | WER / CER |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        heard = f"{r.metric} {_fmt(r.error_rate)}" if r.metric else "-"
+        lines.append(
+            f"| `{r.voice}` | {r.engine} | {r.language} | {r.gender} | {_fmt(r.first_audio_p50_s)} / "
+            f"{_fmt(r.first_audio_p90_s)} | {_fmt(r.contended_p50_s)} / {_fmt(r.contended_p90_s)} | "
+            f"{_fmt(r.rtf)} | {heard} |"
+        )
+    return "\n".join(lines)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--voices", default="", help="comma-separated voice IDs (default: every local voice)")
+    parser.add_argument("--reps", type=int, default=5, help="timed runs of the short clause per voice and state")
+    parser.add_argument("--threads", type=int, default=int(os.environ.get("VOXGATE_TTS_THREADS", "2")))
+    parser.add_argument("--llm-model", default="qwen2.5-coder-1.5b")
+    parser.add_argument("--llm-threads", type=int, default=2)
+    parser.add_argument("--no-contention", action="store_true", help="skip the runs while the LLM generates")
+    parser.add_argument("--no-intelligibility", action="store_true", help="skip Whisper (RTF is still measured)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the rows as JSON here")
+
+
+def main(args: argparse.Namespace) -> int:
+    rows = run(args)
+    print(table(rows))
+    if args.json:
+        args.json.write_text(json.dumps([asdict(r) for r in rows], indent=1) + "\n")
+    return 0

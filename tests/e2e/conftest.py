@@ -7,17 +7,20 @@ through `voxgate say` (synthetic; always named as such).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.e2e.wsclient import close_all
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -95,6 +98,32 @@ def server() -> Iterator[Server]:
     srv = start_server("main", MAIN_ENV)
     yield srv
     stop_server(srv)
+
+
+async def connected_sessions(server: Server) -> int:
+    """Sessions held by a socket right now (`GET /health`; those waiting in the resume window are not counted)."""
+    async with httpx.AsyncClient() as http:
+        return int((await http.get(f"{server.http}/health", timeout=5)).json()["connected"])
+
+
+@pytest.fixture(autouse=True)
+async def sockets_closed_and_sessions_released(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    """Every socket a test opened is closed after it, passed or failed; then no session may stay attached.
+
+    A session whose socket has closed is detached at once (it waits in the resume window, not counted
+    as connected). One that is still counted after every socket closed is a server leak, and with four
+    session slots it would refuse the next tests with `server_error`."""
+    server: Server | None = request.getfixturevalue("server") if "server" in request.fixturenames else None
+    before = await connected_sessions(server) if server is not None else 0
+    yield
+    await close_all()
+    if server is None or server.process.poll() is not None:
+        return
+    for _ in range(50):  # 10 s
+        if (now := await connected_sessions(server)) <= before:
+            break
+        await asyncio.sleep(0.2)
+    assert now <= before, f"{now - before} session(s) still attached 10 s after every socket of the test closed"
 
 
 @pytest.fixture(scope="session")

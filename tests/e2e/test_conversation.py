@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from tests.e2e.conftest import API_KEY, Server, librivox, synthesize
-from tests.e2e.wsclient import Client, read_wav, silence, to_rate
+from tests.e2e.wsclient import Client, Received, read_wav, silence, to_rate
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="session")]
 
@@ -32,13 +32,35 @@ async def say(client: Client, wav, *, speed: float = 2.0, trailing: float = 2.0)
     await client.send_audio(silence(trailing), speed=speed)
 
 
-def assert_reply_shape(types: list[str], *, interrupted: bool = False) -> None:
-    """reply.started → reply.audio… → transcript.agent → reply.done (no foreign events inside)."""
+def assert_reply_shape(types: list[str], *, tool_calls: int = 0) -> None:
+    """reply.started → (reply.audio, transcript.agent.delta)… → transcript.agent → tool.call… → reply.done.
+
+    Every spoken reply streams word captions with its audio (§5); a reply's `tool.call`s come after its
+    `transcript.agent` and right before its `reply.done` (§6.4); a cut reply ends the same way (§6.6)."""
     assert types[0] == "reply.started", types
-    assert types.count("reply.started") == 1
-    assert types[-2:] == ["transcript.agent", "reply.done"], types  # the same order when cut (protocol §6.6)
-    body = types[1:-2]
-    assert body and set(body) <= {"reply.audio", "transcript.agent.delta", "tool.call"}, body
+    assert types.count("reply.started") == 1, types
+    tail = ["transcript.agent", *["tool.call"] * tool_calls, "reply.done"]
+    assert types[-len(tail) :] == tail, types
+    body = types[1 : -len(tail)]
+    assert "reply.audio" in body and "transcript.agent.delta" in body, body
+    assert set(body) <= {"reply.audio", "transcript.agent.delta"}, body
+
+
+def reply_events(client: Client, reply_id: str) -> list[Received]:
+    return [e for e in client.events if e.data.get("reply_id") == reply_id]
+
+
+def assert_captions_match(client: Client, transcript: Received) -> None:
+    """The reply's `transcript.agent.delta`s are its words one by one, in order, timed from the start of its
+    audio, with the reply's ids; together they read as its `transcript.agent` text (§5)."""
+    reply_id, item_id = transcript.data["reply_id"], transcript.data["item_id"]
+    deltas = [e.data for e in reply_events(client, reply_id) if e.type == "transcript.agent.delta"]
+    assert deltas and all(d["item_id"] == item_id for d in deltas), deltas
+    assert all(len(d["delta"].split()) == 1 for d in deltas), deltas  # one word each
+    starts = [d["start_ms"] for d in deltas]
+    assert all(isinstance(t, int) for t in starts) and starts == sorted(starts), starts
+    assert all(d["end_ms"] >= d["start_ms"] for d in deltas), deltas
+    assert words(" ".join(d["delta"] for d in deltas)) == words(transcript.data["text"]), (deltas, transcript.data)
 
 
 async def test_greeting_is_spoken_after_ready(server: Server) -> None:
@@ -48,11 +70,15 @@ async def test_greeting_is_spoken_after_ready(server: Server) -> None:
     assert ready["type"] == "session.ready" and ready["session_id"].startswith("sess_")
     done = await client.next("reply.done", timeout=60)
     types = client.types_since()
-    assert types[0] == "session.ready"
-    assert_reply_shape(types[1:])
-    assert done.data.get("status") in (None, "completed")
+    assert types[:2] == ["session.updated", "session.ready"]  # the first update's answer (§6.1)
+    assert_reply_shape(types[2:])
+    assert done.data["status"] == "completed"
     transcript = next(e for e in client.events if e.type == "transcript.agent")
     assert transcript.data["text"] == greeting and transcript.data["interrupted"] is False
+    started = next(e for e in client.events if e.type == "reply.started")
+    assert transcript.data["reply_id"] == started.data["reply_id"] == done.data["reply_id"]
+    assert transcript.data["item_id"] == started.data["item_id"]
+    assert_captions_match(client, transcript)
     audio = np.frombuffer(client.reply_audio(), dtype="<i2")
     duration = len(audio) / 24_000
     assert 1.2 < duration < 6.0, duration
@@ -72,13 +98,14 @@ async def test_spoken_question_is_answered_with_speech(server: Server, speech_di
     assert user.data["item_id"]
     done = await client.next("reply.done", timeout=120)
     types = client.types_since()
-    assert types[:2] == ["session.ready", "input.speech.started"]
+    assert types[:3] == ["session.updated", "session.ready", "input.speech.started"]
     i_stop, i_user = types.index("input.speech.stopped"), types.index("transcript.user")
     assert i_stop < i_user
     assert_reply_shape(types[i_user + 1 : types.index("reply.done") + 1])
-    assert done.data.get("status") in (None, "completed")
+    assert done.data["status"] == "completed"
     agent = next(e for e in client.events if e.type == "transcript.agent")
     assert "paris" in words(agent.data["text"]), agent.data
+    assert_captions_match(client, agent)
 
     # The audio really says the text: transcribe it with Whisper, independently of the server.
     from faster_whisper import WhisperModel
@@ -127,9 +154,12 @@ async def test_tool_call_round_trip(server: Server, speech_dir) -> None:
     first_done = await client.next("reply.done", timeout=60)
     types = client.types_since()
     first_reply = types[types.index("reply.started") : types.index("reply.done") + 1]
-    assert_reply_shape(first_reply)
-    assert first_reply.index("tool.call") > first_reply.index("reply.audio")  # the transition is spoken first
-    assert first_done.data.get("status") in (None, "completed")
+    # The transition is spoken first; the call follows its transcript.agent, right before reply.done (§6.4).
+    assert_reply_shape(first_reply, tool_calls=1)
+    assert first_done.data["status"] == "completed"
+    transition = next(e for e in client.events if e.type == "transcript.agent")
+    assert transition.data["interrupted"] is False and transition.data["text"].strip()
+    assert transition.data["reply_id"] == first_done.data["reply_id"]
 
     await client.send(
         {
@@ -138,7 +168,9 @@ async def test_tool_call_round_trip(server: Server, speech_dir) -> None:
             "result": '{"city": "Paris", "condition": "sunny", "temperature_c": 22}',
         }
     )
-    await client.next("reply.started", timeout=60)
+    follow_up = await client.next("reply.started", timeout=60)
+    assert follow_up.data["reply_id"] != first_done.data["reply_id"]  # the follow-up is a new reply (§5)
+    assert follow_up.data["item_id"] != transition.data["item_id"]
     await client.next("reply.done", timeout=120)
     agent = [e for e in client.events if e.type == "transcript.agent"][-1]
     assert set(words(agent.data["text"])) & {"sunny", "22", "twenty"}, agent.data
@@ -171,7 +203,14 @@ async def test_barge_in_stops_the_reply_and_trims_the_transcript(server: Server,
     i_done = next(i for i, e in enumerate(client.events) if e is done)
     following = [e.type for e in client.events[i_done + 1 :]]
     upto = following.index("reply.started") if "reply.started" in following else len(following)
-    assert "reply.audio" not in following[:upto]
+    assert "reply.audio" not in following[:upto] and "transcript.agent.delta" not in following[:upto]
+    # No caption of the cut reply comes after its transcript.agent either (§5).
+    i_agent = next(i for i, e in enumerate(client.events) if e is agent)
+    assert not [
+        e
+        for e in client.events[i_agent:]
+        if e.type == "transcript.agent.delta" and e.data["reply_id"] == agent.data["reply_id"]
+    ]
     # The interruption is a new turn that gets its own answer.
     user = await client.next("transcript.user", timeout=60)
     assert "time" in words(user.data["text"])
@@ -186,9 +225,12 @@ async def test_interrupt_response_false_lets_the_agent_finish(server: Server, sp
     mark = len(client.events)
     await say(client, synthesize(speech_dir, "Wait, stop. What time is it?"), speed=1.0, trailing=1.5)
     done = await client.next("reply.done", timeout=120)
-    assert done.data.get("status") in (None, "completed")
-    after = client.types_since(mark)
-    assert "input.speech.started" in after
+    assert done.data["status"] == "completed"
+    i_done = next(i for i, e in enumerate(client.events) if e is done)
+    during = client.types_since(mark)[: i_done - mark]
+    # No input.speech.* while a reply the user cannot interrupt plays: a client that flushes playback on
+    # input.speech.started would cut it off (§6.6).
+    assert "input.speech.started" not in during and "input.speech.stopped" not in during, during
     agents = [e for e in client.events if e.type == "transcript.agent"]
     assert agents and agents[0].data["interrupted"] is False
     # The user's words were still heard (possibly while the agent spoke) and answered after it finished.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+from types import EllipsisType
 
 import httpx
 import pytest
@@ -25,10 +26,18 @@ from tests.e2e.wsclient import Client, silence
 pytestmark = [pytest.mark.asyncio(loop_scope="session")]
 
 
-async def expect_error(client: Client, code: str) -> dict:
+async def expect_error(
+    client: Client, code: str, *, param: str | None = None, session_id: str | EllipsisType | None = None
+) -> dict:
+    """The next `session.error` has `code`, a message, and `param` and `session_id` as given (§5, §7.1):
+    `param` names the field of a validation error, `session_id` is null until there is a session
+    (`...`: not checked)."""
     event = await client.next("session.error", timeout=30)
     assert event.data["code"] == code, event.data
     assert event.data["message"] and isinstance(event.data["timestamp"], int | float)
+    assert event.data.get("param") == param, event.data
+    if session_id is not ...:
+        assert event.data.get("session_id") == session_id, event.data
     return event.data
 
 
@@ -61,8 +70,7 @@ async def test_bad_or_missing_key_is_unauthorized(server: Server, headers: dict)
     key = headers.get("Authorization", "").removeprefix("Bearer ") or None
     client = await Client.connect(server.url, key)
     await expect_error(client, "UNAUTHORIZED")
-    await asyncio.wait_for(client.closed.wait(), 5)
-    assert client.close_code == 1008
+    assert await client.wait_closed(5) == 1008
 
 
 async def test_token_opens_one_socket_once(server: Server) -> None:
@@ -71,9 +79,10 @@ async def test_token_opens_one_socket_once(server: Server) -> None:
     token = response.json()["token"]
     first = await Client.connect(server.url, token=token)
     ready = await first.configure(system_prompt=SYSTEM_PROMPT)
-    assert ready["type"] == "session.ready"
+    assert ready["type"] == "session.ready", ready
     second = await Client.connect(server.url, token=token)
     await expect_error(second, "UNAUTHORIZED")
+    assert await second.wait_closed(5) == 1008
     await first.close()
 
 
@@ -82,12 +91,19 @@ async def test_expired_token_is_unauthorized(server: Server) -> None:
     await asyncio.sleep(1.5)
     client = await Client.connect(server.url, token=token)
     await expect_error(client, "UNAUTHORIZED")
+    assert await client.wait_closed(5) == 1008
 
 
 async def test_token_request_validation(server: Server) -> None:
-    assert mint(server, API_KEY, seconds=0).status_code == 422
-    assert mint(server, API_KEY, seconds=601).status_code == 422
-    assert mint(server, "nope").status_code == 401
+    for seconds in (0, 601):
+        refused = mint(server, API_KEY, seconds=seconds)
+        assert refused.status_code == 422, refused.text
+        body = refused.json()  # both the contract's error body and FastAPI's detail list (§7.3, §8)
+        assert body["code"] == "VALIDATION_ERROR" and body["message"] and "request_id" in body, body
+        assert body["detail"][0]["loc"] == ["query", "expires_in_seconds"], body
+    unauthorized = mint(server, "nope")
+    assert unauthorized.status_code == 401 and unauthorized.json()["code"] == "UNAUTHORIZED"
+    assert "error" not in unauthorized.json()  # the contract's body, not the old {"error": {...}}
     assert mint(server, TOKENS_ONLY_KEY).status_code == 200
     forbidden = mint(server, SESSIONS_ONLY_KEY)
     assert forbidden.status_code == 403 and forbidden.json()["code"] == "FORBIDDEN"
@@ -98,6 +114,7 @@ async def test_token_request_validation(server: Server) -> None:
 async def test_key_without_session_permission_is_forbidden(server: Server) -> None:
     client = await Client.connect(server.url, TOKENS_ONLY_KEY)
     await expect_error(client, "FORBIDDEN")
+    assert await client.wait_closed(5) == 1008
 
 
 # ------------------------------------------------------------------ bad input never kills a session
@@ -105,34 +122,38 @@ async def test_key_without_session_permission_is_forbidden(server: Server) -> No
 
 async def test_bad_input_gets_errors_and_the_session_survives(server: Server) -> None:
     client = await Client.connect(server.url, API_KEY)
-    await client.send({"type": "input.audio", "audio": "AAAA"})
-    await expect_error(client, "invalid_format")  # audio before session.update
-    await client.configure(system_prompt=SYSTEM_PROMPT)
+    await client.send({"type": "input.audio", "audio": "AAAA"})  # before session.ready: dropped silently (§3)
+    await client.send({"type": "reply.create"})
+    await expect_error(client, "invalid_format")  # not allowed before session.update (§4); no session yet
+    assert client.types_since() == ["session.error"]  # nothing for the audio
+    ready = await client.configure(system_prompt=SYSTEM_PROMPT)
+    sid = ready["session_id"]
 
     await client.send("{not json")
-    await expect_error(client, "invalid_format")
+    await expect_error(client, "invalid_format", session_id=sid)
     await client.send(json.dumps([1, 2, 3]))
-    await expect_error(client, "invalid_format")
+    await expect_error(client, "invalid_format", session_id=sid)
     await client.send({"type": "response.create"})
-    await expect_error(client, "invalid_format")
+    await expect_error(client, "invalid_format", session_id=sid)
     await client.send(b"\x00\x01binary")
-    await expect_error(client, "invalid_format")
+    await expect_error(client, "invalid_format", session_id=sid)
     await client.send({"type": "input.audio", "audio": "***not base64***"})
-    await expect_error(client, "invalid_audio")
+    await expect_error(client, "invalid_audio", session_id=sid)
     await client.send({"type": "input.audio", "audio": 42})
-    await expect_error(client, "invalid_audio")
+    await expect_error(client, "invalid_audio", session_id=sid)
+    # output.voice is fixed after the first update (§4.1)
     await client.send({"type": "session.update", "session": {"output": {"voice": "no-such-voice"}}})
-    await expect_error(client, "immutable_field")  # output is fixed after the first apply
+    await expect_error(client, "immutable_field", param="output.voice", session_id=sid)
     await client.send({"type": "session.update", "session": {"input": {"turn_detection": {"vad_threshold": "high"}}}})
-    await expect_error(client, "invalid_value")
+    await expect_error(client, "invalid_value", param="input.turn_detection.vad_threshold", session_id=sid)
     await client.send({"type": "session.update", "session": {"input": {"turn_detection": {"min_silence": -5}}}})
-    await expect_error(client, "invalid_value")
+    await expect_error(client, "invalid_value", param="input.turn_detection.min_silence", session_id=sid)
     await client.send({"type": "session.update", "session": {"greeting": "A different greeting"}})
-    await expect_error(client, "immutable_field")
+    await expect_error(client, "immutable_field", param="greeting", session_id=sid)
     await client.send({"type": "tool.result", "call_id": "call_unknown", "result": "{}"})
-    await expect_error(client, "invalid_value")
+    await expect_error(client, "invalid_value", param="call_id", session_id=sid)
     await client.send({"type": "session.resume", "session_id": "sess_x"})
-    await expect_error(client, "invalid_format")  # resume only as the first message
+    await expect_error(client, "invalid_format", session_id=sid)  # resume only as the first message
     # Odd-sized PCM chunks are buffered, never an error.
     await client.send({"type": "input.audio", "audio": base64.b64encode(b"\x00" * 333).decode()})
     await client.send({"type": "input.audio", "audio": base64.b64encode(b"\x00" * 1001).decode()})
@@ -144,9 +165,12 @@ async def test_bad_input_gets_errors_and_the_session_survives(server: Server) ->
 async def test_unknown_voice_on_first_update_is_invalid_value(server: Server) -> None:
     client = await Client.connect(server.url, API_KEY)
     await client.send({"type": "session.update", "session": {"output": {"voice": "no-such-voice"}}})
-    await expect_error(client, "invalid_value")
+    error = await client.next("session.error", timeout=30)
+    assert error.data["code"] == "invalid_value" and error.data["param"] == "output.voice", error.data  # §11
+    assert "session.ready" not in client.types_since()
     ready = await client.configure(output={"voice": "ivy"})  # the session is still there to configure
-    assert ready["type"] == "session.ready"
+    assert ready["type"] == "session.ready", ready
+    assert ready["config"]["output"]["voice"] == "ivy"
     await client.close()
 
 
@@ -175,6 +199,7 @@ async def test_at_capacity_is_server_error(server: Server) -> None:
     extra = await Client.connect(server.url, API_KEY)
     await extra.send({"type": "session.update", "session": {}})
     await expect_error(extra, "server_error")
+    assert await extra.wait_closed(5) == 1008  # the hosted API's close at capacity (was 1013)
     for c in clients:
         await c.close()
     await asyncio.sleep(0.3)
@@ -198,7 +223,12 @@ async def test_resume_keeps_the_conversation_and_expires_after_the_window(server
     resumed = await Client.connect(server.url, API_KEY)
     await resumed.send({"type": "session.resume", "session_id": session_id})
     again = await resumed.next("session.ready", "session.error", timeout=10)
-    assert again.data == {"type": "session.ready", "session_id": session_id}
+    # The same session, its current config and a new resume token (§6.8); no greeting again.
+    assert again.type == "session.ready" and again.data["session_id"] == session_id, again.data
+    assert again.data["resume_token"] and again.data["resume_token"] != ready["resume_token"]
+    assert again.data["config"]["system_prompt"] == SYSTEM_PROMPT
+    assert again.data["expires_at"] == ready["expires_at"]
+    assert resumed.types_since() == ["session.ready"]  # no session.updated, no greeting
     await say(resumed, synthesize(speech_dir, "What is my name?"))
     await resumed.next("reply.done", timeout=120)
     agent = [e for e in resumed.events if e.type == "transcript.agent"][-1]
@@ -208,15 +238,18 @@ async def test_resume_keeps_the_conversation_and_expires_after_the_window(server
     await resumed.ws.close()
     await other.send({"type": "session.resume", "session_id": session_id})
     await expect_error(other, "session_forbidden")
+    assert await other.wait_closed(5) == 1008  # a failed resume closes; the client starts fresh (§6.8)
 
     unknown = await Client.connect(server.url, API_KEY)
     await unknown.send({"type": "session.resume", "session_id": "sess_doesnotexist"})
     await expect_error(unknown, "session_not_found")
+    assert await unknown.wait_closed(5) == 1008
 
     await asyncio.sleep(6)  # the test server's window is 5 s
     late = await Client.connect(server.url, API_KEY)
     await late.send({"type": "session.resume", "session_id": session_id})
-    await expect_error(late, "session_not_found")  # past the window, as the hosted API says; then close 1008
+    await expect_error(late, "session_not_found")  # past the window, as the hosted API says (not session_expired)
+    assert await late.wait_closed(5) == 1008
     fresh = await Client.connect(server.url, API_KEY)  # the client starts fresh on a new socket
     assert (await fresh.configure(system_prompt=SYSTEM_PROMPT))["type"] == "session.ready"
     await fresh.close()
@@ -238,7 +271,7 @@ async def test_a_resume_racing_the_old_sockets_release_keeps_the_session_live_an
     client.ws.transport.abort()  # the drop, with no close handshake
     await resumed.send({"type": "session.resume", "session_id": session_id})
     again = await resumed.next("session.ready", "session.error", timeout=10)
-    assert again.data == {"type": "session.ready", "session_id": session_id}
+    assert again.type == "session.ready" and again.data["session_id"] == session_id, again.data
     await asyncio.sleep(0.5)  # the old socket's release has run by now
     assert httpx.get(f"{server.http}/health").json()["connected"] == connected  # still counted as attached
     mark = len(resumed.events)
@@ -278,6 +311,35 @@ async def test_two_sockets_resuming_at_once_leave_exactly_one_holding_the_sessio
 # ------------------------------------------------------------------ worker faults
 
 
+async def assert_failed_reply(client: Client, started, code: str, *, retryable: bool) -> None:
+    """After `started`: reply.error → transcript.agent {interrupted} → reply.done {interrupted}, then a
+    separate apology reply: reply.started → … → transcript.agent ("sorry") → reply.done {completed} (§7.2)."""
+    reply_id = started.data["reply_id"]
+    error = await client.next("reply.error", timeout=60)
+    assert error.data["reply_id"] == reply_id and error.data["code"] == code, error.data
+    assert error.data["message"] and error.data["retryable"] is retryable, error.data
+    for key in ("provider_code", "provider_param", "status_code"):  # a local model: null
+        assert key in error.data and error.data[key] is None, error.data
+    cut = await client.next("transcript.agent", timeout=10)
+    assert cut.data["reply_id"] == reply_id and cut.data["interrupted"] is True, cut.data
+    done = await client.next("reply.done", timeout=10)
+    assert done.data == {**done.data, "reply_id": reply_id, "status": "interrupted"}, done.data
+    i_started = next(i for i, e in enumerate(client.events) if e is started)
+    i_done = next(i for i, e in enumerate(client.events) if e is done)
+    assert [e.type for e in client.events[i_started : i_done + 1] if e.type != "reply.audio"][-3:] == [
+        "reply.error",
+        "transcript.agent",
+        "reply.done",
+    ]
+    apology = await client.next("reply.started", timeout=30)
+    assert apology.data["reply_id"] != reply_id
+    apology_done = await client.next("reply.done", timeout=60)
+    assert apology_done.data["reply_id"] == apology.data["reply_id"] and apology_done.data["status"] == "completed"
+    agent = [e for e in client.events if e.type == "transcript.agent"][-1]
+    assert agent.data["reply_id"] == apology.data["reply_id"] and "sorry" in words(agent.data["text"]), agent.data
+    assert client.reply_audio(i_done + 1)  # the user hears it
+
+
 @pytest.mark.slow
 async def test_model_faults_are_reported(speech_dir) -> None:
     broken = start_server(
@@ -287,7 +349,8 @@ async def test_model_faults_are_reported(speech_dir) -> None:
     try:
         client = await Client.connect(broken.url, API_KEY)
         await client.send({"type": "session.update", "session": {}})
-        await expect_error(client, "agent_init_failed")
+        await expect_error(client, "agent_init_failed", session_id=...)
+        assert await client.wait_closed(10) == 1011  # before ready → 1011 (§7.1)
     finally:
         stop_server(broken)
 
@@ -305,13 +368,13 @@ async def test_model_faults_are_reported(speech_dir) -> None:
         client = await Client.connect(slow.url, API_KEY)
         await client.configure(system_prompt=SYSTEM_PROMPT)
         await say(client, synthesize(speech_dir, "What is the capital city of France?"))
-        await expect_error(client, "agent_timeout")
-        done = await client.next("reply.done", timeout=60)  # the user still hears an apology
-        assert done.data.get("status") in (None, "completed")
-        agent = [e for e in client.events if e.type == "transcript.agent"][-1]
-        assert "sorry" in words(agent.data["text"])
+        # A model failure mid-session is the reply's, not the session's (§7.2): reply.error, the reply
+        # ends interrupted, then a separate apology reply.
+        started = await client.next("reply.started", timeout=60)
+        await assert_failed_reply(client, started, "llm_timeout", retryable=True)
         await client.send_audio(silence(0.2))
         await still_alive(client)
+        assert "session.error" not in client.types_since()
     finally:
         stop_server(slow)
 

@@ -7,11 +7,14 @@ Each test failed against the core before the turn machine (reliability-findings.
 
 from __future__ import annotations
 
+import socket
+
 import numpy as np
 import pytest
 
-from tests.e2e.conftest import API_KEY, Server, synthesize
+from tests.e2e.conftest import API_KEY, Server, start_server, stop_server, synthesize
 from tests.e2e.test_conversation import SYSTEM_PROMPT, WEATHER_TOOL, say, words
+from tests.e2e.test_sessions import assert_failed_reply
 from tests.e2e.wsclient import Client, read_wav, silence, to_rate
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow]
@@ -58,14 +61,35 @@ async def test_a_greeting_the_voice_cannot_read_still_ends_its_reply(server: Ser
     await client.close()
 
 
-async def test_a_recognizer_failure_is_reported_and_the_user_hears_an_apology(server: Server, speech_dir) -> None:
-    client = await Client.connect(server.url, API_KEY)
-    await client.configure(system_prompt=SYSTEM_PROMPT, input={"language": "xx"})  # Whisper refuses "xx"
-    await say(client, synthesize(speech_dir, "What is the capital city of France?"))
-    error = await client.next("session.error", timeout=60)  # before: input.speech.stopped, then nothing
-    assert error.data["code"] == "server_error"
-    await client.next("reply.started", timeout=30)
-    await client.next("reply.done", timeout=60)
-    agent = [e for e in client.events if e.type == "transcript.agent"][-1]
-    assert "sorry" in words(agent.data["text"])
-    await client.close()
+async def test_a_recognizer_failure_is_reported_and_the_user_hears_an_apology(speech_dir) -> None:
+    """The recognizer raises on every decode: here a remote OpenAI-compatible recognizer that refuses the
+    connection (an unknown input.language no longer makes Whisper raise: it falls back to detection).
+    A model failure is the reply's (§7.2): reply.error, the reply ends interrupted, then an apology."""
+    deaf = start_server(
+        "refusing-stt",
+        {
+            "VOXGATE_API_KEYS": API_KEY,
+            "VOXGATE_PRELOAD": "false",
+            "VOXGATE_STT_BACKEND": "openai",
+            "VOXGATE_STT_BASE_URL": f"http://127.0.0.1:{_closed_port()}/v1",
+            "VOXGATE_LLM_MODEL": "smollm2-135m",
+        },
+    )
+    try:
+        client = await Client.connect(deaf.url, API_KEY)
+        await client.configure(system_prompt=SYSTEM_PROMPT)
+        await say(client, synthesize(speech_dir, "What is the capital city of France?"))
+        started = await client.next("reply.started", timeout=60)  # before: input.speech.stopped, then nothing
+        # stt_timeout is the contract's only recognizer code; a refusal is not worth retrying.
+        await assert_failed_reply(client, started, "stt_timeout", retryable=False)
+        assert "transcript.user" not in client.types_since()  # nothing was recognized
+        assert "session.error" not in client.types_since()
+        await client.close()
+    finally:
+        stop_server(deaf)
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])  # nothing listens on it once the socket is closed

@@ -21,6 +21,8 @@ from typing import Any
 
 import websockets
 
+from tests.e2e.wsclient import OPEN
+
 FRAME = 160  # 20 ms of μ-law at 8 kHz
 ULAW_SILENCE = b"\xff"
 
@@ -67,6 +69,7 @@ class TwilioSide:
             }
         )
         side._tasks = [asyncio.create_task(side._read()), asyncio.create_task(side._clock())]
+        OPEN.append(side)  # closed after the test even if it fails (wsclient.close_all)
         return side
 
     async def _send(self, message: dict[str, Any], *, numbered: bool = True) -> None:
@@ -180,7 +183,14 @@ class TwilioSide:
             }
         )
         await asyncio.wait_for(self.closed.wait(), timeout)
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.aclose()
         return self.close_code
+
+    async def aclose(self) -> None:
+        """Close the stream socket (a no-op after stop) and stop the reader and the clock."""
+        try:
+            await self.ws.close()
+        finally:
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)

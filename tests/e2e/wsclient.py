@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import time
 import wave
@@ -60,6 +61,20 @@ class Received:
     at: float
 
 
+OPEN: list[Any] = []  # every Client (and TwilioSide) connected during the current test; see close_all
+
+
+async def close_all() -> None:
+    """Close every socket the test opened, whether it passed or not (the conftest calls this after each test).
+
+    A failed test that left its sockets open kept its sessions attached, and with the test server's four
+    session slots the following tests were refused with `server_error` (at capacity)."""
+    while OPEN:
+        client = OPEN.pop()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(client.aclose(), 10)
+
+
 @dataclass
 class Client:
     ws: Any
@@ -77,6 +92,7 @@ class Client:
         ws = await websockets.connect(url, additional_headers=headers, max_size=None)
         client = cls(ws)
         client.reader = asyncio.create_task(client._read())
+        OPEN.append(client)
         return client
 
     async def _read(self) -> None:
@@ -94,8 +110,14 @@ class Client:
         await self.ws.send(payload if isinstance(payload, str | bytes) else json.dumps(payload))
 
     async def configure(self, **session: Any) -> dict[str, Any]:
+        """The first `session.update`: answered by `session.updated`, then `session.ready` (§6.1), or an error."""
         await self.send({"type": "session.update", "session": session})
         return (await self.next("session.ready", "session.error")).data
+
+    async def wait_closed(self, timeout: float = 10.0) -> int | None:
+        """Wait until the server closed the socket; its close code."""
+        await asyncio.wait_for(self.closed.wait(), timeout)
+        return self.close_code
 
     async def send_audio(
         self,
@@ -137,6 +159,14 @@ class Client:
         await self.ws.close()
         if self.reader:
             await self.reader
+
+    async def aclose(self) -> None:
+        """close(), whatever state the socket is in (used by close_all)."""
+        try:
+            await self.close()
+        finally:
+            if self.reader and not self.reader.done():
+                self.reader.cancel()
 
 
 def silence(seconds: float, rate: int = 24_000) -> np.ndarray:

@@ -38,8 +38,20 @@ log = logging.getLogger("voxgate.client")
 
 ToolHandler = Callable[[dict[str, Any]], Coroutine[Any, Any, Any]]
 _server_events: TypeAdapter[ServerEvent] = TypeAdapter(ServerEvent)
-_FATAL = {"UNAUTHORIZED", "FORBIDDEN", "session_not_found", "session_expired", "session_forbidden"}
+_FATAL = {
+    "UNAUTHORIZED",
+    "FORBIDDEN",
+    "session_not_found",
+    "session_expired",
+    "session_forbidden",
+    "concurrency_exceeded",
+    "agent_not_found",
+    "agent_init_failed",
+    "agent_timeout",
+    "INTERNAL_ERROR",
+}  # (server_error closes only at capacity, which the close code says; mid-session it is one failed message)
 _POLICY_VIOLATION = 1008
+_INTERNAL = 1011
 _END = object()
 
 
@@ -180,8 +192,9 @@ class VoxgateClient:
             close = getattr(self._ws, "close_code", None)
             if self._closing:
                 return
-            if close == _POLICY_VIOLATION:
-                self._fail(VoxgateError("UNAUTHORIZED", getattr(self._ws, "close_reason", "") or "refused"))
+            if close in (_POLICY_VIOLATION, _INTERNAL):  # refused for good: the close reason is the error code
+                reason = getattr(self._ws, "close_reason", "") or "refused"
+                self._fail(VoxgateError(reason if reason != "refused" else "UNAUTHORIZED", reason))
                 return
             if not (self.reconnect and self.session_id and await self._resume()):
                 self._fail(VoxgateError("connection_lost", f"the socket closed (code {close})"))

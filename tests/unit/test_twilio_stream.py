@@ -106,7 +106,7 @@ class ScriptedSessions:
     async def end_by_id(self, session_id: str) -> None:
         """DELETE /v1/sessions/{id} of a live call; no test here deletes one."""
 
-    class records:  # noqa: N801 (the registry's attribute the app hands the store to)
+    class records:  # the registry's attribute the app hands the store to
         store: object = None
 
 

@@ -85,4 +85,3 @@ async def test_a_failed_delivery_is_retried_and_events_not_asked_for_are_not_sen
     record = json.loads(receiver.requests[-1][1])["data"]
     assert record["status"] == "completed" and record["public_close_reason"] == "client_end"
     assert record["duration_seconds"] is not None
-

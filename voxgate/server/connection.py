@@ -34,7 +34,6 @@ from voxgate.protocol.events import (
     ReplyCreate,
     ServerEvent,
     SessionEnd,
-    SessionEnded,
     SessionError,
     SessionReady,
     SessionResume,
@@ -293,9 +292,7 @@ class Connection:
         await self.socket.sessions.end(conversation, "client_end" if why is None else "duration_cap")
         if self.tokens is not None:
             self.tokens.revoke_resume_tokens(conversation.session_id)
-        audio_s = round(conversation.audio_s, 3) if conversation.audio_s > 0 else None
-        duration = round(time.time() - conversation.started_at, 3)
-        await self.send(SessionEnded(session_duration_seconds=duration, audio_duration_seconds=audio_s))
+        await self.send(conversation.ended_event())
         await self.close(1000 if why is None else POLICY_VIOLATION, "session ended" if why is None else why)
 
     async def _on_resume(self, event: SessionResume) -> None:

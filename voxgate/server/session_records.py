@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from voxgate.aio import TaskScope
+from voxgate.store.base import final_status
 from voxgate.store.binding import agent_lookup
 
 if TYPE_CHECKING:
@@ -89,7 +90,7 @@ class SessionRecorder:
 
         def write(store: Store) -> None:
             sid = conversation.session_id
-            store.finish_session(sid, "failed" if close_reason == "error" else "completed", close_reason, ended)
+            store.finish_session(sid, final_status(close_reason), close_reason, ended)
             store.add_artifact(
                 sid, "timeline", "application/json", json.dumps({"session_id": sid, "turns": timeline}).encode()
             )
@@ -107,13 +108,14 @@ class SessionRecorder:
     def _metadata(self, conversation: Conversation, close_reason: str, ended: float) -> dict[str, Any]:
         s = self._settings
         c = conversation.config
+        session_s, audio_s = conversation.durations(ended)
         return {
             "session_id": conversation.session_id,
             "agent_id": conversation.agent_id or None,
             "created_at": conversation.started_at,
             "ended_at": ended,
-            "session_duration_seconds": round(ended - conversation.started_at, 3),
-            "audio_duration_seconds": round(conversation.audio_s, 3) if conversation.audio_s else None,
+            "session_duration_seconds": session_s,
+            "audio_duration_seconds": audio_s,
             "close_reason": close_reason,
             "turns": len(conversation.timeline),
             "models": {

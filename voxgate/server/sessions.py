@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Protocol
@@ -21,7 +20,6 @@ from voxgate.backends.base import Audio
 from voxgate.backends.recognition import Recognizer
 from voxgate.backends.registry import Models, OffLoopTurnModel
 from voxgate.backends.voices import ResolvedVoice
-from voxgate.protocol.events import SessionEnded
 from voxgate.server.session_records import SessionRecorder
 from voxgate.server.webhooks import WebhookSender
 from voxgate.session.conversation import Conversation
@@ -142,6 +140,10 @@ class SessionRegistry:
             self.store.remove(session_id)
             self._owners.pop(session_id, None)
         self._locks.pop(session_id, None)
+        self._finished(conversation, close_reason)
+
+    def _finished(self, conversation: Conversation, close_reason: str) -> None:
+        """Gone for good: its record is closed and `session.completed` goes to its webhook."""
         self.webhooks.session_completed(conversation, close_reason)
         self.records.finished(conversation, close_reason)
 
@@ -157,9 +159,7 @@ class SessionRegistry:
             return
         holder = self._owners.get(session_id)
         await self.end(conversation, "client_end")
-        duration = round(time.time() - conversation.started_at, 3)
-        audio = round(conversation.audio_s, 3) if conversation.audio_s > 0 else None
-        await conversation.emit(SessionEnded(session_duration_seconds=duration, audio_duration_seconds=audio))
+        await conversation.emit(conversation.ended_event())
         if holder is not None:
             with contextlib.suppress(Exception):
                 await holder.close(1000, "session deleted")
@@ -169,8 +169,7 @@ class SessionRegistry:
 
     def _reap(self) -> None:
         for conversation in self.store.expire_old():
-            self.webhooks.session_completed(conversation, "grace_expired")
-            self.records.finished(conversation, "grace_expired")
+            self._finished(conversation, "grace_expired")
             self._owners.pop(conversation.session_id, None)
             lock = self._locks.get(conversation.session_id)
             if lock is not None and not lock.locked():

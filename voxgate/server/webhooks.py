@@ -15,12 +15,13 @@ import hmac
 import json
 import logging
 import time
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from voxgate.aio import TaskScope
+from voxgate.store.base import FINAL_STATUSES, final_status
+from voxgate.store.records import session_json
 
 if TYPE_CHECKING:
     from voxgate.protocol.events import Webhook
@@ -39,22 +40,17 @@ def signature(secret: str, timestamp: int, body: bytes) -> str:
     return f"t={timestamp},v1={mac}"
 
 
-def _iso(ts: float | None) -> str | None:
-    return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
-
-
 def session_record(conversation: Conversation, status: str, close_reason: str | None) -> dict[str, Any]:
-    """The session as `/v1/sessions` lists it (the webhook's `data`)."""
-    ended = time.time() if status in ("completed", "failed") else None
-    return {
+    """The session as `/v1/sessions` lists it (the webhook's `data`), from the live session."""
+    record = {
         "id": conversation.session_id,
         "agent_id": conversation.agent_id or None,
         "status": status,
-        "public_close_reason": close_reason,
-        "duration_seconds": round(ended - conversation.started_at, 3) if ended is not None else None,
-        "created_at": _iso(conversation.started_at),
-        "ended_at": _iso(ended),
+        "close_reason": close_reason,
+        "created_at": conversation.started_at,
+        "ended_at": time.time() if status in FINAL_STATUSES else None,
     }
+    return session_json(record)
 
 
 class WebhookSender:
@@ -66,8 +62,8 @@ class WebhookSender:
         self._send(conversation, "session.started", session_record(conversation, "active", None))
 
     def session_completed(self, conversation: Conversation, close_reason: str) -> None:
-        status = "failed" if close_reason == "error" else "completed"
-        self._send(conversation, "session.completed", session_record(conversation, status, close_reason))
+        record = session_record(conversation, final_status(close_reason), close_reason)
+        self._send(conversation, "session.completed", record)
 
     def _send(self, conversation: Conversation, event: str, record: dict[str, Any]) -> None:
         hook = conversation.config.webhook

@@ -14,6 +14,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from voxgate.audio.echo import EchoGuard
@@ -23,6 +24,7 @@ from voxgate.protocol.events import (
     ReplyErrorCode,
     ServerEvent,
     SessionConfig,
+    SessionEnded,
     SessionError,
     SpeechStarted,
     SpeechStopped,
@@ -166,6 +168,16 @@ class Conversation:
     async def error(self, code: ErrorCode, message: str, param: str | None = None) -> None:
         await self.emit(SessionError(code=code, message=message, param=param, session_id=self.session_id))
 
+    def durations(self, at: float | None = None) -> tuple[float, float | None]:
+        """(seconds since the session began, seconds of audio the user streamed or None): what
+        `session.ended` and the session record's metadata report."""
+        end = time.time() if at is None else at
+        return round(end - self.started_at, 3), (round(self.audio_s, 3) if self.audio_s > 0 else None)
+
+    def ended_event(self) -> SessionEnded:
+        session_s, audio_s = self.durations()
+        return SessionEnded(session_duration_seconds=session_s, audio_duration_seconds=audio_s)
+
     @property
     def expires_at(self) -> float:
         """When the duration cap ends this session (Unix seconds)."""
@@ -256,9 +268,6 @@ class Conversation:
             except Exception as exc:
                 log.exception("models failed to load")
                 raise ConfigError(ErrorCode.AGENT_INIT_FAILED, f"the agent could not start: {exc}") from exc
-        if first:
-            from dataclasses import replace
-
             self.config = replace(self.config, default_voice=self.default_voice)
         self.config = apply_update(
             self.config,

@@ -14,21 +14,19 @@ import logging
 from typing import TYPE_CHECKING, Protocol
 
 from voxgate.aio import TaskScope
+from voxgate.protocol.events import Tool
 from voxgate.session.reply import TOOL_TIMED_OUT, ActiveReply, clauses_of
 from voxgate.session.server_tools import run_server_tool, runs_on_server
 from voxgate.session.turn_state import AwaitingTools, Listening, TurnState
 
 if TYPE_CHECKING:
     from voxgate.backends.base import ChatMessage, ToolCallRequest
-    from voxgate.protocol.events import Tool
     from voxgate.session.config import LiveConfig
     from voxgate.session.ports import Transport
     from voxgate.session.replying import Replies
     from voxgate.session.tools import ToolLedger
 
 log = logging.getLogger("voxgate.session")
-
-DEFAULT_TIMEOUT_S = 120
 
 
 class ToolHost(Protocol):
@@ -67,7 +65,8 @@ class ToolRuns:
                 self._host.tools.run_here(call.call_id)
                 self._scope.spawn(self._run(call, settings), f"tool:{call.call_id}")
                 continue
-            timeout = settings.timeout_seconds if settings is not None else DEFAULT_TIMEOUT_S
+            # A tool the session does not list (a model's invention) gets the protocol's default clock.
+            timeout = settings.timeout_seconds if settings is not None else Tool.model_fields["timeout_seconds"].default
             self._scope.spawn(self._time_out(call.call_id, timeout), f"timeout:{call.call_id}")
 
     async def _run(self, call: ToolCallRequest, tool: Tool) -> None:

@@ -34,6 +34,11 @@ LIVE_STATUSES = ("active", "disconnected")
 FINAL_STATUSES = ("completed", "failed")
 
 
+def final_status(close_reason: str) -> str:
+    """The status a session ends with: `failed` when it ended on an error, `completed` otherwise."""
+    return "failed" if close_reason == "error" else "completed"
+
+
 class InvalidCursor(ValueError):
     """A `cursor` this store did not hand out (the routes answer 422)."""
 

@@ -40,7 +40,9 @@ from voxgate.backends.base import ANALYSIS_RATE, Audio, ChatMessage, TextDelta, 
 from voxgate.backends.recognition import Recognizer
 from voxgate.backends.registry import Models
 from voxgate.backends.voices import UnknownVoiceError
+from voxgate.redaction import redact
 from voxgate.server.auth import Authenticator, AuthError, Scope, bearer
+from voxgate.server.body_limits import UPLOAD_FILE_BYTES
 from voxgate.session.clauses import ClauseSplitter
 
 log = logging.getLogger("voxgate.server.openai")
@@ -49,7 +51,7 @@ router = APIRouter()
 
 #: The rate of every audio format /v1/audio/speech returns (OpenAI's `pcm` rate).
 SPEECH_RATE = 24_000
-MAX_UPLOAD_BYTES = 25 << 20  # OpenAI's own limit for transcriptions
+MAX_UPLOAD_BYTES = UPLOAD_FILE_BYTES  # OpenAI's own limit for transcriptions
 TTS_MODEL = "voxgate-tts"
 
 
@@ -93,9 +95,11 @@ def _authorize(request: Request) -> None:
 
 async def _json_body(request: Request) -> dict[str, Any]:
     try:
-        body = await request.json()
+        body = await request.json()  # at most the route's limit (server/body_limits.py), counted as it came in
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise OpenAIError(400, f"the body is not valid JSON: {exc}") from exc
+    except RecursionError as exc:  # nesting deeper than the parser's stack: not JSON anyone sends
+        raise OpenAIError(400, "the body is not valid JSON: nested too deeply") from exc
     if not isinstance(body, dict):
         raise OpenAIError(400, "the body must be a JSON object")
     return body
@@ -149,9 +153,8 @@ def decode_audio(data: bytes) -> Audio:
 async def transcriptions(request: Request) -> Response:
     try:
         _authorize(request)
-        body = await request.body()
-        if len(body) > MAX_UPLOAD_BYTES:
-            raise OpenAIError(413, f"the upload is larger than {MAX_UPLOAD_BYTES >> 20} MB", param="file")
+        # The body is never read whole: server/body_limits.py counts it as it streams in (413 past the
+        # upload limit), and the multipart parser spools the file to disk part by part.
         form = await request.form(max_part_size=MAX_UPLOAD_BYTES)
         upload = form.get("file")
         if upload is None or isinstance(upload, str):
@@ -176,7 +179,7 @@ async def transcriptions(request: Request) -> Response:
             )
         except Exception as exc:
             log.exception("transcription failed")
-            raise OpenAIError(500, f"transcription failed: {exc}", type_="server_error") from exc
+            raise OpenAIError(500, f"transcription failed: {redact(str(exc))}", type_="server_error") from exc
     except OpenAIError as exc:
         return exc.response()
     if response_format == "text":
@@ -367,7 +370,7 @@ async def chat_completions(request: Request) -> Response:
             except Exception as exc:  # the headers are sent: report in the stream, as OpenAI does
                 log.exception("chat completion failed mid-stream")
                 error = {
-                    "message": f"language model failed: {exc}",
+                    "message": f"language model failed: {redact(str(exc))}",
                     "type": "server_error",
                     "param": None,
                     "code": None,
@@ -391,7 +394,7 @@ async def chat_completions(request: Request) -> Response:
                 calls.append(call)
     except Exception as exc:
         log.exception("chat completion failed")
-        return OpenAIError(502, f"language model failed: {exc}", type_="server_error").response()
+        return OpenAIError(502, f"language model failed: {redact(str(exc))}", type_="server_error").response()
     message: dict[str, Any] = {"role": "assistant", "content": "".join(text) or (None if calls else "")}
     if calls:
         message["tool_calls"] = calls

@@ -37,6 +37,12 @@ def _under(path: str, prefixes: tuple[str, ...]) -> bool:
     return any(path == p or path.startswith(p + "/") for p in prefixes)
 
 
+def error_response(path: str, status: int, code: str, message: str, *, close: bool = False) -> JSONResponse:
+    """The error body a client of `path` parses, for layers that answer before any route runs (body limits,
+    origin checks). `close`: the connection is not reused (the rest of a refused body is never read)."""
+    return _error_for(path, status, message, code=code, headers={"Connection": "close"} if close else None)
+
+
 def _error(
     request: Request,
     status: int,
@@ -48,7 +54,23 @@ def _error(
     errors: list[dict[str, Any]] | None = None,
     headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
-    if _under(request.url.path, OPENAI_PATHS):
+    return _error_for(
+        request.url.path, status, message, code=code, param=param, detail=detail, errors=errors, headers=headers
+    )
+
+
+def _error_for(
+    path: str,
+    status: int,
+    message: str,
+    *,
+    code: str | None = None,
+    param: str | None = None,
+    detail: list[dict[str, Any]] | None = None,
+    errors: list[dict[str, Any]] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    if _under(path, OPENAI_PATHS):
         kind = "server_error" if status >= 500 else _OPENAI_TYPES.get(status, "invalid_request_error")
         body = {"error": {"message": message, "type": kind, "param": param, "code": (code or code_for(status)).lower()}}
         return JSONResponse(body, status_code=status, headers=dict(headers) if headers else None)

@@ -10,29 +10,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import time
 import traceback
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import SecretStr
 
 from voxgate.config import Settings, input_language
+from voxgate.redaction import MASK, mask_url, redact
 
-MASK = "***"
 _SECRET_HEADER_WORDS = ("auth", "key", "token", "secret", "cookie", "password")
-_URL_PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@\s]+@")
-
-
-def _mask_url(url: str) -> str:
-    """http://user:pass@host/v1 → http://user:***@host/v1; other URLs unchanged."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = f"{parts.username or ''}:{MASK}@{parts.hostname or ''}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def masked(name: str, value: Any) -> Any:
@@ -46,7 +34,7 @@ def masked(name: str, value: Any) -> Any:
             k: MASK if any(w in k.lower() for w in _SECRET_HEADER_WORDS) else masked(name, v) for k, v in value.items()
         }
     if isinstance(value, str) and name.endswith("_url"):
-        return _mask_url(value)
+        return mask_url(value)
     return value
 
 
@@ -140,7 +128,7 @@ class _Checks:
             detail = check(watch)
         except Exception as exc:
             self.failed += 1
-            message = _URL_PASSWORD.sub(rf"\1{MASK}@", str(exc))  # error texts may quote a base URL
+            message = redact(str(exc))  # error texts may quote a base URL
             print(f"FAIL  {label}: {type(exc).__name__}: {message}", flush=True)
             if self.verbose:
                 traceback.print_exc()
@@ -162,9 +150,7 @@ def doctor_main(args: argparse.Namespace) -> int:
     language = input_language(settings.stt_language)
 
     def where(backend: str, base_url: str | None) -> str:
-        return (
-            "embedded" if backend == "embedded" else f"remote at {_mask_url(base_url or 'https://api.openai.com/v1')}"
-        )
+        return "embedded" if backend == "embedded" else f"remote at {mask_url(base_url or 'https://api.openai.com/v1')}"
 
     def vad(watch: _Stopwatch) -> str:
         stream = models.vad.new_stream()
@@ -219,7 +205,7 @@ def doctor_main(args: argparse.Namespace) -> int:
         catalog = models.voices
     except Exception as exc:
         checks.failed += 1
-        print(f"FAIL  TTS voices: {type(exc).__name__}: {exc}", flush=True)
+        print(f"FAIL  TTS voices: {type(exc).__name__}: {redact(str(exc))}", flush=True)
     else:
         by_backend: dict[int, tuple[Any, list[str]]] = {}
         for info in catalog.local_voices():
@@ -242,7 +228,7 @@ def doctor_main(args: argparse.Namespace) -> int:
                     f"({len(audio) / backend.sample_rate:.2f} s of audio)"
                 )
 
-            remote = f"remote at {_mask_url(backend.base_url)}" if hasattr(backend, "base_url") else "embedded"
+            remote = f"remote at {mask_url(backend.base_url)}" if hasattr(backend, "base_url") else "embedded"
             checks.run(f"TTS {type(backend).__name__} ({remote})", tts)
     print("all backends answer" if not checks.failed else f"{checks.failed} check(s) failed", flush=True)
     return 1 if checks.failed else 0

@@ -32,6 +32,7 @@ from voxgate.backends.base import ChatMessage, LLMEvent, TextDelta, ToolCallRequ
 from voxgate.backends.llm.errors import LLMUnavailable
 from voxgate.backends.llm.qwen_prompt import VOICE_RULES
 from voxgate.backends.openai_client import client_options
+from voxgate.redaction import mask_url, redact
 
 log = logging.getLogger("voxgate.llm.openai")
 
@@ -61,8 +62,17 @@ class OpenAIChatLLM:
     async def aclose(self) -> None:
         await self._client.close()
 
+    def _unavailable(self, what: str, exc: openai.OpenAIError | None = None) -> LLMUnavailable:
+        """The error for the session, which may show its text to the client: the model's name, never its URL.
+
+        The log line (WARNING) says where, with the URL's credentials masked; no exception is chained,
+        so a traceback logged further up cannot print an unmasked URL that the client library quoted.
+        """
+        detail = f": {redact(_describe(exc))}" if exc is not None else ""
+        log.warning("language model %s at %s %s%s", self._model, mask_url(str(self._client.base_url)), what, detail)
+        return LLMUnavailable(f"language model {self._model} {what}{detail}")
+
     async def stream(self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec]) -> AsyncIterator[LLMEvent]:
-        where = f"{self._model} at {self._client.base_url}"
         try:
             response = await self._client.chat.completions.create(
                 model=self._model,
@@ -74,7 +84,7 @@ class OpenAIChatLLM:
                 stream=True,
             )
         except openai.OpenAIError as exc:
-            raise LLMUnavailable(f"language model {where} failed: {_describe(exc)}") from exc
+            raise self._unavailable("failed", exc) from None
 
         calls = ToolCallAssembler()
         finished = False
@@ -88,13 +98,13 @@ class OpenAIChatLLM:
                         calls.add(fragment)
                     finished = finished or choice.finish_reason is not None
         except openai.OpenAIError as exc:
-            raise LLMUnavailable(f"language model {where} failed mid-reply: {_describe(exc)}") from exc
+            raise self._unavailable("failed mid-reply", exc) from None
         finally:
             await response.close()
         if not finished:
             # The HTTP body ended cleanly but the reply did not: a server that failed after
             # sending its headers (llama-cpp-python's does this on a template error).
-            raise LLMUnavailable(f"language model {where} ended its reply without a finish reason")
+            raise self._unavailable("ended its reply without a finish reason")
         for call in calls.finish():
             yield call
 

@@ -24,6 +24,7 @@ import openai
 from voxgate.audio.codecs import float_to_int16
 from voxgate.backends.base import ANALYSIS_RATE, Audio, STTCapabilities, STTDecoding
 from voxgate.backends.openai_client import client_options
+from voxgate.redaction import mask_url
 
 log = logging.getLogger("voxgate.stt.openai")
 
@@ -72,7 +73,8 @@ class OpenAITranscriptionSTT:
 
     @property
     def base_url(self) -> str:
-        return str(self._client.base_url)
+        """Where the recognizer is, credentials masked: for logs and `voxgate doctor`, not for clients."""
+        return mask_url(str(self._client.base_url))
 
     def transcribe(
         self,

@@ -17,6 +17,7 @@ import openai
 from voxgate.audio.codecs import int16_to_float
 from voxgate.backends.base import Audio, VoiceInfo
 from voxgate.backends.openai_client import client_options
+from voxgate.redaction import mask_url
 
 #: The rate of the API's `pcm` format.
 PCM_RATE = 24_000
@@ -44,17 +45,18 @@ class OpenAISpeechTTS:
             **client_options(base_url=base_url, api_key=api_key, timeout_s=timeout_s, max_retries=max_retries),
             http_client=http_client,
         )
-        where = f"{model} at {self._client.base_url}"
+        # The catalog is public (GET /v1/voices needs no key): a description names the model, never the server.
         self._voices = [
             VoiceInfo(
-                id=v, engine="openai", language="en-US", gender="neutral", description=f"remote voice {v} of {where}"
+                id=v, engine="openai", language="en-US", gender="neutral", description=f"remote voice {v} of {model}"
             )
             for v in voices
         ]
 
     @property
     def base_url(self) -> str:
-        return str(self._client.base_url)
+        """Where the voices are, credentials masked: for logs and `voxgate doctor`, not for clients."""
+        return mask_url(str(self._client.base_url))
 
     def voices(self) -> Sequence[VoiceInfo]:
         return self._voices

@@ -6,6 +6,15 @@ into its own session (and only that one) without holding a key: they are not spe
 the SDK's auto-resume may try more than once inside the grace window. Keys are compared in constant
 time; tokens are random 256-bit strings held only in memory, so a restart invalidates them (they live
 minutes anyway), and every expired one is dropped as time passes so they cannot pile up.
+
+The store is bounded too (`max_live_tokens` of each kind): `/v1/web/token` mints without a
+credential once the page is on, so without a cap the store grows as fast as anyone can POST. Past
+the cap a temporary token is refused (429 `RATE_LIMITED`, with the seconds until one expires):
+evicting instead would silently break tokens already handed to a browser or to Twilio, and the
+minting client can back off, which a later redeemer cannot. Resume tokens are minted by the server
+itself at `session.ready`, which cannot be refused, so past their cap the one closest to expiry goes.
+Purging is a heap by expiry (O(log n) per token); entries of tokens spent or revoked early are
+dropped when they outnumber the live ones, so the heap stays within twice the live tokens.
 """
 
 from __future__ import annotations
@@ -13,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import hmac
+import math
 import secrets
 import threading
 import time
@@ -23,6 +33,9 @@ from enum import StrEnum
 #: The longest session the hosted API allows, and what a session opened with an API key gets (§6.9).
 MAX_SESSION_S = 10_800
 TOKEN_PREFIX = "tok_"
+#: Live tokens of each kind held at once (`VOXGATE_MAX_LIVE_TOKENS`).
+DEFAULT_MAX_LIVE_TOKENS = 10_000
+COMPACT_SLACK = 64  # stale heap entries tolerated before a rebuild is worth it
 RESUME_TOKEN_PREFIX = "rtok_"
 
 
@@ -63,7 +76,7 @@ class AuthError(Exception):
     @property
     def status(self) -> int:
         """The HTTP status a REST route answers with (a WS route closes 1008 instead)."""
-        return 403 if self.code == "FORBIDDEN" else 401
+        return {"FORBIDDEN": 403, "RATE_LIMITED": 429}.get(self.code, 401)
 
 
 def _owner_of(key: str) -> str:
@@ -83,7 +96,12 @@ class Authenticator:
     """
 
     def __init__(
-        self, keys: list[str], *, max_token_ttl_s: int = 600, clock: Callable[[], float] = time.monotonic
+        self,
+        keys: list[str],
+        *,
+        max_token_ttl_s: int = 600,
+        max_live_tokens: int = DEFAULT_MAX_LIVE_TOKENS,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._keys: list[tuple[bytes, frozenset[Scope]]] = []
         for entry in keys:
@@ -91,6 +109,7 @@ class Authenticator:
             scopes = ALL_SCOPES if not scope else frozenset({Scope(scope)})
             self._keys.append((key.encode(), scopes))
         self.max_token_ttl_s = max_token_ttl_s
+        self.max_live_tokens = max_live_tokens
         self._clock = clock
         self._tokens: dict[str, _Issued] = {}  # temporary: spent on redemption
         self._resume: dict[str, _Issued] = {}  # resume: valid until expiry or revocation
@@ -131,6 +150,13 @@ class Authenticator:
         )
         with self._lock:
             self._purge()
+            if len(self._tokens) >= self.max_live_tokens:
+                soonest = self._expiries[0][0] if self._expiries else self._clock()  # no later than the real one
+                wait_s = max(1, math.ceil(soonest - self._clock()))
+                raise AuthError(
+                    "RATE_LIMITED",
+                    f"too many live temporary tokens ({self.max_live_tokens}): retry in {wait_s} s",
+                )
             self._tokens[token] = self._issue(token, ttl_s, session_principal)
         return token
 
@@ -139,6 +165,7 @@ class Authenticator:
         with self._lock:
             self._purge()
             issued = self._tokens.pop(token, None)
+            self._compact()
         if issued is None:
             raise AuthError("UNAUTHORIZED", "invalid, expired or already used token")
         return issued.principal
@@ -151,6 +178,8 @@ class Authenticator:
         principal = Principal(owner=owner, scopes=SESSIONS_ONLY, via_token=True, resume_of=session_id)
         with self._lock:
             self._purge()
+            while len(self._resume) >= self.max_live_tokens:
+                self._forget_resume(min(self._resume, key=lambda t: self._resume[t].expires_at))
             self._resume[token] = self._issue(token, ttl_s, principal)
             self._resume_by_session.setdefault(session_id, set()).add(token)
         return token
@@ -169,6 +198,7 @@ class Authenticator:
         with self._lock:
             for token in self._resume_by_session.pop(session_id, set()):
                 self._resume.pop(token, None)
+            self._compact()
 
     # ---------------------------------------------------------------- per transport
 
@@ -210,6 +240,7 @@ class Authenticator:
         with self._lock:
             self._purge()
             issued = self._tokens.pop(token, None) or self._resume.get(token)
+            self._compact()
         return issued.principal if issued is not None else None
 
     def _is_live_token(self, token: str) -> bool:
@@ -223,18 +254,30 @@ class Authenticator:
         return issued
 
     def _purge(self) -> None:
-        """Drop what has expired. Redeemed and revoked tokens leave their heap entry until it expires."""
+        """Drop what has expired. Redeemed and revoked tokens leave their heap entry until it expires
+        or `_compact` drops it."""
         now = self._clock()
         while self._expiries and self._expiries[0][0] <= now:
             _, token = heapq.heappop(self._expiries)
             self._tokens.pop(token, None)
-            issued = self._resume.pop(token, None)
-            if issued is not None and issued.principal.resume_of is not None:
-                tokens = self._resume_by_session.get(issued.principal.resume_of)
-                if tokens is not None:
-                    tokens.discard(token)
-                    if not tokens:
-                        del self._resume_by_session[issued.principal.resume_of]
+            self._forget_resume(token)
+
+    def _forget_resume(self, token: str) -> None:
+        issued = self._resume.pop(token, None)
+        if issued is not None and issued.principal.resume_of is not None:
+            tokens = self._resume_by_session.get(issued.principal.resume_of)
+            if tokens is not None:
+                tokens.discard(token)
+                if not tokens:
+                    del self._resume_by_session[issued.principal.resume_of]
+
+    def _compact(self) -> None:
+        """Rebuild the heap from the live tokens once stale entries outnumber them: amortised O(1) a token."""
+        live = len(self._tokens) + len(self._resume)
+        if len(self._expiries) <= 2 * live + COMPACT_SLACK:
+            return
+        self._expiries = [(i.expires_at, t) for kind in (self._tokens, self._resume) for t, i in kind.items()]
+        heapq.heapify(self._expiries)
 
 
 def credential(authorization: str | None) -> str | None:

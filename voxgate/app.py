@@ -19,8 +19,10 @@ from voxgate.integrations.twilio import stream, webhook
 from voxgate.protocol.events import ErrorCode, SessionError, to_wire
 from voxgate.server import agent_routes, rest_routes, session_routes
 from voxgate.server.auth import Authenticator, AuthError
+from voxgate.server.body_limits import BodyLimitMiddleware, default_limits
 from voxgate.server.connection import Connection
 from voxgate.server.openai_routes import router as openai_router
+from voxgate.server.origin_guard import OriginGuardMiddleware, policy_for
 from voxgate.server.rest_errors import install_error_handlers
 from voxgate.server.sessions import SessionRegistry
 from voxgate.server.web import router as web_router
@@ -44,7 +46,11 @@ def create_app(
     store = store if store is not None else open_store(settings)
     models = models if models is not None else Models(settings)
     sessions = sessions if sessions is not None else SessionRegistry(models)  # (an empty registry is falsy)
-    auth = Authenticator([k.get_secret_value() for k in settings.api_keys], max_token_ttl_s=settings.max_token_ttl_s)
+    auth = Authenticator(
+        [k.get_secret_value() for k in settings.api_keys],
+        max_token_ttl_s=settings.max_token_ttl_s,
+        max_live_tokens=settings.max_live_tokens,
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -96,6 +102,15 @@ def create_app(
         await Connection(ws, sessions, principal, auth).run()
 
     install_error_handlers(app)
+    # Outermost last: a foreign page or Host is refused before a body is read, and no body is read past its limit.
+    app.add_middleware(BodyLimitMiddleware, limits=default_limits(settings.max_body_bytes))
+    origins = policy_for(
+        origins=settings.allowed_origins,
+        hosts=settings.allowed_hosts,
+        listen_host=settings.host,
+        public_url=settings.public_url,
+    )
+    app.add_middleware(OriginGuardMiddleware, policy=origins, enabled=auth.open)
     app.include_router(rest_routes.router(settings))
     app.include_router(agent_routes.router())
     app.include_router(session_routes.router(settings))

@@ -18,6 +18,16 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+#: The default `allowed_origins`: pages served from this machine, on any port.
+LOOPBACK_ORIGINS = (
+    "http://localhost",
+    "https://localhost",
+    "http://127.0.0.1",
+    "https://127.0.0.1",
+    "http://[::1]",
+    "https://[::1]",
+)
+
 
 def input_language(stt_language: str) -> str | None:
     """`stt_language` as the recognizer takes it: "auto" (detect) is None."""
@@ -62,6 +72,29 @@ class Settings(BaseSettings):
     )
     resume_window_s: float = Field(default=30.0, gt=0, description="How long a dropped session can be resumed.")
     max_token_ttl_s: int = Field(default=600, description="The longest life a /v1/token token may ask for, in seconds.")
+    max_live_tokens: int = Field(
+        default=10_000,
+        ge=1,
+        description="Live temporary tokens (and, apart, resume tokens) held in memory at once: past it a new "
+        "temporary token is refused with 429 RATE_LIMITED, and a new resume token drops the one closest to expiry.",
+    )
+    max_body_bytes: int = Field(
+        default=1 << 20,
+        ge=1024,
+        description="The largest HTTP request body of a JSON route, in bytes; 413 past it, counted while the body "
+        "is read (the Twilio webhook takes 64 KB, a transcription upload 25 MB).",
+    )
+    allowed_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(LOOPBACK_ORIGINS),
+        description="Without API keys: comma-separated browser origins (scheme://host[:port]; no port: any) whose "
+        "pages may open WebSockets or send POST/PUT/PATCH/DELETE; the server's own origin is always allowed, "
+        "'*' allows any. Their hosts, the listen host and public_url's are the only Host headers served.",
+    )
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Without API keys: comma-separated extra Host names served (besides loopback names, host, "
+        "public_url's and the allowed origins' hosts); any other Host is refused 403 (DNS rebinding). '*': any.",
+    )
 
     # --- speech to text
     stt_model: str = Field(default="base", description="Final transcripts: 'base', 'tiny.en' or a CT2 model dir.")
@@ -263,7 +296,9 @@ class Settings(BaseSettings):
     preload: bool = Field(default=True, description="Load every default model at start-up.")
     log_level: str = Field(default="info", description="debug, info, warning or error.")
 
-    @field_validator("term_packs", "tts_remote_voices", "llm_allowed_models", mode="before")
+    @field_validator(
+        "term_packs", "tts_remote_voices", "llm_allowed_models", "allowed_origins", "allowed_hosts", mode="before"
+    )
     @classmethod
     def _split_packs(cls, value: object) -> object:
         if isinstance(value, str):

@@ -20,11 +20,11 @@ def test_an_open_server_serves_the_page_tokens_and_agents() -> None:
         assert agents["dental"]["tools"][0]["name"] == "check_slots"
 
 
-def test_a_tool_whose_service_is_down_answers_with_an_error_for_the_llm() -> None:
+def test_an_agent_tool_needs_a_live_session_of_the_page() -> None:
+    """M5: no session, no tool (tests/unit/test_web_tools.py runs one through a live session)."""
     with client() as http:
-        response = http.post("/v1/web/agents/dental/tools/no_such_tool", json={"day": "Monday"})
-        assert response.status_code == 200 and response.json()["result"].startswith("error:")
-        assert http.post("/v1/web/agents/nobody/tools/x", json={}).status_code == 404
+        assert http.post("/v1/web/agents/dental/tools/check_slots", json={"day": "Monday"}).status_code == 401
+        assert http.post("/v1/web/agents/nobody/tools/x", json={}).status_code == 401
 
 
 def test_with_keys_the_page_is_off_until_the_operator_names_its_key() -> None:

@@ -8,14 +8,18 @@ sessions under that key, like any public demo; leave it unset to keep the page o
 
 from __future__ import annotations
 
+import json
+import logging
 from importlib import resources
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from voxgate.agents import AgentError, WebhookTools, list_agents, load_agent
-from voxgate.server.auth import Authenticator, AuthError
+from voxgate.server.auth import Authenticator, AuthError, credential
 from voxgate.server.responses import http_error
+
+log = logging.getLogger("voxgate.web")
 
 router = APIRouter()
 WEB_TOKEN_TTL_S = 60
@@ -68,20 +72,52 @@ async def agents(request: Request) -> JSONResponse:
 
 @router.post("/v1/web/agents/{name}/tools/{tool}")
 async def run_tool(request: Request, name: str, tool: str) -> JSONResponse:
-    """Run an agent file's tool through its webhook for the page (a browser cannot reach the webhook itself)."""
+    """Run an agent file's tool through its webhook for the page (a browser cannot reach the webhook itself).
+
+    Only for a page in a live session: `Authorization: Bearer <resume token>` (the page's
+    `session.ready` carries it), and only a tool that session declared and the agent file defines.
+    Without that, anyone who reached the page could POST any arguments to any agent's webhooks (the
+    support agent's account lookup, say) with no session at all. The body (at most 64 KB, counted
+    while read: server/body_limits.py) must be a JSON object: anything else is 400.
+    """
     if (off := _page_off(request)) is not None:
         return off
+    try:
+        session_tools = _live_session_tools(request)
+    except AuthError as exc:
+        return http_error(exc.status, exc.code, exc.message)
     try:
         agent = load_agent(name, request.app.state.models.settings.agents_dir)
     except AgentError as exc:
         return http_error(404, "NOT_FOUND", str(exc))
-    arguments = await request.json()
+    if agent.tool(tool) is None or tool not in session_tools:
+        return http_error(404, "NOT_FOUND", f"this session has no {name} tool named {tool[:100]!r}", param="tool")
+    try:
+        arguments = json.loads(await request.body())
+    except (ValueError, RecursionError):  # JSONDecodeError and bad UTF-8 are ValueErrors
+        return http_error(400, "INVALID_REQUEST", "the body must be a JSON object of the tool's arguments")
+    if not isinstance(arguments, dict):
+        return http_error(400, "INVALID_REQUEST", "the body must be a JSON object of the tool's arguments")
+    log.debug("web tool %s.%s(%s)", name, tool, json.dumps(arguments)[:500])
     tools = WebhookTools(agent)
     try:
-        result = await tools.run(tool, arguments if isinstance(arguments, dict) else {})
+        result = await tools.run(tool, arguments)
     finally:
         await tools.aclose()
     return JSONResponse({"result": result})
+
+
+def _live_session_tools(request: Request) -> frozenset[str]:
+    """The tool names of the live session whose resume token the request carries; AuthError otherwise."""
+    auth: Authenticator = request.app.state.auth
+    presented = credential(request.headers.get("authorization"))
+    if not presented:
+        raise AuthError("UNAUTHORIZED", "send the session's resume token: 'Authorization: Bearer <resume_token>'")
+    principal = auth.check_resume_token(presented)
+    conversation = request.app.state.sessions.store.peek(principal.resume_of or "")
+    if conversation is None:
+        raise AuthError("UNAUTHORIZED", "the session of this token is not live")
+    return frozenset(spec.name for spec in conversation.config.tools)
 
 
 @router.post("/v1/web/token")
@@ -95,5 +131,5 @@ async def web_token(request: Request) -> JSONResponse:
         principal = auth.check_key(key.get_secret_value() if key is not None else None)
         token = auth.mint_token(principal, WEB_TOKEN_TTL_S)
     except AuthError as exc:
-        return http_error(403, exc.code, exc.message)
+        return http_error(exc.status if exc.code == "RATE_LIMITED" else 403, exc.code, exc.message)
     return JSONResponse({"token": token, "expires_in_seconds": WEB_TOKEN_TTL_S})

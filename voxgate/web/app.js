@@ -15,6 +15,7 @@ let pending = new Float32Array(0);
 let partialBubble = null;
 let agents = {};               // agent files the server offers: name -> session.update
 let toolResults = [];          // results of this reply's tool calls, sent after its reply.done
+let resumeToken = null;        // from session.ready: also the page's credential for running agent tools
 
 function status(text, isError = false) {
   $("status").textContent = text;
@@ -61,7 +62,11 @@ function runTool(call) {
   // An agent file's tool runs on the server (its webhook); the result waits for this reply's reply.done.
   const agent = $("agent").value;
   const result = agent
-    ? fetch(`/v1/web/agents/${agent}/tools/${call.name}`, { method: "POST", body: JSON.stringify(call.arguments) })
+    ? fetch(`/v1/web/agents/${agent}/tools/${call.name}`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json", Authorization: `Bearer ${resumeToken}` },
+        body: JSON.stringify(call.arguments),
+      })
         .then((r) => r.json()).then((body) => body.result || `error: ${body.message}`)
     : Promise.resolve(`error: no handler for ${call.name} in this page`);
   toolResults.push(result.then((text) => ({ type: "tool.result", call_id: call.call_id, result: text })));
@@ -136,6 +141,7 @@ function onEvent(event) {
   switch (event.type) {
     case "session.ready":
       sessionId = event.session_id;
+      resumeToken = event.resume_token;
       status(`connected (${sessionId})`);
       startMicrophone().catch((err) => status(`microphone: ${err.message}`, true));
       break;

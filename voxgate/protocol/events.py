@@ -58,6 +58,19 @@ def new_id(prefix: str) -> str:
     return prefix + uuid.uuid4().hex
 
 
+# Size limits on what a client may configure or send [Voxgate]. The hosted API documents none of these;
+# they keep one client from freezing or flooding the server (a 300 KB greeting once stalled every
+# session for seconds) while leaving room for any real agent: a long prompt is ~4000 words.
+MAX_SYSTEM_PROMPT_CHARS = 16_000
+MAX_GREETING_CHARS = 2_000
+MAX_TOOLS = 64
+MAX_TOOL_DESCRIPTION_CHARS = 2_000
+MAX_TOOL_SCHEMA_CHARS = 8_000  # the JSON Schema of one tool's parameters, as JSON text
+MAX_TOOL_RESULT_CHARS = 16_000
+MAX_MESSAGE_CHARS = 16_000  # conversation.message
+MAX_INSTRUCTIONS_CHARS = 4_000  # reply.create
+
+
 class _Lenient(BaseModel):
     """Unknown keys are ignored: newer clients may send fields this server does not know yet."""
 
@@ -129,13 +142,20 @@ class Tool(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     name: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")]
-    description: str = ""
+    description: Annotated[str, Field(max_length=MAX_TOOL_DESCRIPTION_CHARS)] = ""
     parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
     execution_mode: ExecutionMode = "interactive"
     timeout_seconds: Annotated[int, Field(ge=1, le=300)] = 120
     response_instructions: ResponseInstructions | None = None
     http: dict[str, Any] | None = None
     dtmf_collected_arguments: list[Any] | None = None
+
+    @field_validator("parameters")
+    @classmethod
+    def _schema_size(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if len(json.dumps(value)) > MAX_TOOL_SCHEMA_CHARS:
+            raise ValueError(f"parameters: at most {MAX_TOOL_SCHEMA_CHARS} characters of JSON Schema")
+        return value
 
     @model_validator(mode="before")
     @classmethod
@@ -159,9 +179,9 @@ class Webhook(_Lenient):
 
 class SessionConfig(_Lenient):
     agent_id: str | None = None
-    system_prompt: str | None = None
-    greeting: str | None = None
-    tools: list[Tool] | None = None
+    system_prompt: Annotated[str, Field(max_length=MAX_SYSTEM_PROMPT_CHARS)] | None = None
+    greeting: Annotated[str, Field(max_length=MAX_GREETING_CHARS)] | None = None
+    tools: Annotated[list[Tool], Field(max_length=MAX_TOOLS)] | None = None
     input: InputConfig | None = None
     output: OutputConfig | None = None
     llm: Annotated[list[LlmEndpoint], Field(max_length=1)] | None = None
@@ -185,8 +205,8 @@ class InputAudio(_Lenient):
 
 class ToolResult(_Lenient):
     type: Literal["tool.result"]
-    call_id: Annotated[str, Field(min_length=1)]
-    result: str = ""
+    call_id: Annotated[str, Field(min_length=1, max_length=128)]
+    result: Annotated[str, Field(max_length=MAX_TOOL_RESULT_CHARS)] = ""
     is_error: bool = False
 
     @field_validator("result", mode="before")
@@ -207,7 +227,7 @@ class SessionResume(_Lenient):
 
 class ReplyCreate(_Lenient):
     type: Literal["reply.create"]
-    instructions: str | None = None
+    instructions: Annotated[str, Field(max_length=MAX_INSTRUCTIONS_CHARS)] | None = None
 
 
 class ReplyCancel(_Lenient):
@@ -222,7 +242,7 @@ class SessionEnd(_Lenient):
 class ConversationMessage(_Lenient):
     type: Literal["conversation.message"]
     role: Literal["system", "user"]
-    content: str
+    content: Annotated[str, Field(max_length=MAX_MESSAGE_CHARS)]
 
 
 ClientEvent = Annotated[

@@ -9,6 +9,11 @@ embedded LLM writes a digit per token, so the sentence is complete only after ~1
 2 cores). Once five digits of it are in, the words before it are spoken on their own ("Your number
 is"), which is also where a person pauses before reading a number out. Shorter numbers (a year, "4
 people") are never cut off from their sentence.
+
+Every scan looks at a bounded window from the current position, never at the whole rest of the text:
+no clause is longer than MAX_CLAUSE_CHARS, so nothing past the window can change where the next cut
+falls, and splitting a long text is linear in its length (a greeting without punctuation used to be
+rescanned from the start for every clause: quadratic, seconds of a frozen event loop).
 """
 
 from __future__ import annotations
@@ -24,14 +29,18 @@ VALUE_CUT_MIN_WORDS = 3  # "Your number is" before a long value
 VALUE_MIN_DIGITS = 5
 SOFT_BREAK_MIN_WORDS = 12
 MAX_CLAUSE_CHARS = 220
+_WINDOW = MAX_CLAUSE_CHARS + 64  # room for the sentence end and quotes after a full-length clause
 
 
 class ClauseSplitter:
     def __init__(self) -> None:
         self._buffer = ""
+        self._pos = 0  # where the unsplit text starts: cutting by slicing the rest off would copy it per clause
         self._emitted = 0
 
     def feed(self, text: str) -> list[str]:
+        if self._pos:
+            self._buffer, self._pos = self._buffer[self._pos :], 0
         self._buffer += text
         out: list[str] = []
         while (clause := self._next_clause()) is not None:
@@ -40,11 +49,12 @@ class ClauseSplitter:
         return out
 
     def flush(self) -> list[str]:
-        rest, self._buffer = self._buffer.strip(), ""
+        rest, self._buffer, self._pos = self._buffer[self._pos :].strip(), "", 0
         return [rest] if rest else []
 
     def _next_clause(self) -> str | None:
-        buf = self._buffer
+        rest = len(self._buffer) - self._pos
+        buf = self._buffer[self._pos : self._pos + _WINDOW]
         for match in _SENTENCE_END.finditer(buf):
             candidate = buf[: match.end()].strip()
             last_word = candidate.split()[-1].lower() if candidate.split() else ""
@@ -57,13 +67,14 @@ class ClauseSplitter:
                 return self._take(match.end())
         if self._emitted == 0 and (cut := _before_long_value(buf)) is not None:
             return self._take(cut)
-        if len(buf) > MAX_CLAUSE_CHARS:
+        if rest > MAX_CLAUSE_CHARS:
             cut = buf.rfind(" ", 0, MAX_CLAUSE_CHARS)
             return self._take(cut + 1 if cut > 0 else MAX_CLAUSE_CHARS)
         return None
 
     def _take(self, end: int) -> str:
-        clause, self._buffer = self._buffer[:end].strip(), self._buffer[end:]
+        clause = self._buffer[self._pos : self._pos + end].strip()
+        self._pos += end
         self._emitted += 1
         return clause
 

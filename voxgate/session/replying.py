@@ -14,12 +14,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from voxgate.audio.codecs import WIRE_RATES
 from voxgate.audio.resample import resample
-from voxgate.backends.base import ANALYSIS_RATE, Audio, ChatMessage
+from voxgate.backends.base import ANALYSIS_RATE, Audio, ChatMessage, ToolSpec
 from voxgate.protocol.events import (
     AgentTranscript,
     ErrorCode,
@@ -31,6 +31,7 @@ from voxgate.protocol.events import (
     SpeechStopped,
     ToolCall,
 )
+from voxgate.session.context_window import ContextWindow, estimate_tokens
 from voxgate.session.languages import language_instruction, voice_for_language
 from voxgate.session.listener import Pause
 from voxgate.session.playback import PlaybackClock
@@ -54,6 +55,11 @@ if TYPE_CHECKING:
     from voxgate.session.tools import ToolLedger
 
 log = logging.getLogger("voxgate.session")
+
+# A remote model says nothing of its window: assume a modest one (every current chat model has more),
+# and the most a reply may take.
+REMOTE_CONTEXT_TOKENS = 16_384
+REMOTE_REPLY_TOKENS = 1_024
 
 
 class ReplyHost(Protocol):
@@ -95,6 +101,8 @@ class Replies:
         self._host = host
         self._speaking = asyncio.Lock()
         self._background: ActiveReply | None = None  # a reply let finish while the user talks
+        self._window = ContextWindow()
+        self._prompt_cut_pending = self._prompt_cut_told = False
 
     # ------------------------------------------------------------ starting one
 
@@ -130,7 +138,10 @@ class Replies:
                 stream = prefetched.events()
             else:
                 llm = await self._llm()
-                stream = llm.stream(self.messages(instructions), host.config.tools if tools else ())
+                specs = host.config.tools if tools else ()
+                messages = self.messages(llm, instructions, tools=specs)
+                await self._tell_if_prompt_cut()
+                stream = llm.stream(messages, specs)
             timeout = host.policy.llm_first_token_timeout_s
             async for item in llm_items(stream, first_token_timeout_s=timeout, hold=self._holds):
                 yield item
@@ -149,16 +160,48 @@ class Replies:
         settings = self._host.config.tool(tool)
         return settings is not None and settings.execution_mode == "hold"
 
-    def messages(self, instructions: str | None = None) -> list[ChatMessage]:
-        """The LLM's context. System messages the client added mid-conversation (`conversation.message`)
-        join the system prompt, where every chat template accepts them, in the order they came."""
+    def messages(
+        self,
+        llm: LanguageModel,
+        instructions: str | None = None,
+        *,
+        tools: Sequence[ToolSpec] = (),
+        then: Sequence[ChatMessage] = (),
+    ) -> list[ChatMessage]:
+        """The LLM's context, fitted to `llm`'s window (session/context_window.py), `then` after it.
+
+        System messages the client added mid-conversation (`conversation.message`) join the system
+        prompt, where every chat template accepts them, in the order they came. The recap of folded
+        turns is a system message of its own after it, so the system+tools prefix the embedded model
+        keeps evaluated is unchanged when turns are folded."""
         config = self._host.config
         added = [m.content for m in self._host.history if m.role == "system" and m.content]
         parts = [config.system_prompt + language_instruction(config.language, config.language_codes), *added]
         if instructions:
             parts.append("For this reply: " + instructions)
-        turns = _answered_only([m for m in self._host.history if m.role != "system"])
-        return [ChatMessage(role="system", content="\n\n".join(parts)), *turns]
+        turns = [m for m in self._host.history if m.role != "system"]
+        system, window = self._window.fit(
+            "\n\n".join(parts),
+            tools,
+            [*turns, *then],
+            context_tokens=getattr(llm, "context_tokens", REMOTE_CONTEXT_TOKENS),
+            reply_tokens=getattr(llm, "max_tokens", REMOTE_REPLY_TOKENS),
+            count=getattr(llm, "count_tokens", estimate_tokens),
+        )
+        if window.system_cut and not self._prompt_cut_told:
+            self._prompt_cut_pending = True
+        recap = [ChatMessage(role="system", content=window.recap)] if window.recap else []
+        return [ChatMessage(role="system", content=system), *recap, *_answered_only(window.turns)]
+
+    async def _tell_if_prompt_cut(self) -> None:
+        """Once per session: the client's prompt and tools overflow the model's window, so it was shortened."""
+        if self._prompt_cut_pending:
+            self._prompt_cut_pending, self._prompt_cut_told = False, True
+            await self._host.error(
+                ErrorCode.INVALID_VALUE,
+                "system_prompt and tools take more of the language model's context window than fits: "
+                "the prompt was shortened from its end",
+            )
 
     def context_key(self) -> tuple[object, ...]:
         """What a reply's LLM call depends on besides the user's words: a prefetch made for another is stale."""
@@ -192,7 +235,7 @@ class Replies:
             return
         llm = await self._llm()
         key = PrefetchKey(text, self.context_key())
-        messages = [*self.messages(), ChatMessage(role="user", content=text)]
+        messages = self.messages(llm, tools=c.tools, then=[ChatMessage(role="user", content=text)])
         turn.start_prefetch(PrefetchedReply(key, llm.stream(messages, c.tools)))
         log.debug("LLM started speculatively on %r", text)
         turn.scope.spawn(self._speak_ahead(turn), "speak-ahead")

@@ -1,24 +1,37 @@
-"""The embedded LLM: llama.cpp through llama-cpp-python, streamed from a worker thread.
+"""The embedded LLM: llama.cpp through llama-cpp-python, streamed from a thread of its own.
 
-One `Llama` is shared and guarded by a lock (llama.cpp is not thread-safe). Generation runs in a
-thread that pushes text into the event loop; cancelling the consumer sets a flag the thread checks
-every token, so barge-in stops generation within a token and frees the model for the next turn.
-llama-cpp-python reuses the longest common prefix with its last evaluation, and our prompt keeps
-the system+tools prefix byte-identical, so later turns skip re-reading it.
+One `Llama` serves every session of the process (llama.cpp is not thread-safe, and a second copy of
+the weights would not make 2 cores faster). How it is shared:
+- **Its own thread.** Generation runs on a one-thread executor of the model's, not the default
+  executor: sessions queued on the model used to hold every default thread and stall Whisper, the
+  turn model and TTS for the whole process.
+- **First come, first served.** Requests wait their turn in arrival order (an asyncio lock is FIFO);
+  each is bounded (the prompt fits the window, session/context_window.py, and the reply
+  `max_tokens`), so no session waits behind more than one turn of each other session.
+- **A request that is given up stops costing.** One still waiting leaves the queue at once. One
+  running checks its cancel flag between chunks of the prompt's evaluation (`PREFILL_CHUNK` tokens)
+  and between generated tokens, so barge-in, a timeout or a dropped socket frees the model within a
+  fraction of a second, even in the middle of reading a long prompt. What was evaluated stays in the
+  cache: the next request with the same beginning does not redo it.
+llama-cpp-python reuses the longest common prefix with its last evaluation, and our prompt keeps the
+system+tools prefix byte-identical, so later turns of a session skip re-reading it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from voxgate.backends.base import ChatMessage, LLMEvent, ToolSpec
 from voxgate.backends.llm.qwen_prompt import render
 from voxgate.backends.llm.tool_call_parser import ToolCallParser
 
 STOP = ["<|im_end|>", "<|endoftext|>", "<|im_start|>"]
+PREFILL_CHUNK = 64  # tokens evaluated between two looks at the cancel flag
 _END = object()
 
 
@@ -46,8 +59,18 @@ class LlamaCppLLM:
             seed=seed if seed >= 0 else 0xFFFFFFFF,
             verbose=False,
         )
-        self._temperature, self._top_p, self._max_tokens = temperature, top_p, max_tokens
-        self._lock = threading.Lock()
+        self.context_tokens = n_ctx
+        self.max_tokens = max_tokens
+        self._temperature, self._top_p = temperature, top_p
+        self._lock = threading.Lock()  # warmup() runs from other threads
+        self._turn = asyncio.Lock()  # FIFO admission of streamed requests
+        self._thread = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"llm-{name}")
+        self.requests = 0  # started streams, for tests and metrics
+        self.cancelled_in_prefill = 0
+
+    def count_tokens(self, text: str) -> int:
+        """Exact, with the model's own tokenizer (the context window is fitted with it)."""
+        return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)) if text else 0
 
     def warmup(self, system_prompt: str, tools: Sequence[ToolSpec]) -> None:
         """Evaluate a prompt prefix now so the first real turn finds it cached."""
@@ -55,6 +78,25 @@ class LlamaCppLLM:
         with self._lock:
             for _ in self._llm.create_completion(prompt, max_tokens=1, stream=True, temperature=0.0):
                 break
+
+    def _prefill(self, tokens: list[int], cancelled: threading.Event) -> bool:
+        """Evaluate all but the last prompt token in chunks, looking at `cancelled` between them; False if
+        given up. create_completion then finds the prompt cached and only evaluates its last token."""
+        llm: Any = self._llm
+        common = 0
+        for a, b in zip(llm.input_ids[: llm.n_tokens], tokens, strict=False):
+            if a != b:
+                break
+            common += 1
+        end = len(tokens) - 1
+        common = min(common, end)  # the last token is always evaluated again: its logits start the reply
+        if common < llm.n_tokens:
+            llm.n_tokens = common  # eval() drops the cache past n_tokens before it evaluates more
+        for start in range(common, end, PREFILL_CHUNK):
+            if cancelled.is_set():
+                return False
+            llm.eval(tokens[start : min(end, start + PREFILL_CHUNK)])
+        return True
 
     async def stream(self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec]) -> AsyncIterator[LLMEvent]:
         prompt = render(messages, tools)
@@ -65,10 +107,14 @@ class LlamaCppLLM:
         def generate() -> None:
             try:
                 with self._lock:
+                    tokens = self._llm.tokenize(prompt.encode("utf-8"), special=True)
+                    if not self._prefill(tokens, cancelled):
+                        self.cancelled_in_prefill += 1
+                        return
                     chunks = self._llm.create_completion(
-                        prompt,
+                        tokens,
                         stream=True,
-                        max_tokens=self._max_tokens,
+                        max_tokens=self.max_tokens,
                         stop=STOP,
                         temperature=self._temperature,
                         top_p=self._top_p,
@@ -87,16 +133,19 @@ class LlamaCppLLM:
             finally:
                 loop.call_soon_threadsafe(queue.put_nowait, _END)
 
-        worker = loop.run_in_executor(None, generate)
-        parser = ToolCallParser()
-        try:
-            while (item := await queue.get()) is not _END:
-                if isinstance(item, BaseException):
-                    raise item
-                for event in parser.feed(str(item)):
+        async with self._turn:  # waiting here is where a cancelled request costs nothing
+            self.requests += 1
+            worker = loop.run_in_executor(self._thread, generate)
+            parser = ToolCallParser()
+            try:
+                while (item := await queue.get()) is not _END:
+                    if isinstance(item, BaseException):
+                        raise item
+                    for event in parser.feed(str(item)):
+                        yield event
+                for event in parser.flush():
                     yield event
-            for event in parser.flush():
-                yield event
-        finally:
-            cancelled.set()
-            await asyncio.shield(worker) if not worker.done() else None
+            finally:
+                cancelled.set()
+                # The model is free only when the thread has let go of it (within a chunk or a token).
+                await asyncio.shield(worker) if not worker.done() else None

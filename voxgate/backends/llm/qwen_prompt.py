@@ -43,8 +43,12 @@ def _tools_section(tools: Sequence[ToolSpec]) -> str:
 def render(messages: Sequence[ChatMessage], tools: Sequence[ToolSpec]) -> str:
     system = next((m.content for m in messages if m.role == "system"), "")
     out = [f"<|im_start|>system\n{system}\n{VOICE_RULES}{_tools_section(tools) if tools else ''}<|im_end|>\n"]
+    first_system = True
     for m in messages:
         if m.role == "system":
+            if not first_system:  # a later system message (the recap of folded turns) stays where it is
+                out.append(f"<|im_start|>system\n{m.content}<|im_end|>\n")
+            first_system = False
             continue
         if m.role == "user":
             out.append(f"<|im_start|>user\n{m.content}<|im_end|>\n")

@@ -22,6 +22,7 @@ import httpx
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from voxgate.capped_http import request_capped
 from voxgate.protocol.events import (
     AudioEncoding,
     AudioFormat,
@@ -202,8 +203,13 @@ class WebhookTools:
 async def run_webhook(tool: AgentTool, arguments: dict[str, Any], client: httpx.AsyncClient) -> str:
     assert tool.webhook is not None
     try:
-        response = await client.post(
-            tool.webhook, json={"name": tool.name, "arguments": arguments}, timeout=tool.timeout_s
+        response, body = await request_capped(
+            client,
+            "POST",
+            tool.webhook,
+            limit=MAX_RESULT_CHARS * 4,  # room for JSON whitespace that is compacted below
+            json={"name": tool.name, "arguments": arguments},
+            timeout=tool.timeout_s,
         )
     except httpx.TimeoutException:
         log.warning("tool %s: webhook did not answer within %.1f s", tool.name, tool.timeout_s)
@@ -214,10 +220,10 @@ async def run_webhook(tool: AgentTool, arguments: dict[str, Any], client: httpx.
     if not response.is_success:
         log.warning("tool %s: webhook answered HTTP %d", tool.name, response.status_code)
         return f"error: the {tool.name} service failed (HTTP {response.status_code})"
-    text = response.text.strip()
+    text = body.strip()
     if "json" in response.headers.get("content-type", ""):
         try:
-            text = json.dumps(response.json(), ensure_ascii=False, separators=(",", ":"))
+            text = json.dumps(json.loads(text), ensure_ascii=False, separators=(",", ":"))
         except ValueError:
             pass
     if not text:

@@ -15,7 +15,9 @@ from typing import Any
 
 import httpx
 
+from voxgate.capped_http import request_capped
 from voxgate.protocol.events import Tool
+from voxgate.redaction import mask_url
 from voxgate.session.builtin_tools import builtin_tool, run_builtin_tool
 
 log = logging.getLogger("voxgate.tools")
@@ -49,17 +51,21 @@ async def _call_http(http: dict[str, Any], arguments: dict[str, Any], timeout_s:
     try:
         async with httpx.AsyncClient(timeout=timeout_s, follow_redirects=False) as client:
             if method in BODY_METHODS:
-                answer = await client.request(method, url, json=arguments, headers=headers)
+                answer, text = await request_capped(
+                    client, method, url, limit=MAX_RESULT_CHARS, json=arguments, headers=headers
+                )
             else:
                 params = {k: v if isinstance(v, str) else json.dumps(v) for k, v in arguments.items()}
-                answer = await client.request(method, url, params=params, headers=headers)
+                answer, text = await request_capped(
+                    client, method, url, limit=MAX_RESULT_CHARS, params=params, headers=headers
+                )
     except httpx.TimeoutException:
-        log.info("http tool %s %s timed out after %s s", method, url, timeout_s)
+        log.info("http tool %s %s timed out after %s s", method, mask_url(url), timeout_s)
         return json.dumps({"error": f"the tool did not answer within {timeout_s:g} s"}), True
     except httpx.HTTPError as exc:
-        log.info("http tool %s %s failed: %s", method, url, type(exc).__name__)
+        log.info("http tool %s %s failed: %s", method, mask_url(url), type(exc).__name__)
         return json.dumps({"error": f"the tool could not be reached ({type(exc).__name__})"}), True
-    text = answer.text[:MAX_RESULT_CHARS]
+    text = text[:MAX_RESULT_CHARS]
     if not answer.is_success:
         return json.dumps({"error": f"the tool answered HTTP {answer.status_code}", "body": text[:2000]}), True
     return text, False

@@ -86,7 +86,8 @@ def test_bad_numbers_unknown_agents_and_twilio_errors_are_reported() -> None:
 
 def test_stream_token_is_minted_from_the_server_with_the_api_key() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
-        assert request.url.path == "/v1/token" and request.url.params["expires_in_seconds"] == "600"
+        # L5: short-lived (ringing and answering), since Twilio keeps the call's TwiML with the token in it
+        assert request.url.path == "/v1/token" and request.url.params["expires_in_seconds"] == "120"
         assert request.headers["authorization"] == "Bearer key-1"
         return httpx.Response(200, json={"token": "tok_minted", "expires_in_seconds": 600})
 

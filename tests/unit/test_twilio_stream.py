@@ -228,12 +228,15 @@ def test_stream_authentication() -> None:
     client, sessions = app_with(Settings(preload=False, api_keys=[SecretStr(API_KEY)]))  # type: ignore[arg-type]
     assert _refused(client, start_message()) == 1008
     assert _refused(client, start_message(token="wrong-key")) == 1008
+    # L5: an API key is no stream credential (it would sit in TwiML and URL logs), in either place.
+    assert _refused(client, start_message(token=API_KEY)) == 1008
+    assert _refused(client, start_message(), f"/v1/twilio/stream?token={API_KEY}") == 1008
     assert not sessions.conversations
-    # An API key as the token custom parameter opens the call.
+    # A single-use token opens the call, as a custom parameter or from the query string, once.
+    token = client.get("/v1/token", headers={"Authorization": f"Bearer {API_KEY}"}).json()["token"]
     with client.websocket_connect("/v1/twilio/stream") as ws:
-        ws.send_text(json.dumps(start_message(token=API_KEY)))
+        ws.send_text(json.dumps(start_message(token=token)))
         assert json.loads(ws.receive_text())["event"] == "media"  # the default agent has no greeting: scripted one
-    # A single-use token works once, from the query string too.
     token = client.get("/v1/token", headers={"Authorization": f"Bearer {API_KEY}"}).json()["token"]
     with client.websocket_connect(f"/v1/twilio/stream?token={token}") as ws:
         ws.send_text(json.dumps(start_message()))

@@ -26,7 +26,7 @@ from voxgate.agents import AgentError, load_agent
 from voxgate.integrations.twilio.webhook import stream_url
 
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
-TOKEN_TTL_S = 600  # the callee may take a while to answer; the token is spent when the stream opens
+TOKEN_TTL_S = 120  # ringing (60 s by default) and answering; the token is spent when the stream opens
 
 
 class CallError(Exception):

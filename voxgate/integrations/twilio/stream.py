@@ -13,7 +13,18 @@ empties Twilio's playback buffer; the marks it flushes come back too, and are no
 Tools run through the agent file's webhooks, since no client is there to answer `tool.call`.
 
 Twilio cannot send an `Authorization` header: the stream authenticates with a `token` custom
-parameter (or `?token=`), a single-use token or an API key; a server with no API keys is open.
+parameter (or `?token=`), and only with a single-use token (the voice webhook's, or one minted with
+`GET /v1/token`): an API key there would sit in TwiML, in Twilio's logs and in proxies' URL logs.
+A server with no API keys is open. Every call's session has an owner of its own (the webhook's
+token is minted per call; an open server names one per call), so no other client — nor another
+call — can resume a caller's conversation; a token minted with a key keeps that key as the owner.
+
+What Twilio sends is untrusted until `start` authenticates it, and a socket can be opened by
+anyone: a message that is not a Twilio event (junk, or JSON nested past the parser's depth) is
+skipped with a rate-limited WARNING; a `start` whose parts are not objects closes the stream
+(1008) with one WARNING; silence filled in for lost frames is capped per frame and in total (it
+never runs the caller's audio ahead of the wall clock), so timestamps cannot amplify the input.
+Caller audio's words, DTMF digits and tool arguments and results are logged at DEBUG only.
 """
 
 from __future__ import annotations
@@ -24,7 +35,7 @@ import binascii
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Header, Request, WebSocket
@@ -32,7 +43,7 @@ from fastapi.responses import JSONResponse
 
 from voxgate.agents import AgentConfig, AgentError, WebhookTools, load_agent
 from voxgate.audio.input import InputDecoder
-from voxgate.integrations.twilio.webhook import STREAM_PATH
+from voxgate.integrations.twilio.webhook import STREAM_PATH, call_owner
 from voxgate.protocol.events import (
     AgentTranscript,
     AudioEncoding,
@@ -44,7 +55,8 @@ from voxgate.protocol.events import (
     ToolCall,
     UserTranscript,
 )
-from voxgate.server.auth import Authenticator, AuthError, Principal, Scope
+from voxgate.server.agent_routes import manager_principal
+from voxgate.server.auth import TOKEN_PREFIX, Authenticator, AuthError, Principal, Scope
 from voxgate.server.responses import http_error
 from voxgate.server.transport import SocketLoop
 from voxgate.session.config import ConfigError
@@ -63,7 +75,9 @@ RATE = 8000
 ULAW_SILENCE = b"\xff"
 START_TIMEOUT_S = 15.0  # Twilio sends `start` right after `connected`
 MAX_AUDIO_BACKLOG = 1000  # 20 ms frames waiting for the worker (~20 s) before frames are dropped
-MAX_GAP_FILL_S = 2.0  # silence inserted for media frames Twilio lost (by their timestamps)
+MAX_GAP_FILL_S = 2.0  # silence inserted for media frames Twilio lost (by their timestamps), per frame
+GAP_FILL_AHEAD_S = 2.0  # caller audio, filled silence included, never runs further ahead of the wall clock
+JUNK_LOG_EVERY = 100  # a flood of junk messages is one WARNING line per this many
 RESERVED_PARAMETERS = frozenset({"token", "agent"})
 POLICY_VIOLATION, TRY_AGAIN_LATER, INTERNAL_ERROR = 1008, 1013, 1011
 
@@ -164,6 +178,9 @@ class TwilioCall:
         self._reply_s = 0.0
         self._tools: WebhookTools | None = None
         self._dropped_frames = 0
+        self._junk_messages = 0
+        self._first_media_at: float | None = None
+        self.gap_fill_s = 0.0
 
     @property
     def conversation(self) -> Conversation | None:
@@ -177,11 +194,17 @@ class TwilioCall:
         while (text := await self.socket.receive()) is not None:
             try:
                 data = json.loads(text) if isinstance(text, str) else None
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, RecursionError):  # RecursionError: nested past the parser's depth
                 data = None
             if isinstance(data, dict) and isinstance(data.get("event"), str):
                 return data
-            log.warning("twilio stream: ignoring a message that is not a Twilio event")
+            self._junk_messages += 1
+            if self._junk_messages % JUNK_LOG_EVERY == 1:
+                log.warning(
+                    "twilio stream %s: ignoring a message that is not a Twilio event (%d so far)",
+                    self.call_sid or "(not started)",
+                    self._junk_messages,
+                )
         return None
 
     # ------------------------------------------------------------ main loop
@@ -224,9 +247,9 @@ class TwilioCall:
             elif event == "mark":
                 self._on_mark(message)
             elif event == "dtmf":
-                digit = str((message.get("dtmf") or {}).get("digit", ""))
-                self.dtmf_digits += digit
-                log.info("call %s: DTMF %r ignored (the agent listens to speech only)", self.call_sid, digit)
+                digit = str(_object(message, "dtmf").get("digit", ""))[:1]
+                self.dtmf_digits = (self.dtmf_digits + digit)[-64:]
+                log.debug("call %s: DTMF %r ignored (the agent listens to speech only)", self.call_sid, digit)
             elif event == "stop":
                 log.info("call %s: stop received", self.call_sid)
                 await self.close(1000, "call ended")
@@ -255,20 +278,24 @@ class TwilioCall:
             await self.close(POLICY_VIOLATION, "no start message")
             return False
         self._check_sequence(message)
-        start = message.get("start") or {}
-        self.stream_sid = str(start.get("streamSid") or message.get("streamSid") or "")
-        self.call_sid = str(start.get("callSid") or "")
+        start = message.get("start")
+        fmt = start.get("mediaFormat") if isinstance(start, dict) else None
+        if not isinstance(start, dict) or not isinstance(fmt, dict):
+            log.warning("twilio stream: a start message whose start or mediaFormat is not an object; closed")
+            await self.close(POLICY_VIOLATION, "malformed start message")
+            return False
+        self.stream_sid = str(start.get("streamSid") or message.get("streamSid") or "")[:64]  # echoed in every message
+        self.call_sid = str(start.get("callSid") or "")[:64]
         if not self.stream_sid:
             log.warning("twilio stream: start without a streamSid")
             await self.close(POLICY_VIOLATION, "start without streamSid")
             return False
-        fmt = start.get("mediaFormat") or {}
         if (fmt.get("encoding"), str(fmt.get("sampleRate", RATE)), str(fmt.get("channels", 1))) != (
             "audio/x-mulaw",
             str(RATE),
             "1",
         ):
-            log.warning("call %s: unsupported media format %s", self.call_sid, fmt)
+            log.warning("call %s: unsupported media format %s", self.call_sid, str(fmt)[:200])
             await self.close(POLICY_VIOLATION, "media format must be audio/x-mulaw 8000 mono")
             return False
         raw_params = start.get("customParameters") or {}
@@ -297,14 +324,14 @@ class TwilioCall:
         )
 
     def _authenticate(self, credential: str | None) -> Principal:
+        """The call's principal: on an open server one of its own; else the single-use token's (spent here)."""
         if self.auth.open:
-            return self.auth.check_key(None)
+            return replace(self.auth.check_key(None), owner=call_owner(self.call_sid))
         if not credential:
             raise AuthError("UNAUTHORIZED", "missing credential: pass a 'token' custom parameter")
-        if credential.startswith("tok_"):
-            principal = self.auth.redeem_token(credential)
-        else:
-            principal = self.auth.check_key(credential)
+        if not credential.startswith(TOKEN_PREFIX):
+            raise AuthError("UNAUTHORIZED", "the stream takes a single-use token (GET /v1/token), not an API key")
+        principal = self.auth.redeem_token(credential)
         if Scope.SESSIONS not in principal.scopes:
             raise AuthError("FORBIDDEN", "this credential may not open sessions")
         return principal
@@ -338,7 +365,7 @@ class TwilioCall:
     def _check_sequence(self, message: dict[str, Any]) -> None:
         try:
             number = int(message.get("sequenceNumber", 0))
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             return
         if number <= 0:
             return
@@ -348,7 +375,7 @@ class TwilioCall:
         self._last_sequence = max(self._last_sequence, number)
 
     async def _on_media(self, message: dict[str, Any]) -> None:
-        media = message.get("media") or {}
+        media = _object(message, "media")
         if media.get("track", "inbound") != "inbound" or self.conversation is None:
             return
         try:
@@ -367,20 +394,32 @@ class TwilioCall:
                 )
 
     def _fill_gap(self, timestamp: Any, length: int) -> bytes:
-        """Silence for frames Twilio lost, so that turn timing stays true to the call's clock."""
+        """Silence for frames Twilio lost, so that turn timing stays true to the call's clock.
+
+        At most MAX_GAP_FILL_S a frame, and never so much that the caller's audio (filled silence
+        included) runs more than GAP_FILL_AHEAD_S ahead of the time since the first frame: frames
+        Twilio lost took real time, so a jump the clock does not bear out is a sender's lie, and
+        without the bound every frame could add 2 s of audio to a 1000-frame queue (100x)."""
+        now = time.monotonic()
+        if self._first_media_at is None:
+            self._first_media_at = now
         try:
             ts = int(timestamp)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             return b""
         expected, self._next_timestamp_ms = self._next_timestamp_ms, ts + length * 1000 // RATE
         if expected is None or ts - expected < 20:
             return b""
-        missing_ms = min(ts - expected, int(MAX_GAP_FILL_S * 1000))
+        room_s = (now - self._first_media_at) + GAP_FILL_AHEAD_S - self.inbound_s - length / RATE
+        missing_ms = int(min(ts - expected, MAX_GAP_FILL_S * 1000, max(0.0, room_s) * 1000))
+        if missing_ms <= 0:
+            return b""
+        self.gap_fill_s += missing_ms / 1000
         log.debug("call %s: %d ms of caller audio missing; filled with silence", self.call_sid, missing_ms)
         return ULAW_SILENCE * (missing_ms * RATE // 1000)
 
     def _on_mark(self, message: dict[str, Any]) -> None:
-        name = str((message.get("mark") or {}).get("name", ""))
+        name = str(_object(message, "mark").get("name", ""))
         mark = self.playout.echoed(name)
         if mark is None:  # flushed by a clear (counted in the playout), or not one of ours
             return
@@ -402,11 +441,11 @@ class TwilioCall:
             self._reply_id = None
         elif isinstance(event, ToolCall):
             self.socket.spawn(self._run_tool(event), f"tool {event.name}")
-        elif isinstance(event, UserTranscript):
-            log.info("call %s: caller: %s", self.call_sid, event.text)
+        elif isinstance(event, UserTranscript):  # what people say on a call is theirs: DEBUG only
+            log.debug("call %s: caller: %s", self.call_sid, event.text)
         elif isinstance(event, AgentTranscript):
             heard = f" (interrupted; {self.playout.acknowledged_s:.1f} s acknowledged)" if event.interrupted else ""
-            log.info("call %s: agent%s: %s", self.call_sid, heard, event.text)
+            log.debug("call %s: agent%s: %s", self.call_sid, heard, event.text)
         elif isinstance(event, SessionError):
             log.warning("call %s: %s: %s", self.call_sid, event.code, event.message)
 
@@ -437,9 +476,10 @@ class TwilioCall:
 
     async def _run_tool(self, call: ToolCall) -> None:
         assert self._tools is not None
-        log.info("call %s: tool %s(%s)", self.call_sid, call.name, json.dumps(call.arguments))
+        log.info("call %s: tool %s", self.call_sid, call.name)  # its arguments and result are the caller's data
+        log.debug("call %s: tool %s(%s)", self.call_sid, call.name, json.dumps(call.arguments)[:500])
         result = await self._tools.run(call.name, call.arguments)
-        log.info("call %s: tool %s -> %s", self.call_sid, call.name, result[:200])
+        log.debug("call %s: tool %s -> %s", self.call_sid, call.name, result[:200])
         if self.conversation is not None and not self.socket.closed:
             await self.conversation.on_tool_result(call.call_id, result)
 
@@ -459,7 +499,14 @@ class TwilioCall:
             "caller_audio_s": round(self.inbound_s, 3),
             "media_frames": self.media_frames,
             "sequence_gaps": self.sequence_gaps,
+            "gap_fill_s": round(self.gap_fill_s, 3),
         }
+
+
+def _object(message: dict[str, Any], key: str) -> dict[str, Any]:
+    """`message[key]` when it is an object, else {}: a field of the wrong type is a field not sent."""
+    value = message.get(key)
+    return value if isinstance(value, dict) else {}
 
 
 # ---------------------------------------------------------------- routes
@@ -486,10 +533,13 @@ async def twilio_stream(ws: WebSocket, token: str | None = None) -> None:
 
 @router.get("/v1/twilio/calls")
 async def twilio_calls(request: Request, authorization: Annotated[str | None, Header()] = None) -> JSONResponse:
-    """The calls in progress and how much of the agent's audio Twilio has acknowledged playing."""
+    """The calls in progress and how much of the agent's audio Twilio has acknowledged playing.
+
+    Every call of every tenant, with its session id: only a key with every scope (the one that
+    manages records, server/agent_routes.py) may list them, not a `:tokens` or `:sessions` key."""
     auth: Authenticator = request.app.state.auth
     try:
-        auth.authenticate_rest(authorization)
+        manager_principal(auth.authenticate_rest(authorization))
     except AuthError as exc:
         return http_error(exc.status, exc.code, exc.message)
     return JSONResponse({"calls": [call.status() for call in _calls(request.app).values()]})

@@ -99,7 +99,7 @@ async def test_barge_in_clears_twilio_and_trims_to_acknowledged_audio(server: Se
     offset = server.log.stat().st_size
     story = spoken(speech_dir, "Tell me a long story about a brave knight and a dragon.")
     interruption = spoken(speech_dir, "Wait, stop. What time is it?")
-    call = await TwilioSide.connect(stream_url(server), token=API_KEY)  # an API key works as the token too
+    call = await TwilioSide.connect(stream_url(server), token=token(server))  # single-use: a key is refused (L5)
     await asyncio.sleep(0.5)
     await call.say(story)
     await call.wait(lambda: call.played > 8000 * 2, 180, "two seconds of the answer to play")

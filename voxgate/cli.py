@@ -19,6 +19,9 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+GRACEFUL_SHUTDOWN_S = 10  # SIGTERM: how long live connections get to close before their tasks are cancelled
+
+
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -52,7 +55,18 @@ def serve(args: argparse.Namespace) -> int:
             print(f"  loaded {line}", file=sys.stderr)
     app = create_app(settings, models)
     print(f"Voxgate listening on ws://{settings.host}:{settings.port}/v1/ws", file=sys.stderr, flush=True)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", ws_max_size=4 << 20)
+    # SIGTERM: uvicorn closes every socket with 1012; a socket whose peer takes nothing is aborted by the
+    # transport within CLOSE_FLUSH_S (server/transport.py), and past GRACEFUL_SHUTDOWN_S whatever still
+    # runs is cancelled, so a client that never reads cannot hold the process (H6). The app's shutdown
+    # then finishes the sessions left (their records: completed, server_shutdown).
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        ws_max_size=4 << 20,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+    )
     return 0
 
 

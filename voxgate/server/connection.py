@@ -5,8 +5,12 @@ and anything that does not fit becomes a `session.error` with the protocol's cod
 `param`) while the socket stays open. Errors are rate-limited so a flood of garbage cannot turn into
 a flood of replies. Audio is decoded here and handed to the socket loop's worker
 (server/transport.py), so a slow end-of-turn check never blocks the reading of `tool.result` or the
-next message. The session's lifetime events live here too: `session.ready` with its resume token and
-expiry, `session.end`, and the duration cap (shared/protocol.md §6.7–6.9).
+next message; the backlog is bounded in seconds of audio and checked before a chunk is decoded.
+Errors are offered to the socket's outgoing queue, never awaited, so a client that stops reading
+cannot stall the reading of its messages (server/transport.py drops it). Nothing a client sent comes
+back unbounded: values an error names are clipped to MAX_ECHO_CHARS. The session's lifetime events
+live here too: `session.ready` with its resume token and expiry, `session.end`, and the duration cap
+(shared/protocol.md §6.7–6.9).
 """
 
 from __future__ import annotations
@@ -55,7 +59,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("voxgate.connection")
 
 MAX_AUDIO_BYTES_PER_MESSAGE = 1 << 20  # ~22 s of 24 kHz PCM; larger chunks are a client bug
-MAX_AUDIO_BACKLOG = 400  # chunks waiting for the worker (~20 s at 50 ms) before we refuse more
+MAX_AUDIO_BACKLOG_S = 20.0  # decoded audio waiting for the worker before more is refused (M2: seconds, not chunks)
+MAX_JSON_DEPTH = 64  # deeper messages are invalid_format (json.loads itself fails past ~1000 with RecursionError)
+MAX_ECHO_CHARS = 64  # a client's value named in an error is clipped to this
+MAX_ERROR_CHARS = 512  # and a whole error message to this
+TRACEBACKS_PER_MINUTE = 10  # unexpected errors logged with their traceback; past this, counted and summarized
 AUDIO_AHEAD_S = 20.0  # audio beyond this far ahead of the wall clock is dropped (audio_rate_violation)
 ERRORS_PER_SECOND = 10
 ERROR_BURST = 30
@@ -114,6 +122,60 @@ class _ErrorBudget:
         return False
 
 
+class _TracebackBudget:
+    """Process-wide limit on tracebacks of unexpected errors: a client that triggers one per message must
+    not turn each of its messages into a screenful of log. Past the budget they are counted, and the
+    count is logged with the next traceback allowed."""
+
+    def __init__(self, per_minute: int) -> None:
+        self.per_minute = per_minute
+        self.window_start = time.monotonic()
+        self.logged = 0
+        self.suppressed = 0
+
+    def log(self, message: str) -> None:
+        """`log.exception(message)` within the budget (call from an `except` block)."""
+        now = time.monotonic()
+        if now - self.window_start >= 60.0:
+            self.window_start, self.logged = now, 0
+        if self.logged >= self.per_minute:
+            self.suppressed += 1
+            return
+        self.logged += 1
+        if self.suppressed:
+            message = f"{message} ({self.suppressed} similar errors not logged)"
+            self.suppressed = 0
+        log.exception(message)
+
+
+_tracebacks = _TracebackBudget(TRACEBACKS_PER_MINUTE)
+
+
+def clip(value: object, limit: int = MAX_ECHO_CHARS) -> str:
+    """A client's value for an error message: its repr, cut to `limit` characters with its length said."""
+    text = value if isinstance(value, str) else repr(value)
+    if len(text) <= limit:
+        return repr(text) if isinstance(value, str) else text
+    return f"{text[:limit]!r}... ({len(text)} characters)"
+
+
+def _depth_exceeds(value: Any, limit: int) -> bool:
+    """Whether parsed JSON nests deeper than `limit` (iterative: a deep value must not recurse here either)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
 class ClientPlayback:
     """A WebSocket client flushes its own playback on `input.speech.started`, and reports nothing played."""
 
@@ -144,7 +206,7 @@ class Connection:
             sessions,
             self,
             name="connection",
-            audio_backlog=MAX_AUDIO_BACKLOG,
+            audio_backlog_s=MAX_AUDIO_BACKLOG_S,
             on_audio_error=self._audio_failed,
         )
         self._input: InputDecoder | None = None
@@ -157,12 +219,17 @@ class Connection:
     # ------------------------------------------------------------ sending
 
     async def send(self, event: ServerEvent) -> None:
+        if isinstance(event, SessionError):  # the session's errors too (an unknown call_id, an agent_id)
+            event = _bounded(event)
         await self.socket.send(to_wire(event))
 
     async def error(self, code: ErrorCode, message: str, param: str | None = None) -> None:
+        """Offered, not awaited: with the outgoing queue full (a client that stopped reading) it is dropped,
+        and the receive loop goes on to notice the socket is gone."""
         if self._errors.take():
             session_id = self.conversation.session_id if self.conversation is not None else None
-            await self.send(SessionError(code=code, message=message, param=param, session_id=session_id))
+            event = _bounded(SessionError(code=code, message=message, param=param, session_id=session_id))
+            self.socket.send_nowait(to_wire(event))
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         await self.socket.close(code, reason)
@@ -182,7 +249,7 @@ class Connection:
                     if exc.code in CLOSING:
                         await self.close(CLOSING[exc.code], exc.code)
                 except Exception as exc:  # a bug must cost one message, not the session
-                    log.exception("error handling a client message")
+                    _tracebacks.log("error handling a client message")
                     if self.conversation is None or not self.conversation.ready:  # no session to keep: close
                         await self.error(ErrorCode.INTERNAL_ERROR, f"internal error: {type(exc).__name__}")
                         await self.close(INTERNAL, ErrorCode.INTERNAL_ERROR)
@@ -195,12 +262,18 @@ class Connection:
         except (json.JSONDecodeError, UnicodeDecodeError):
             await self.error(ErrorCode.INVALID_FORMAT, "message is not valid JSON")
             return
+        except RecursionError:  # nested past the parser's own limit (L1)
+            await self.error(ErrorCode.INVALID_FORMAT, f"message nests deeper than {MAX_JSON_DEPTH} levels")
+            return
+        if _depth_exceeds(raw, MAX_JSON_DEPTH):  # it would fail later, in validation or in the config's echo
+            await self.error(ErrorCode.INVALID_FORMAT, f"message nests deeper than {MAX_JSON_DEPTH} levels")
+            return
         if not isinstance(raw, dict) or not isinstance(raw.get("type"), str):
             await self.error(ErrorCode.INVALID_FORMAT, "message must be a JSON object with a string 'type'")
             return
         kind = raw["type"]
         if kind not in CLIENT_EVENT_TYPES:
-            await self.error(ErrorCode.INVALID_FORMAT, f"unknown event type {kind!r}")
+            await self.error(ErrorCode.INVALID_FORMAT, f"unknown event type {clip(kind)}")
             return
         conversation = self.conversation
         ready = conversation is not None and conversation.ready
@@ -309,6 +382,7 @@ class Connection:
             return
         self._input = None  # a new socket: its audio stream starts afresh
         await self._ready(conversation)
+        await conversation.answer_owed()  # a reply the dropped socket never got is given now (M7)
 
     async def _on_audio(self, event: InputAudio) -> None:
         assert self.conversation is not None
@@ -322,7 +396,11 @@ class Connection:
             return
         encoding = self.conversation.config.input_encoding
         bytes_per_sample = 2 if encoding == "audio/pcm" else 1
-        if not self._pace.admit(len(payload) / bytes_per_sample / WIRE_RATES[encoding]):
+        seconds = len(payload) / bytes_per_sample / WIRE_RATES[encoding]
+        if not self.socket.audio_room(seconds):  # refused before decoding and resampling (M2)
+            await self.error(ErrorCode.AUDIO_RATE_VIOLATION, "audio arrives faster than real time; chunk dropped")
+            return
+        if not self._pace.admit(seconds):
             await self.error(
                 ErrorCode.AUDIO_RATE_VIOLATION,
                 f"audio arrives more than {AUDIO_AHEAD_S:.0f} s ahead of real time; chunk dropped",
@@ -342,6 +420,18 @@ class Connection:
         await self.error(ErrorCode.SERVER_ERROR, "internal error while processing audio")
 
 
+def _bounded(event: SessionError) -> SessionError:
+    """The error as sent: its message and `param` clipped (both may carry what the client sent)."""
+    message, param = event.message, event.param
+    if len(message) > MAX_ERROR_CHARS:
+        message = message[:MAX_ERROR_CHARS] + "..."
+    if param is not None and len(param) > MAX_ERROR_CHARS:
+        param = param[:MAX_ERROR_CHARS] + "..."
+    if message is event.message and param is event.param:
+        return event
+    return event.model_copy(update={"message": message, "param": param})
+
+
 def _param(exc: ValidationError) -> str | None:
     """The field a refused session.update names: `input.turn_detection.vad_threshold`, `tools.0.name`."""
     for err in exc.errors():
@@ -351,13 +441,20 @@ def _param(exc: ValidationError) -> str | None:
         if loc and loc[0] == "session":
             loc = loc[1:]
         if loc:
-            return ".".join(loc)
+            return ".".join(_clip_key(p) for p in loc)
     return None
 
 
+def _clip_key(part: str) -> str:
+    """One step of a field path; a client's own dict key in it is clipped (L3)."""
+    return part if len(part) <= MAX_ECHO_CHARS else part[:MAX_ECHO_CHARS] + "..."
+
+
 def _summarize(exc: ValidationError) -> str:
+    """What was wrong, in at most three errors; the paths may hold the client's keys, so they are clipped."""
     parts = []
-    for err in exc.errors()[:3]:
-        where = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-after"))
-        parts.append(f"{where or 'value'}: {err['msg']}")
+    for err in exc.errors(include_input=False, include_url=False)[:3]:
+        where = ".".join(_clip_key(str(p)) for p in err["loc"] if not str(p).startswith("function-after"))
+        msg = err["msg"] if len(err["msg"]) <= 2 * MAX_ECHO_CHARS else err["msg"][: 2 * MAX_ECHO_CHARS] + "..."
+        parts.append(f"{where or 'value'}: {msg}")
     return "; ".join(parts)

@@ -2,8 +2,9 @@
 
 A session is recorded when it is ready (`active`), marked `disconnected` while it waits in the resume
 window, and finished (`completed`, with the close reason) when it ends for good: `session.end`, the
-duration cap, or the window running out. Finishing writes its artifacts: the timeline of turns, the
-metadata, and the stereo recording when the operator turned recording on. Store calls are blocking
+duration cap, the window running out, or the server stopping (`server_shutdown`). Finishing writes
+its artifacts: the timeline of turns, the metadata, and the stereo recording when the operator turned
+recording on. Store calls are blocking
 (SQLite), so they run in worker threads; a store that fails costs the record, never the call.
 """
 
@@ -13,6 +14,7 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,10 +34,20 @@ DRAIN_S = 10.0  # at shutdown, how long the records still being written may take
 
 
 class SessionRecorder:
-    def __init__(self, store: Store | None, settings: Settings) -> None:
+    def __init__(
+        self,
+        store: Store | None,
+        settings: Settings,
+        *,
+        before_close: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        """`before_close`: run first when the recorder closes at shutdown (the registry ends the sessions
+        still live, so that they are recorded `completed` with reason `server_shutdown`, not left
+        `active` or `disconnected` for ever)."""
         self.store = store
         self._settings = settings
         self._tasks = TaskScope("records")
+        self._before_close = before_close
 
     # ------------------------------------------------------------ agent_id
 
@@ -140,4 +152,10 @@ class SessionRecorder:
 
     async def close(self) -> None:
         """Wait for the records still being written (a stopping server finishes what it ended)."""
+        if self._before_close is not None:
+            before, self._before_close = self._before_close, None
+            try:
+                await before()
+            except Exception:
+                log.exception("finishing the live sessions at shutdown failed")
         await self._tasks.drain(DRAIN_S)

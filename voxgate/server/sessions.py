@@ -30,6 +30,8 @@ from voxgate.session.store import SessionStore
 log = logging.getLogger("voxgate.sessions")
 
 SESSION_ID_PREFIX = "sess_"
+SERVICE_RESTART = 1012  # the close code of a server going away
+SHUTDOWN_END_S = 2.0  # at shutdown, how long one session's work may take to stop
 
 
 class Holder(Protocol):
@@ -74,7 +76,9 @@ class SessionRegistry:
         self._ports = ports
         self.policy = policy or SessionPolicy.from_settings(settings)
         self.webhooks = WebhookSender()
-        self.records = SessionRecorder(None, settings)  # the app gives it the store (voxgate.store)
+        # The app gives it the store (voxgate.store). Its close at the app's shutdown first ends the
+        # sessions still kept (`shutdown`), so their records are finished before the last writes drain.
+        self.records = SessionRecorder(None, settings, before_close=self.shutdown)
         self._owners: dict[str, Holder] = {}  # session_id -> the socket that holds it now
         self._locks: dict[str, asyncio.Lock] = {}
 
@@ -110,7 +114,9 @@ class SessionRegistry:
         """`holder` takes the session over; the socket that held it is closed. ResumeError if it cannot."""
         async with self._exclusive(session_id):
             self._reap()
-            conversation = self.store.claim(session_id, owner)
+            conversation = self.store.claim(
+                session_id, owner, max_attached=self.max_sessions, max_per_owner=self.max_per_owner
+            )
             previous = self._owners.get(session_id)
             self._owners[session_id] = holder
             if previous is not None and previous is not holder:
@@ -163,6 +169,29 @@ class SessionRegistry:
         if holder is not None:
             with contextlib.suppress(Exception):
                 await holder.close(1000, "session deleted")
+
+    async def shutdown(self, close_reason: str = "server_shutdown") -> None:
+        """The server stops: every session left ends for good, and its record is finished.
+
+        uvicorn has already closed the sockets (1012, service restart) by the time the app shuts down,
+        so the sessions are waiting in the resume window, or still held by a socket that did not go in
+        the graceful-shutdown time: those are closed with 1012 here. Without this their records stayed
+        `disconnected` (or `active`) in the store forever, though nothing can resume them any more.
+        Idempotent: a second call finds nothing."""
+        for conversation in self.store.sessions():
+            session_id = conversation.session_id
+            holder = self._owners.pop(session_id, None)
+            try:
+                async with asyncio.timeout(SHUTDOWN_END_S):
+                    await conversation.end()
+            except Exception:
+                log.exception("ending session %s at shutdown failed", session_id)
+            self.store.remove(session_id)
+            self._locks.pop(session_id, None)
+            if holder is not None:
+                with contextlib.suppress(Exception):
+                    await holder.close(SERVICE_RESTART, "server shutting down")
+            self._finished(conversation, close_reason)
 
     def holds(self, conversation: Conversation, holder: Holder) -> bool:
         return self._owners.get(conversation.session_id) is holder

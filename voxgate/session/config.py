@@ -99,6 +99,14 @@ def sent_fields(update: SessionConfig) -> dict[str, Any]:
     return update.model_dump(exclude_unset=True, exclude_none=True, mode="json")
 
 
+#: The languages the recognizer knows (Whisper's codes): what `input.language` may name.
+RECOGNIZED_LANGUAGES = frozenset(
+    "af am ar as az ba be bg bn bo br bs ca cs cy da de el en es et eu fa fi fo fr gl gu ha haw he hi hr ht hu "
+    "hy id is it ja jw ka kk km kn ko la lb ln lo lt lv mg mi mk ml mn mr ms mt my ne nl nn no oc pa pl ps pt ro "
+    "ru sa sd si sk sl sn so sq sr su sv sw ta te tg th tk tl tr tt uk ur uz vi yi yo zh yue".split()
+)
+
+
 def apply_update(
     current: LiveConfig,
     update: SessionConfig,
@@ -144,6 +152,8 @@ def apply_update(
     if model.webhook is not None:
         _check_webhook(model.webhook)
     inp = model.input or InputConfig()
+    if "language" in raw.get("input", {}):
+        _check_language(inp.language)
     fmt_in = inp.format
     fmt_out = output.format
     server_prompt = current.server_prompt if current.applied_once else current.system_prompt
@@ -191,12 +201,31 @@ def _with_builtin(tool: Tool) -> Tool:
 
 
 def _language(codes: tuple[str, ...], single: str | None, server: str | None) -> str | None:
-    """One code: that language; several: detect among them (None); none: the older field, else the server's."""
+    """One code: that language; several: detect among them (None); none: the older field, else the server's.
+
+    One code the recognizer does not know is detection, never an error (shared/protocol.md §4.2): passed
+    on, it made Whisper raise on every turn (L7)."""
     if codes:
-        return codes[0].split("-")[0] if len(codes) == 1 else None
+        primary = codes[0].split("-")[0]
+        return primary if len(codes) == 1 and primary in RECOGNIZED_LANGUAGES else None
     if single is not None:
-        return None if single.lower() == "auto" else single.lower()
+        return None if single.lower() == "auto" else single.lower().replace("_", "-").split("-")[0]
     return server
+
+
+def _check_language(language: str | None) -> None:
+    """`input.language` (Voxgate's older field) is `auto` or a language the recognizer knows, with an
+    optional region (`en-US`); anything else is refused as invalid_value, not found out by the first
+    turn's decode (L7: `"xx"` was accepted, then Whisper raised on every turn)."""
+    if language is None or language.lower() == "auto":
+        return
+    primary = language.lower().replace("_", "-").split("-")[0]
+    if len(language) <= 16 and primary in RECOGNIZED_LANGUAGES:
+        return
+    shown = language if len(language) <= 16 else language[:16] + "..."
+    raise ConfigError(
+        ErrorCode.INVALID_VALUE, f"unknown input.language {shown!r}: an ISO 639-1 code or 'auto'", "input.language"
+    )
 
 
 def _check_immutable(current: LiveConfig, raw: dict[str, Any]) -> None:

@@ -49,7 +49,7 @@ from voxgate.session.listener import (
 )
 from voxgate.session.over_agent import VoiceOverAgent
 from voxgate.session.recording import Recorder
-from voxgate.session.reply import ActiveReply, ReplyFailed, clauses_of
+from voxgate.session.reply import ActiveReply, ReplyFailed, Trigger, clauses_of
 from voxgate.session.replying import Replies
 from voxgate.session.timeline import Timeline
 from voxgate.session.tool_runs import ToolRuns
@@ -80,6 +80,7 @@ MIN_LATENCY_INTERRUPTION_S = 0.12  # `transcription_mode: min_latency`: the shor
 AgentLookup = Callable[[str, str], Awaitable[tuple[str, SessionConfig] | None]]  # (owner, id or name) -> (id, config)
 MAX_SESSION_S = 10_800
 AGENT_READY_TIMEOUT_S = 30.0  # a first session may still be loading the models (hosted: 10 s)
+OWED_TRIGGERS: frozenset[Trigger] = frozenset({"user_turn", "tool_result", "reply_create"})  # replies a turn waits on
 
 
 class Conversation:
@@ -117,6 +118,7 @@ class Conversation:
         self._discarding: int | None = None  # an utterance over an uninterruptible reply, dropped whole
         self._withheld: list[tuple[str, str]] = []  # (item_id, text) of turns said while a hold tool runs
         self._speech_announced = False  # input.speech.started was sent, its input.speech.stopped not yet
+        self._owed: Trigger | None = None  # a reply cut unheard by a socket drop, given on resume (M7)
         self.tool_runs = ToolRuns(self, session_id)
         self.timeline = Timeline(self.started_at)
         self.recorder: Recorder | None = None  # the stereo recording, when the operator turned recording on
@@ -131,13 +133,26 @@ class Conversation:
         self._transport = transport
 
     async def detach(self) -> None:
-        """The socket is gone: stop all work (what the user heard stays in the history)."""
+        """The socket is gone: stop all work (what the user heard stays in the history).
+
+        A reply to the user (or to tool results) cut before a word of it was heard leaves its turn in
+        history unanswered: it is owed to the socket that resumes the session (`answer_owed`, M7)."""
         self._transport = None
+        cut, before = reply_of(self.state), len(self.history)
         await self.enter(self._resting())
+        if cut is not None and cut.trigger in OWED_TRIGGERS and not cut.finished and len(self.history) == before:
+            self._owed = cut.trigger
         await self.replies.close_background()
         if self._listener is not None:
             self._listener.close()
             self._listener = None
+
+    async def answer_owed(self) -> None:
+        """After `session.ready` on a resumed socket: the reply the dropped socket never got, given now."""
+        owed, self._owed = self._owed, None
+        if owed is not None and not self.ended and isinstance(self.state, Listening):
+            log.debug("resumed: answering the %s the dropped socket never got a reply to", owed)
+            await self.replies.start(self.replies.from_llm(), trigger=owed)
 
     def resumed(self) -> None:
         """A new socket took this conversation over: fresh audio state, same history and config."""
@@ -235,6 +250,9 @@ class Conversation:
                 await self.emit(UserTranscript(text=text, item_id=item_id))
                 self.history.append(ChatMessage(role="user", content=text))
             self._withheld = []
+            if self._transport is None:  # a server-run tool answered while no socket holds the session
+                self._owed = "tool_result"
+                return
             await self.replies.start(self.replies.from_llm(instructions=guidance), trigger="tool_result")
 
     def new_turn(self, item_id: str | None = None) -> UserTurn:

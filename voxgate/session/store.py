@@ -45,17 +45,31 @@ class SessionStore(Generic[S]):
             entry.attached = False
             entry.detached_at = time.monotonic()
 
-    def claim(self, session_id: str, owner: str) -> S:
-        """Re-attach a detached session to a new socket."""
+    def claim(self, session_id: str, owner: str, *, max_attached: int = 0, max_per_owner: int = 0) -> S:
+        """Re-attach a detached session to a new socket.
+
+        A resumed session is attached again, so it counts against the session cap (`max_attached`) and
+        the per-key limit (`max_per_owner`; 0: no limit) like a new one: before, resumes of dropped
+        sessions went past a full server (M1). A takeover of a session still attached (its old socket
+        has not noticed the drop yet) changes no count, so it is never refused for capacity."""
         self.expire_old()
         entry = self._live.get(session_id)
         if entry is None:  # unknown, ended, or past its window: the hosted API says the same for all three
             raise ResumeError(ErrorCode.SESSION_NOT_FOUND, "Session not found or grace window has expired")
         if entry.owner != owner:
             raise ResumeError(ErrorCode.SESSION_FORBIDDEN, "this session belongs to another credential")
+        if not entry.attached:
+            if max_per_owner > 0 and self.attached_of(owner) >= max_per_owner:
+                raise ResumeError(ErrorCode.CONCURRENCY_EXCEEDED, "too many concurrent sessions for this key")
+            if max_attached > 0 and self.attached_count >= max_attached:
+                raise ResumeError(ErrorCode.SERVER_ERROR, "server at capacity: retry with exponential backoff")
         # Still attached means the old socket has not noticed its drop yet: the new one takes over.
         entry.attached = True
         return entry.session
+
+    def sessions(self) -> list[S]:
+        """Every session kept, attached or waiting in the resume window."""
+        return [e.session for e in self._live.values()]
 
     def expire_old(self) -> list[S]:
         """Drop sessions detached for longer than the window; return them so their owner can close them."""

@@ -203,7 +203,8 @@ class ToolCallAssembler:
         for index in sorted(self._calls):
             call = self._calls[index]
             if not call.name:
-                log.warning("dropped a streamed tool call without a name (arguments %r)", call.arguments[:200])
+                log.warning("dropped a streamed tool call without a name")
+                log.debug("the nameless call's arguments: %r", call.arguments[:200])  # the caller's data: DEBUG
                 continue
             call_id = call.call_id or "call_" + uuid.uuid4().hex[:12]
             out.append(ToolCallRequest(call_id=call_id, name=call.name, arguments=_arguments(call)))
@@ -222,9 +223,8 @@ def _arguments(call: _PartialCall) -> dict[str, Any]:
     except json.JSONDecodeError:
         value = None
     if not isinstance(value, dict):
-        log.warning(
-            "tool call %s (%s): arguments are not a JSON object, using {}: %r", call.call_id, call.name, text[:200]
-        )
+        log.warning("tool call %s (%s): arguments are not a JSON object, using {}", call.call_id, call.name)
+        log.debug("tool call %s arguments: %r", call.call_id, text[:200])  # the caller's data: DEBUG only
         return {}
     return value
 

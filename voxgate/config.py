@@ -174,6 +174,12 @@ class Settings(BaseSettings):
     llm_context: int = Field(default=4096, description="Context window of the embedded LLM, in tokens.")
     llm_temperature: float = Field(default=0.6, description="Sampling temperature of replies.")
     llm_max_tokens: int = Field(default=200, description="The longest reply, in tokens.")
+    llm_history_tokens: int = Field(
+        default=1536,
+        ge=256,
+        description="Embedded LLM: how much of the conversation, in tokens, is sent verbatim; older turns are "
+        "folded into a short recap, in steps (each fold re-reads what is kept once: ~10 s on 2 cores at the default).",
+    )
     llm_seed: int = Field(default=-1, description="Sampling seed; -1 is random (set one for repeatable tests).")
     llm_first_token_timeout_s: float = Field(default=30.0, gt=0, description="agent_timeout past this.")
     llm_allowed_models: Annotated[list[str], NoDecode] = Field(

@@ -93,7 +93,39 @@ def test_a_long_history_fitted_fits_the_window_by_the_models_tokenizer(llm: Llam
             reply_tokens=200,
             count=llm.count_tokens,
         )
-        recap = [ChatMessage(role="system", content=view.recap)] if view.recap else []
-        prompt = render([ChatMessage(role="system", content=system), *recap, *view.turns], ())
+        prompt = render([ChatMessage(role="system", content=system), *view.turns], ())
         assert llm.count_tokens(prompt) + 200 <= llm.context_tokens
     assert window.folds > 0
+
+
+async def test_a_fold_drops_the_old_turns_from_the_cache_instead_of_re_reading_the_rest(llm: LlamaCppLLM) -> None:
+    """After a fold the kept turns are not evaluated again: only the recap and the new question are."""
+    window = ContextWindow()
+    history: list[ChatMessage] = []
+
+    def fitted() -> list[ChatMessage]:
+        system, view = window.fit(
+            "Be brief.",
+            (),
+            history,
+            context_tokens=llm.context_tokens,
+            reply_tokens=12,
+            count=llm.count_tokens,
+            turns_tokens=600,
+        )
+        return [ChatMessage(role="system", content=system), *view.turns]
+
+    for i in range(200):  # turns until the next one folds (bounded)
+        history.append(ChatMessage(role="user", content=f"Question {i}: tell me about the number {i} please."))
+        messages = fitted()
+        if window.folds:
+            break
+        await _answer(llm, messages)  # the cache now holds this turn's whole prompt
+        history.append(ChatMessage(role="assistant", content=f"The number {i} is a fine number to know."))
+    before, shifted = llm.evaluated_tokens, llm.shifted_tokens
+    messages = fitted()
+    await _answer(llm, messages)
+    kept = sum(llm.count_tokens(m.content) for m in messages if m.role != "system")
+    recap = llm.count_tokens(window._recap)
+    assert llm.shifted_tokens > shifted, "the folded span was dropped from the cache"
+    assert llm.evaluated_tokens - before < recap + kept // 2, "the kept turns were not read again"

@@ -151,6 +151,7 @@ class Models:
                 n_threads=s.llm_threads,
                 temperature=s.llm_temperature,
                 max_tokens=s.llm_max_tokens,
+                history_tokens=s.llm_history_tokens,
                 seed=s.llm_seed,
                 name=name,
             )

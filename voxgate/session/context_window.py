@@ -5,12 +5,14 @@ so after ~50 exchanges (a ten-minute call) llama.cpp first cut replies short and
 turn ("Requested tokens exceed context window"). Here the model sees the system prompt, a short
 recap of the oldest turns, and the newest turns verbatim, always inside its window.
 
-Two things shape how turns are folded away:
-- Folding happens in steps, not a turn at a time. The embedded model reuses its evaluation of the
-  prompt's unchanged beginning; dropping one turn per reply would change that beginning every turn
-  and make each reply re-read the whole history (tens of seconds on 2 cores). When the turns outgrow
-  their budget, the oldest are folded until they fill about `LOW_WATER` of it, and the view then stays
-  stable for many turns.
+Three things shape how turns are folded away:
+- Folding happens in steps, not a turn at a time. When the turns outgrow their budget, the oldest are
+  folded until the rest fills about `LOW_WATER` of it, and the view then only grows for many turns:
+  each turn's prompt extends the previous one, which the embedded model keeps evaluated.
+- A fold keeps what it keeps in the order the model read it, and the recap goes right before the
+  newest question (where the prompt is new anyway). The embedded model then drops the folded span
+  from its cache and reads only the recap (backends/llm/llama_cpp_backend.py); a recap placed first
+  would make it re-read everything after it, tens of seconds on 2 cores.
 - Turns are folded whole: a user message starts a group, and the agent's replies, tool calls and
   tool results after it go with it. A tool result is never kept without its call, or a call without
   its result.
@@ -42,7 +44,7 @@ class Window:
     """What the LLM sees of the conversation this turn."""
 
     recap: str  # "" until something was folded
-    turns: list[ChatMessage]
+    turns: list[ChatMessage]  # the recap among them, as a system message
     system_cut: bool  # the system prompt alone did not fit and was shortened
 
 
@@ -52,6 +54,7 @@ class ContextWindow:
     def __init__(self) -> None:
         self._start = 0  # index in the history where the verbatim turns begin
         self._recap = ""
+        self._recap_at = 0  # the recap goes before this message of the history
         self.folds = 0
 
     def fit(
@@ -63,8 +66,12 @@ class ContextWindow:
         context_tokens: int,
         reply_tokens: int,
         count: Callable[[str], int],
+        turns_tokens: int | None = None,
     ) -> tuple[str, Window]:
-        """The system prompt (shortened only if it alone overflows) and the turns to send with it."""
+        """The system prompt (shortened only if it alone overflows) and the turns to send with it.
+
+        `turns_tokens`: at most this much of the window for the turns and the recap (a slow model
+        re-reads what is kept at each fold, so it keeps less than its window holds)."""
         fixed = count(system) + reply_tokens + MARGIN_TOKENS
         if tools:
             fixed += TOOLS_PREAMBLE_TOKENS + sum(count(_tool_text(t)) for t in tools)
@@ -75,29 +82,41 @@ class ContextWindow:
             system = _cut_to(system, count, count(system) - (minimum - budget))
             system_cut = True
             budget = minimum
+        if turns_tokens is not None:
+            budget = min(budget, max(minimum, turns_tokens))
         if self._start > len(history):  # the history was replaced (a new conversation in the same object)
-            self._start, self._recap = 0, ""
-        turns = list(history[self._start :])
-        if _tokens(turns, count) + count(self._recap) > budget:
+            self._start, self._recap, self._recap_at = 0, "", 0
+        view = self._view(history)
+        if _tokens(view, count) > budget:
             self._fold(history, budget, count)
-            turns = list(history[self._start :])
-        return system, Window(self._recap, turns, system_cut)
+            view = self._view(history)
+        return system, Window(self._recap, view, system_cut)
+
+    def _view(self, history: Sequence[ChatMessage]) -> list[ChatMessage]:
+        if not self._recap:
+            return list(history[self._start :])
+        recap = ChatMessage(role="system", content=self._recap)
+        return [*history[self._start : self._recap_at], recap, *history[self._recap_at :]]
 
     def _fold(self, history: Sequence[ChatMessage], budget: int, count: Callable[[str], int]) -> None:
-        starts = [i for i in range(self._start, len(history)) if history[i].role == "user"]
-        recap_budget = int(budget * RECAP_SHARE)
+        """Fold the oldest turns, past the last recap, until the rest fills about LOW_WATER of `budget`."""
+        starts = [i for i in range(max(self._start, self._recap_at), len(history)) if history[i].role == "user"]
+        if not starts:
+            return
         target = int(budget * LOW_WATER)
-        new_start = self._start
+        recap_budget = int(budget * RECAP_SHARE)
+        new_start = starts[-1]  # even the newest group alone over the target: keep just it
         for i in starts:
-            if _tokens(history[i:], count) <= target:
+            if _tokens(history[i:], count) + recap_budget <= target:
                 new_start = i
                 break
-        else:  # even the newest group alone is over the target: keep just it
-            new_start = starts[-1] if starts else len(history)
         if new_start <= self._start:
             return
         self._recap = _recap(history[:new_start], recap_budget, count)
         self._start = new_start
+        # The recap goes before the newest turn, where the prompt is new anyway: the turns kept before it
+        # stay as the model evaluated them (the embedded model drops the folded span from its cache).
+        self._recap_at = starts[-1]
         self.folds += 1
 
 

@@ -172,8 +172,7 @@ class Replies:
 
         System messages the client added mid-conversation (`conversation.message`) join the system
         prompt, where every chat template accepts them, in the order they came. The recap of folded
-        turns is a system message of its own after it, so the system+tools prefix the embedded model
-        keeps evaluated is unchanged when turns are folded."""
+        turns is a system message of its own among the turns (see session/context_window.py)."""
         config = self._host.config
         added = [m.content for m in self._host.history if m.role == "system" and m.content]
         parts = [config.system_prompt + language_instruction(config.language, config.language_codes), *added]
@@ -187,11 +186,11 @@ class Replies:
             context_tokens=getattr(llm, "context_tokens", REMOTE_CONTEXT_TOKENS),
             reply_tokens=getattr(llm, "max_tokens", REMOTE_REPLY_TOKENS),
             count=getattr(llm, "count_tokens", estimate_tokens),
+            turns_tokens=getattr(llm, "history_tokens", None),
         )
         if window.system_cut and not self._prompt_cut_told:
             self._prompt_cut_pending = True
-        recap = [ChatMessage(role="system", content=window.recap)] if window.recap else []
-        return [ChatMessage(role="system", content=system), *recap, *_answered_only(window.turns)]
+        return [ChatMessage(role="system", content=system), *_answered_only(window.turns)]
 
     async def _tell_if_prompt_cut(self) -> None:
         """Once per session: the client's prompt and tools overflow the model's window, so it was shortened."""

@@ -14,7 +14,9 @@ the weights would not make 2 cores faster). How it is shared:
   fraction of a second, even in the middle of reading a long prompt. What was evaluated stays in the
   cache: the next request with the same beginning does not redo it.
 llama-cpp-python reuses the longest common prefix with its last evaluation, and our prompt keeps the
-system+tools prefix byte-identical, so later turns of a session skip re-reading it.
+system+tools prefix byte-identical, so later turns of a session skip re-reading it. When a long
+conversation's oldest turns are folded away, the prompt skips a span of what was evaluated: that span
+is dropped from the cache and what follows is moved up (`_reuse`), so the fold costs the recap alone.
 """
 
 from __future__ import annotations
@@ -26,13 +28,22 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from voxgate.backends.base import ChatMessage, LLMEvent, ToolSpec
 from voxgate.backends.llm.qwen_prompt import render
 from voxgate.backends.llm.tool_call_parser import ToolCallParser
 
 STOP = ["<|im_end|>", "<|endoftext|>", "<|im_start|>"]
 PREFILL_CHUNK = 64  # tokens evaluated between two looks at the cancel flag
+SHIFT_MIN_TOKENS = 32  # a dropped span is worth shifting past only if this much after it is reused
 _END = object()
+
+
+def _common_prefix(a: np.ndarray, b: np.ndarray) -> int:
+    n = min(len(a), len(b))
+    differ = np.flatnonzero(a[:n] != b[:n])
+    return int(differ[0]) if len(differ) else n
 
 
 class LlamaCppLLM:
@@ -45,9 +56,11 @@ class LlamaCppLLM:
         temperature: float = 0.6,
         top_p: float = 0.9,
         max_tokens: int = 200,
+        history_tokens: int = 1536,
         seed: int = -1,
         name: str = "local",
     ) -> None:
+        import llama_cpp
         from llama_cpp import Llama
 
         self.name = name
@@ -61,12 +74,17 @@ class LlamaCppLLM:
         )
         self.context_tokens = n_ctx
         self.max_tokens = max_tokens
+        self.history_tokens = history_tokens  # session/context_window.py folds the turns to fit this
         self._temperature, self._top_p = temperature, top_p
         self._lock = threading.Lock()  # warmup() runs from other threads
         self._turn = asyncio.Lock()  # FIFO admission of streamed requests
         self._thread = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"llm-{name}")
-        self.requests = 0  # started streams, for tests and metrics
-        self.cancelled_in_prefill = 0
+        self._can_shift = bool(llama_cpp.llama_memory_can_shift(self._llm._ctx.memory))
+        # For tests and metrics:
+        self.requests = 0  # started streams
+        self.cancelled_in_prefill = 0  # given up between two chunks of a prompt
+        self.evaluated_tokens = 0  # prompt tokens evaluated (not found in the cache)
+        self.shifted_tokens = 0  # tokens dropped from the middle of the cache instead of re-reading past them
 
     def count_tokens(self, text: str) -> int:
         """Exact, with the model's own tokenizer (the context window is fitted with it)."""
@@ -83,20 +101,43 @@ class LlamaCppLLM:
         """Evaluate all but the last prompt token in chunks, looking at `cancelled` between them; False if
         given up. create_completion then finds the prompt cached and only evaluates its last token."""
         llm: Any = self._llm
-        common = 0
-        for a, b in zip(llm.input_ids[: llm.n_tokens], tokens, strict=False):
-            if a != b:
-                break
-            common += 1
         end = len(tokens) - 1
-        common = min(common, end)  # the last token is always evaluated again: its logits start the reply
+        common = min(self._reuse(tokens), end)  # the last token is evaluated again: its logits start the reply
         if common < llm.n_tokens:
             llm.n_tokens = common  # eval() drops the cache past n_tokens before it evaluates more
         for start in range(common, end, PREFILL_CHUNK):
             if cancelled.is_set():
                 return False
-            llm.eval(tokens[start : min(end, start + PREFILL_CHUNK)])
+            chunk = tokens[start : min(end, start + PREFILL_CHUNK)]
+            llm.eval(chunk)
+            self.evaluated_tokens += len(chunk)
         return True
+
+    def _reuse(self, tokens: list[int]) -> int:
+        """How much of `tokens` the cache already holds. When the prompt skips a span of what was
+        evaluated (the oldest turns, folded away by session/context_window.py), that span is dropped
+        from the cache and the rest moved up (llama.cpp shifts positions), instead of re-reading
+        everything after it: a fold costs its recap, not the whole history."""
+        llm: Any = self._llm
+        n = int(llm.n_tokens)
+        cached = llm.input_ids
+        prompt = np.asarray(tokens, dtype=cached.dtype)
+        a = _common_prefix(cached[:n], prompt)
+        if a == n or len(prompt) - a < SHIFT_MIN_TOKENS or not self._can_shift:
+            return a
+        probe = prompt[a : a + SHIFT_MIN_TOKENS]
+        for b in np.flatnonzero(cached[a + 1 : n - SHIFT_MIN_TOKENS + 1] == probe[0]) + a + 1:
+            if not np.array_equal(cached[b : b + SHIFT_MIN_TOKENS], probe):
+                continue
+            ctx = llm._ctx
+            ctx.kv_cache_seq_rm(0, a, int(b))
+            ctx.kv_cache_seq_shift(0, int(b), n, a - int(b))
+            kept = n - int(b)
+            cached[a : a + kept] = cached[b:n].copy()
+            llm.n_tokens = a + kept
+            self.shifted_tokens += int(b) - a
+            return a + _common_prefix(cached[a : a + kept], prompt[a:])
+        return a
 
     async def stream(self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec]) -> AsyncIterator[LLMEvent]:
         prompt = render(messages, tools)

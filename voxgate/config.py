@@ -180,6 +180,12 @@ class Settings(BaseSettings):
         description="Embedded LLM: how much of the conversation, in tokens, is sent verbatim; older turns are "
         "folded into a short recap, in steps (each fold re-reads what is kept once: ~10 s on 2 cores at the default).",
     )
+    llm_remote_context_tokens: int = Field(
+        default=16_384,
+        ge=1024,
+        description="OpenAI-compatible LLMs (the server's and those a session brings): the context window the "
+        "conversation is fitted into, older turns folded into a recap. Set it to the model's real window.",
+    )
     llm_seed: int = Field(default=-1, description="Sampling seed; -1 is random (set one for repeatable tests).")
     llm_first_token_timeout_s: float = Field(default=30.0, gt=0, description="agent_timeout past this.")
     llm_allowed_models: Annotated[list[str], NoDecode] = Field(

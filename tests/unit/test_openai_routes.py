@@ -174,6 +174,9 @@ def test_speech_errors(app: tuple[TestClient, Models]) -> None:
     assert isinstance(caught.value.body, dict) and caught.value.body["param"] == "voice"
     with pytest.raises(openai.BadRequestError):
         official(client).audio.speech.create(model="tts-1", voice="tone", input="Hello.", response_format="mp3")
+    with pytest.raises(openai.BadRequestError) as caught:  # OpenAI's own 4096-character limit (H7)
+        official(client).audio.speech.create(model="tts-1", voice="tone", input="word " * 1000)
+    assert isinstance(caught.value.body, dict) and caught.value.body["param"] == "input"
 
 
 def test_remote_tts_backend_round_trip(app: tuple[TestClient, Models]) -> None:

@@ -129,6 +129,7 @@ class Models:
                     max_retries=s.llm_max_retries,
                     temperature=s.llm_temperature,
                     max_tokens=s.llm_max_tokens,
+                    context_tokens=s.llm_remote_context_tokens,
                 )
             return self._llms[key]
 
@@ -170,6 +171,7 @@ class Models:
             max_retries=s.llm_max_retries,
             temperature=s.llm_temperature,
             max_tokens=s.llm_max_tokens,
+            context_tokens=s.llm_remote_context_tokens,
             seed=s.llm_seed if s.llm_seed >= 0 else None,
         )
         if s.llm_fallback == "none":

@@ -26,13 +26,13 @@ import struct
 import time
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import numpy as np
 import soundfile
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from voxgate.audio.codecs import float_to_int16
 from voxgate.audio.resample import resample
@@ -52,6 +52,7 @@ router = APIRouter()
 #: The rate of every audio format /v1/audio/speech returns (OpenAI's `pcm` rate).
 SPEECH_RATE = 24_000
 MAX_UPLOAD_BYTES = UPLOAD_FILE_BYTES  # OpenAI's own limit for transcriptions
+MAX_SPEECH_INPUT_CHARS = 4096  # OpenAI's own limit for speech; longer text is minutes of synthesis
 TTS_MODEL = "voxgate-tts"
 
 
@@ -194,7 +195,7 @@ class SpeechRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     model: str = TTS_MODEL
-    input: str
+    input: Annotated[str, Field(max_length=MAX_SPEECH_INPUT_CHARS)]
     voice: str | None = None
     response_format: Literal["wav", "pcm"] = "wav"
     speed: float | None = None  # accepted, ignored

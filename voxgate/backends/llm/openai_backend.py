@@ -50,8 +50,12 @@ class OpenAIChatLLM:
         temperature: float | None = None,
         max_tokens: int | None = None,
         seed: int | None = None,
+        context_tokens: int = 16_384,
     ) -> None:
         self.name = model
+        # What session/context_window.py fits the conversation into (the server says nothing of its window).
+        self.context_tokens = context_tokens
+        self.max_tokens = max_tokens or 1_024
         self._model = model
         self._temperature, self._max_tokens, self._seed = temperature, max_tokens, seed
         self._client = openai.AsyncOpenAI(

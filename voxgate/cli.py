@@ -233,6 +233,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     voice_bench.add_arguments(p_voices)
     p_voices.set_defaults(func=voice_bench.main)
+    from voxgate.bench import soak
+
+    p_soak = bench_sub.add_parser("soak", help="300 turns in one session, then sessions churning: RSS, drift, errors")
+    soak.add_arguments(p_soak)
+    p_soak.set_defaults(func=soak.main)
     p_make = bench_sub.add_parser("make-turn-set", help="re-render bench/turn_set/ from its definition")
     p_make.add_argument("--set", default=str(turns.DEFAULT_DIR))
     p_make.add_argument("--missing-only", action="store_true", help="render only cases not in the set yet")

@@ -59,6 +59,10 @@ def create_app(
         yield
         reaper.cancel()
         retention.cancel()
+        try:  # sessions still live end now: recorded `server_shutdown`, their webhooks sent, sockets 1012
+            await sessions.shutdown()
+        except Exception:
+            logging.getLogger("voxgate.sessions").exception("ending the live sessions at shutdown failed")
         await sessions.webhooks.close()
         await sessions.records.close()
         if own_store:

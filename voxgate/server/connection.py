@@ -288,10 +288,13 @@ class Connection:
         try:
             event = client_event_adapter.validate_python(raw)
         except ValidationError as exc:
-            code = ErrorCode.INVALID_VALUE if kind == "session.update" else ErrorCode.INVALID_FORMAT
+            # A size limit is a value out of range whatever the event (docs/security.md): the field is named.
+            over_limit = any(err["type"] in ("string_too_long", "too_long") for err in exc.errors())
+            code = ErrorCode.INVALID_VALUE if kind == "session.update" or over_limit else ErrorCode.INVALID_FORMAT
             if kind == "input.audio":
                 code = ErrorCode.INVALID_AUDIO
-            await self.error(code, f"{kind}: {_summarize(exc)}", _param(exc) if kind == "session.update" else None)
+            named = kind == "session.update" or over_limit
+            await self.error(code, f"{kind}: {_summarize(exc)}", _param(exc) if named else None)
             return
 
         if isinstance(event, SessionResume):
@@ -433,10 +436,10 @@ def _bounded(event: SessionError) -> SessionError:
 
 
 def _param(exc: ValidationError) -> str | None:
-    """The field a refused session.update names: `input.turn_detection.vad_threshold`, `tools.0.name`."""
+    """The field a refused event names: `input.turn_detection.vad_threshold`, `tools.0.name`, `result`."""
     for err in exc.errors():
         loc = [str(p) for p in err["loc"] if not str(p).startswith(("function-after", "function-before"))]
-        if loc and loc[0] == "session.update":  # the event's tag, as the discriminated union names it
+        if loc and loc[0] in CLIENT_EVENT_TYPES:  # the event's tag, as the discriminated union names it
             loc = loc[1:]
         if loc and loc[0] == "session":
             loc = loc[1:]

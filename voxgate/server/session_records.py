@@ -14,7 +14,6 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,20 +33,10 @@ DRAIN_S = 10.0  # at shutdown, how long the records still being written may take
 
 
 class SessionRecorder:
-    def __init__(
-        self,
-        store: Store | None,
-        settings: Settings,
-        *,
-        before_close: Callable[[], Awaitable[None]] | None = None,
-    ) -> None:
-        """`before_close`: run first when the recorder closes at shutdown (the registry ends the sessions
-        still live, so that they are recorded `completed` with reason `server_shutdown`, not left
-        `active` or `disconnected` for ever)."""
+    def __init__(self, store: Store | None, settings: Settings) -> None:
         self.store = store
         self._settings = settings
         self._tasks = TaskScope("records")
-        self._before_close = before_close
 
     # ------------------------------------------------------------ agent_id
 
@@ -152,10 +141,4 @@ class SessionRecorder:
 
     async def close(self) -> None:
         """Wait for the records still being written (a stopping server finishes what it ended)."""
-        if self._before_close is not None:
-            before, self._before_close = self._before_close, None
-            try:
-                await before()
-            except Exception:
-                log.exception("finishing the live sessions at shutdown failed")
         await self._tasks.drain(DRAIN_S)

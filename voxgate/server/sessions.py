@@ -78,7 +78,7 @@ class SessionRegistry:
         self.webhooks = WebhookSender()
         # The app gives it the store (voxgate.store). Its close at the app's shutdown first ends the
         # sessions still kept (`shutdown`), so their records are finished before the last writes drain.
-        self.records = SessionRecorder(None, settings, before_close=self.shutdown)
+        self.records = SessionRecorder(None, settings)
         self._owners: dict[str, Holder] = {}  # session_id -> the socket that holds it now
         self._locks: dict[str, asyncio.Lock] = {}
 

@@ -31,6 +31,7 @@ from voxgate.protocol.events import (
     UserTranscript,
     UserTranscriptDelta,
 )
+from voxgate.redaction import redact
 from voxgate.session.config import ConfigError, LiveConfig, apply_update, resolved, sent_fields
 from voxgate.session.false_interruptions import BACKCHANNEL_HINTS, HOLD_MAX_VOICED_S, ResumePoint, is_backchannel
 from voxgate.session.languages import voice_for_language
@@ -143,6 +144,7 @@ class Conversation:
         if cut is not None and cut.trigger in OWED_TRIGGERS and not cut.finished and len(self.history) == before:
             self._owed = cut.trigger
         await self.replies.close_background()
+        self.replies.stop_warming()
         if self._listener is not None:
             self._listener.close()
             self._listener = None
@@ -204,6 +206,7 @@ class Conversation:
         transport, self._transport = self._transport, None
         await self.enter(Listening())
         await self.replies.close_background()
+        self.replies.stop_warming()
         await self.tool_runs.close()
         if self._listener is not None:
             self._listener.close()
@@ -285,7 +288,8 @@ class Conversation:
                 ) from None
             except Exception as exc:
                 log.exception("models failed to load")
-                raise ConfigError(ErrorCode.AGENT_INIT_FAILED, f"the agent could not start: {exc}") from exc
+                why = redact(str(exc))
+                raise ConfigError(ErrorCode.AGENT_INIT_FAILED, f"the agent could not start: {why}") from exc
             self.config = replace(self.config, default_voice=self.default_voice)
         self.config = apply_update(
             self.config,
@@ -296,6 +300,7 @@ class Conversation:
             session_llm_allowed=self.policy.session_llm or bool(self.agent_id),  # a stored agent's llm: the operator's
         )
         self._setup_input()
+        self.replies.warm()
         if first and self.policy.recording and self.recorder is None:
             self.recorder = Recorder(self.now())
         return first
@@ -557,7 +562,8 @@ class Conversation:
             timeout = isinstance(exc, TimeoutError)
             if not timeout:
                 log.exception("speech recognition failed")
-            message = "speech recognition took too long" if timeout else f"speech recognition failed: {exc}"
+            why = redact(str(exc))
+            message = "speech recognition took too long" if timeout else f"speech recognition failed: {why}"
             # The contract has no recognizer code but stt_timeout (§7.2); only a timeout is worth retrying.
             failure = ReplyFailed(ReplyErrorCode.STT_TIMEOUT, message, retryable=timeout)
             await self.replies.start(_failing(failure))  # reply.error, then the apology: the user is waiting

@@ -16,6 +16,7 @@ from typing import Literal
 from voxgate.aio import TaskScope
 from voxgate.backends.base import LLMEvent, TextDelta, ToolCallRequest
 from voxgate.protocol.events import ReplyErrorCode, new_id
+from voxgate.redaction import redact
 from voxgate.session.clauses import ClauseSplitter
 from voxgate.session.speaker import ReplySpeaker, SpeechItem, ToolCallsReady
 
@@ -123,7 +124,7 @@ async def llm_items(
         ) from None
     except Exception as exc:  # the backend failed: say so, and tell the user in words
         log.exception("language model failed")
-        failure = ReplyFailed(ReplyErrorCode.LLM_ERROR, f"language model failed: {exc}")
+        failure = ReplyFailed(ReplyErrorCode.LLM_ERROR, f"language model failed: {redact(str(exc))}")
         status = getattr(exc, "status_code", None)
         if isinstance(status, int):
             failure.status_code = status

@@ -31,6 +31,7 @@ from voxgate.protocol.events import (
     SpeechStopped,
     ToolCall,
 )
+from voxgate.redaction import redact
 from voxgate.session.context_window import ContextWindow, estimate_tokens
 from voxgate.session.languages import language_instruction, voice_for_language
 from voxgate.session.listener import Pause
@@ -102,6 +103,7 @@ class Replies:
         self._speaking = asyncio.Lock()
         self._background: ActiveReply | None = None  # a reply let finish while the user talks
         self._window = ContextWindow()
+        self._warming: asyncio.Task[None] | None = None
         self._prompt_cut_pending = self._prompt_cut_told = False
 
     # ------------------------------------------------------------ starting one
@@ -191,6 +193,32 @@ class Replies:
         if window.system_cut and not self._prompt_cut_told:
             self._prompt_cut_pending = True
         return [ChatMessage(role="system", content=system), *_answered_only(window.turns)]
+
+    def warm(self) -> None:
+        """Have a local model read the session's prompt now (its own system prompt and tools), while the
+        greeting plays or the user speaks: the first turn otherwise reads it after the user's words, ~5 s
+        on 2 cores and more under load, past the first-token timeout. Only a newer warm-up replaces it;
+        a reply that comes meanwhile waits its turn on the model, and finds the prompt read."""
+        self.stop_warming()
+        self._warming = asyncio.ensure_future(self._warm())
+
+    def stop_warming(self) -> None:
+        if self._warming is not None:
+            self._warming.cancel()
+            self._warming = None
+
+    async def _warm(self) -> None:
+        with contextlib.suppress(Exception):
+            llm = await self._llm()
+            if not getattr(llm, "caches_prompt", False):
+                return  # a remote model: reading ahead would be a paid request
+            tools = self._host.config.tools
+            stream = llm.stream(self.messages(llm, tools=tools), tools)
+            try:
+                async for _ in stream:
+                    break  # the prompt is read once the first token comes
+            finally:
+                await stream.aclose()  # type: ignore[attr-defined]
 
     async def _tell_if_prompt_cut(self) -> None:
         """Once per session: the client's prompt and tools overflow the model's window, so it was shortened."""
@@ -317,7 +345,7 @@ class Replies:
                 failure = _failure_of(exc)
                 if failure is None:
                     log.exception("speech synthesis failed")
-                    failure = ReplyFailed(ReplyErrorCode.TTS_ERROR, f"speech synthesis failed: {exc}")
+                    failure = ReplyFailed(ReplyErrorCode.TTS_ERROR, f"speech synthesis failed: {redact(str(exc))}")
                 reply.finished = True
                 failed = failure
                 await self._fail(reply, speaker, failure)

@@ -106,7 +106,7 @@ SESSION_RULES: list[tuple[str, dict[str, Any], str]] = [
 EVENT_FIELDS: dict[str, tuple[dict[str, Any], dict[str, list[Any]], str]] = {
     "tool.result": (
         {"call_id": "call_x", "result": "r"},
-        {"call_id": [*NOT_STR, "", "c" * 129], "result": [5, 1.5, True], "is_error": NOT_BOOL},  # (a list: JSON text)
+        {"call_id": [*NOT_STR, ""], "result": [5, 1.5, True], "is_error": NOT_BOOL},  # (a list: JSON text)
         "invalid_format",
     ),
     "conversation.message": (
@@ -159,6 +159,8 @@ def after_ready_cases() -> list[Case]:
     cases += _not_events()
     unknown_call = frame({"type": "tool.result", "call_id": "call_nope"})
     cases.append(("tool.result for an unknown call_id", unknown_call, "invalid_value"))
+    long_call = frame({"type": "tool.result", "call_id": "c" * 129})  # past its 128-character limit
+    cases.append(("tool.result call_id over 128", long_call, "invalid_value"))
     resume = frame({"type": "session.resume", "session_id": "sess_x"})
     cases.append(("session.resume after ready", resume, "invalid_format"))
     return cases
@@ -169,7 +171,7 @@ def _update(session: dict[str, Any]) -> dict[str, Any]:
 
 
 def _caps() -> list[Case]:
-    """Huge strings, past the size limits where the server has them (voxgate/protocol/events.py)."""
+    """Huge strings past the size limits (voxgate/protocol/events.py): `invalid_value`, whatever the event."""
     cases: list[Case] = []
     limits = {
         "system_prompt": ("MAX_SYSTEM_PROMPT_CHARS", lambda n: _update({"system_prompt": "p" * n}), "invalid_value"),
@@ -187,23 +189,22 @@ def _caps() -> list[Case]:
         "tool.result": (
             "MAX_TOOL_RESULT_CHARS",
             lambda n: {"type": "tool.result", "call_id": "c", "result": "r" * n},
-            "invalid_format",
+            "invalid_value",
         ),
         "conversation.message": (
             "MAX_MESSAGE_CHARS",
             lambda n: {"type": "conversation.message", "role": "user", "content": "m" * n},
-            "invalid_format",
+            "invalid_value",
         ),
         "reply.create": (
             "MAX_INSTRUCTIONS_CHARS",
             lambda n: {"type": "reply.create", "instructions": "i" * n},
-            "invalid_format",
+            "invalid_value",
         ),
     }
     for what, (name, build, code) in limits.items():
-        limit = getattr(events, name, None)
-        if isinstance(limit, int):
-            cases.append((f"{what} over {limit}", frame(build(limit + 1)), code))
+        limit = getattr(events, name)
+        cases.append((f"{what} over {limit}", frame(build(limit + 1)), code))
     return cases
 
 

@@ -47,6 +47,9 @@ def _common_prefix(a: np.ndarray, b: np.ndarray) -> int:
 
 
 class LlamaCppLLM:
+    # Its prompt cache is worth filling ahead of a turn (session/replying.py warms a session's prompt).
+    caches_prompt = True
+
     def __init__(
         self,
         model_path: Path,
@@ -125,19 +128,23 @@ class LlamaCppLLM:
         a = _common_prefix(cached[:n], prompt)
         if a == n or len(prompt) - a < SHIFT_MIN_TOKENS or not self._can_shift:
             return a
-        probe = prompt[a : a + SHIFT_MIN_TOKENS]
-        for b in np.flatnonzero(cached[a + 1 : n - SHIFT_MIN_TOKENS + 1] == probe[0]) + a + 1:
-            if not np.array_equal(cached[b : b + SHIFT_MIN_TOKENS], probe):
-                continue
-            ctx = llm._ctx
-            ctx.kv_cache_seq_rm(0, a, int(b))
-            ctx.kv_cache_seq_shift(0, int(b), n, a - int(b))
-            kept = n - int(b)
-            cached[a : a + kept] = cached[b:n].copy()
-            llm.n_tokens = a + kept
-            self.shifted_tokens += int(b) - a
-            return a + _common_prefix(cached[a : a + kept], prompt[a:])
-        return a
+        # The longest reuse wins: a conversation that repeats itself (the same question, the same answer)
+        # holds the prompt's next tokens at several places, and only the last of them goes on to the end.
+        best, best_b = 0, -1
+        for b in np.flatnonzero(cached[a + 1 : n - SHIFT_MIN_TOKENS + 1] == prompt[a]) + a + 1:
+            reused = _common_prefix(cached[b:n], prompt[a:])
+            if reused > best:
+                best, best_b = reused, int(b)
+        if best < SHIFT_MIN_TOKENS:
+            return a
+        ctx = llm._ctx
+        ctx.kv_cache_seq_rm(0, a, best_b)
+        ctx.kv_cache_seq_shift(0, best_b, n, a - best_b)
+        kept = n - best_b
+        cached[a : a + kept] = cached[best_b:n].copy()
+        llm.n_tokens = a + kept
+        self.shifted_tokens += best_b - a
+        return a + best
 
     async def stream(self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec]) -> AsyncIterator[LLMEvent]:
         prompt = render(messages, tools)

@@ -186,6 +186,13 @@ class Settings(BaseSettings):
         description="OpenAI-compatible LLMs (the server's and those a session brings): the context window the "
         "conversation is fitted into, older turns folded into a recap. Set it to the model's real window.",
     )
+    tool_guards: bool = Field(
+        default=True,
+        description="Tool calls made reliable: the embedded LLM decides call-or-speech on its first token and writes "
+        "a call under a grammar from the tools' schemas, a call with arguments nobody said is spoken instead; every "
+        "LLM's markup is kept from speech and entity arguments are taken as the user said them. Off only to measure "
+        "what they do (voxgate bench tools).",
+    )
     llm_seed: int = Field(default=-1, description="Sampling seed; -1 is random (set one for repeatable tests).")
     llm_first_token_timeout_s: float = Field(default=30.0, gt=0, description="agent_timeout past this.")
     llm_allowed_models: Annotated[list[str], NoDecode] = Field(

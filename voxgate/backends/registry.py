@@ -155,6 +155,7 @@ class Models:
                 history_tokens=s.llm_history_tokens,
                 seed=s.llm_seed,
                 name=name,
+                tool_guards=s.tool_guards,
             )
 
         if s.llm_backend == "embedded":

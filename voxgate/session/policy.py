@@ -34,6 +34,7 @@ class SessionPolicy:
     reply_lead_s: float = _default("reply_lead_s")
     session_llm: bool = _default("session_llm")
     recording: bool = _default("recording")
+    tool_guards: bool = _default("tool_guards")
 
     @classmethod
     def from_settings(cls, s: Settings) -> SessionPolicy:
@@ -52,4 +53,5 @@ class SessionPolicy:
             reply_lead_s=s.reply_lead_s,
             session_llm=s.session_llm,
             recording=s.recording,
+            tool_guards=s.tool_guards,
         )

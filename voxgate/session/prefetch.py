@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from voxgate.backends.base import LLMEvent, TextDelta
-from voxgate.session.clauses import ClauseSplitter
+from voxgate.session.spoken_filter import SpokenSplitter
 
 _END = object()
 
@@ -33,12 +33,12 @@ class PrefetchKey:
 
 
 class PrefetchedReply:
-    def __init__(self, key: PrefetchKey, stream: AsyncIterator[LLMEvent]) -> None:
+    def __init__(self, key: PrefetchKey, stream: AsyncIterator[LLMEvent], *, filtered: bool = True) -> None:
         self.key = key
         self._queue: asyncio.Queue[object] = asyncio.Queue()
         # The reply's first clause, once the stream has one; None when it opens with a tool call or fails.
         self.first_clause: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
-        self._splitter = ClauseSplitter()
+        self._splitter = SpokenSplitter(filtered=filtered)  # the reply's own first clause, made the same way
         self._task = asyncio.ensure_future(self._pump(stream))
         self._task.add_done_callback(self._no_first_clause)  # also when cancelled before it ever ran
 

@@ -19,6 +19,7 @@ from voxgate.protocol.events import ReplyErrorCode, new_id
 from voxgate.redaction import redact
 from voxgate.session.clauses import ClauseSplitter
 from voxgate.session.speaker import ReplySpeaker, SpeechItem, ToolCallsReady
+from voxgate.session.spoken_filter import SpokenSplitter
 
 log = logging.getLogger("voxgate.session")
 
@@ -81,15 +82,20 @@ async def clauses_of(text: str) -> AsyncIterator[SpeechItem]:
 
 
 async def llm_items(
-    stream: AsyncIterator[LLMEvent], *, first_token_timeout_s: float, hold: Callable[[str], bool] = lambda _: False
+    stream: AsyncIterator[LLMEvent],
+    *,
+    first_token_timeout_s: float,
+    hold: Callable[[str], bool] = lambda _: False,
+    filtered: bool = True,
 ) -> AsyncIterator[SpeechItem]:
     """The LLM's deltas as clauses to say, and its tool calls after a spoken transition.
 
     `hold(name)`: a `hold` tool, which gets no transition (the agent goes quiet while it runs). A model
     that fails or does not answer in time raises ReplyFailed: the reply reports it and an apology
-    follows, never dead air.
+    follows, never dead air. What is not meant for the ear (markup, JSON, a call told in words) is
+    dropped on the way (session/spoken_filter.py) unless `filtered` is off (only to measure it).
     """
-    splitter = ClauseSplitter()
+    splitter = SpokenSplitter(filtered=filtered)
     spoke = False
     calls: list[ToolCallRequest] = []
     try:

@@ -15,11 +15,12 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Protocol
 
 from voxgate.audio.codecs import WIRE_RATES
 from voxgate.audio.resample import resample
-from voxgate.backends.base import ANALYSIS_RATE, Audio, ChatMessage, ToolSpec
+from voxgate.backends.base import ANALYSIS_RATE, Audio, ChatMessage, ToolCallRequest, ToolSpec
 from voxgate.protocol.events import (
     AgentTranscript,
     ErrorCode,
@@ -42,6 +43,7 @@ from voxgate.session.speaker import ReplySpeaker, SpeechItem, ToolCallsReady
 from voxgate.session.turn_policy import unfinished_reason
 from voxgate.session.turn_state import Replying, TurnState, reply_of
 from voxgate.session.user_turn import SpeechKey, UserTurn, spoken_ahead_audio
+from voxgate.text.tool_arguments import normalise_arguments
 
 if TYPE_CHECKING:
     from voxgate.audio.echo import EchoGuard
@@ -61,6 +63,7 @@ log = logging.getLogger("voxgate.session")
 # and the most a reply may take.
 REMOTE_CONTEXT_TOKENS = 16_384
 REMOTE_REPLY_TOKENS = 1_024
+RECENT_TURNS = 6  # the user's turns a call's entity arguments are looked up in, newest last
 
 
 class ReplyHost(Protocol):
@@ -144,11 +147,30 @@ class Replies:
                 messages = self.messages(llm, instructions, tools=specs)
                 await self._tell_if_prompt_cut()
                 stream = llm.stream(messages, specs)
-            timeout = host.policy.llm_first_token_timeout_s
-            async for item in llm_items(stream, first_token_timeout_s=timeout, hold=self._holds):
+            policy = host.policy
+            heard = [prefetched.key.user_text] if prefetched is not None else []
+            async for item in llm_items(
+                stream,
+                first_token_timeout_s=policy.llm_first_token_timeout_s,
+                hold=self._holds,
+                filtered=policy.tool_guards,
+            ):
+                if isinstance(item, ToolCallsReady) and policy.tool_guards:
+                    item = ToolCallsReady(tuple(self._as_said(call, heard) for call in item.calls))
                 yield item
 
         return items()
+
+    def _as_said(self, call: ToolCallRequest, heard: Sequence[str]) -> ToolCallRequest:
+        """`call` with its entity arguments as the user's formatted turns have them (text/tool_arguments.py)."""
+        spec = next((t for t in self._host.config.tools if t.name == call.name), None)
+        if spec is None:
+            return call
+        said = [m.content for m in self._host.history if m.role == "user"][-RECENT_TURNS:]
+        arguments = normalise_arguments(call.arguments, spec.parameters, [*said, *heard])
+        if arguments != call.arguments:
+            log.debug("tool call %s: arguments taken as said: %r -> %r", call.name, call.arguments, arguments)
+        return replace(call, arguments=arguments)
 
     async def _llm(self) -> LanguageModel:
         """The session's LLM: one it brought (`session.llm`), one it picked, or the server's (a first pick loads it)."""
@@ -263,7 +285,7 @@ class Replies:
         llm = await self._llm()
         key = PrefetchKey(text, self.context_key())
         messages = self.messages(llm, tools=c.tools, then=[ChatMessage(role="user", content=text)])
-        turn.start_prefetch(PrefetchedReply(key, llm.stream(messages, c.tools)))
+        turn.start_prefetch(PrefetchedReply(key, llm.stream(messages, c.tools), filtered=host.policy.tool_guards))
         log.debug("LLM started speculatively on %r", text)
         turn.scope.spawn(self._speak_ahead(turn), "speak-ahead")
 

@@ -17,27 +17,53 @@ llama-cpp-python reuses the longest common prefix with its last evaluation, and 
 system+tools prefix byte-identical, so later turns of a session skip re-reading it. When a long
 conversation's oldest turns are folded away, the prompt skips a span of what was evaluated: that span
 is dropped from the cache and what follows is moved up (`_reuse`), so the fold costs the recap alone.
+
+With tools, a reply is decided on its first token (`tool_guards`, on by default): the prompt's last
+token is evaluated here, and if the model's first-token probability of starting a call (`<tool_call>`,
+or the bare `{` / code fence the 1.5B model also uses) reaches `CALL_THRESHOLD`, the reply is a call
+and is written under a grammar built from the tools' schemas (tool_grammar.py). Otherwise it is speech,
+sampled with every markup token banned (a ban is a mask: no per-token grammar cost). Speech that turns
+into a call (`<tool_call>` after a few words) goes on as a constrained call. A full reply grammar
+(speech | calls) was measured at +50-170 ms per token on 2 cores; this path costs a spoken turn nothing
+beyond a numpy mask per token.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import ctypes
+import logging
 import threading
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from voxgate.backends.base import ChatMessage, LLMEvent, ToolSpec
+from voxgate.backends.base import ChatMessage, LLMEvent, ToolCallRequest, ToolSpec
+from voxgate.backends.llm.grammar_sampler import GrammarCache
 from voxgate.backends.llm.qwen_prompt import render
 from voxgate.backends.llm.tool_call_parser import ToolCallParser
+from voxgate.backends.llm.tool_grammar import MARKUP_CHARS, OPEN, call_grammar
+from voxgate.text.tool_arguments import grounded
 
 STOP = ["<|im_end|>", "<|endoftext|>", "<|im_start|>"]
 PREFILL_CHUNK = 64  # tokens evaluated between two looks at the cancel flag
 SHIFT_MIN_TOKENS = 32  # a dropped span is worth shifting past only if this much after it is reused
 _END = object()
+# The first-token probability of a call from which the model is asked which tool (bench tools calibrates it).
+CALL_THRESHOLD = 0.3
+CALL_TOKENS = 400  # the longest call (or calls) written under the grammar
+# The choice that means "no call": the 1.5B model picks a tool for "hi" unless it is offered one for that.
+CHAT_TOOL = ToolSpec(
+    "chat",
+    "Use this for everything no other function is for: greetings, small talk, thanks, jokes, opinions, "
+    "general knowledge questions. Reply to the user in words.",
+    {"type": "object", "properties": {}},
+)
+_CHAT_CALL = '{"name": "chat"'
+log = logging.getLogger("voxgate.llm")
 
 
 def _common_prefix(a: np.ndarray, b: np.ndarray) -> int:
@@ -62,6 +88,7 @@ class LlamaCppLLM:
         history_tokens: int = 1536,
         seed: int = -1,
         name: str = "local",
+        tool_guards: bool = True,
     ) -> None:
         import llama_cpp
         from llama_cpp import Llama
@@ -83,11 +110,16 @@ class LlamaCppLLM:
         self._turn = asyncio.Lock()  # FIFO admission of streamed requests
         self._thread = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"llm-{name}")
         self._can_shift = bool(llama_cpp.llama_memory_can_shift(self._llm._ctx.memory))
+        self.tool_guards = tool_guards
+        self._vocab: _ToolVocab | None = None  # built on the first reply with tools
+        self._grammars: GrammarCache | None = None
+        self.last_route = ""  # "call", "speech" ...: what the last reply with tools became (bench, tests)
         # For tests and metrics:
         self.requests = 0  # started streams
         self.cancelled_in_prefill = 0  # given up between two chunks of a prompt
         self.evaluated_tokens = 0  # prompt tokens evaluated (not found in the cache)
         self.shifted_tokens = 0  # tokens dropped from the middle of the cache instead of re-reading past them
+        self.last_call_probability: float | None = None  # of the last reply with tools (bench, tests)
 
     def count_tokens(self, text: str) -> int:
         """Exact, with the model's own tokenizer (the context window is fitted with it)."""
@@ -95,7 +127,7 @@ class LlamaCppLLM:
 
     def warmup(self, system_prompt: str, tools: Sequence[ToolSpec]) -> None:
         """Evaluate a prompt prefix now so the first real turn finds it cached."""
-        prompt = render([ChatMessage(role="system", content=system_prompt)], tools)
+        prompt = render([ChatMessage(role="system", content=system_prompt)], self._prompt_tools(tools))
         with self._lock:
             for _ in self._llm.create_completion(prompt, max_tokens=1, stream=True, temperature=0.0):
                 break
@@ -146,36 +178,163 @@ class LlamaCppLLM:
         self.shifted_tokens += best_b - a
         return a + best
 
+    def _complete(
+        self, tokens: list[int], cancelled: threading.Event, put: Callable[[str], None], **options: Any
+    ) -> str:
+        """Stream a completion of `tokens` to `put` until it ends or `cancelled`; what it wrote.
+
+        `stop_at`: a text that ends it early (given back at the end of what it wrote)."""
+        stop_at: str | None = options.pop("stop_at", None)
+        chunks = self._llm.create_completion(
+            tokens,
+            stream=True,
+            max_tokens=options.pop("max_tokens", self.max_tokens),
+            stop=STOP,
+            temperature=options.pop("temperature", self._temperature),
+            top_p=self._top_p,
+            **options,
+        )
+        written = ""
+        try:
+            for chunk in chunks:
+                text = chunk["choices"][0]["text"]  # type: ignore[index]
+                if stop_at is not None and stop_at in text:  # a single token of its own: it comes whole
+                    before = text[: text.index(stop_at)]
+                    if before:
+                        put(before)
+                    return written + before + stop_at
+                if cancelled.is_set():
+                    break
+                if text:
+                    put(text)
+                    written += text
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
+        return written
+
+    def _logits(self) -> np.ndarray:
+        """The next token's logits after the last evaluation."""
+        vocab = self._tool_vocab()
+        return np.ctypeslib.as_array(self._llm._ctx.get_logits(), shape=(vocab.size,)).astype(np.float64)
+
+    def _tool_vocab(self) -> _ToolVocab:
+        if self._vocab is None:
+            self._vocab = _ToolVocab.of(self._llm)
+            self._grammars = GrammarCache(self._llm._model.vocab, self._vocab.eog)
+        return self._vocab
+
+    def _guarded(
+        self,
+        tokens: list[int],
+        tools: Sequence[ToolSpec],
+        sources: Sequence[str],
+        cancelled: threading.Event,
+        put: Callable[[str], None],
+    ) -> None:
+        """A reply with tools: a call or speech, decided on the first token (see the module's docstring)."""
+        llm: Any = self._llm
+        vocab = self._tool_vocab()
+        llm.eval(tokens[-1:])  # what create_completion would do first; it then samples from these logits
+        logits = self._logits()
+        probabilities = np.exp(logits - logits.max())
+        probabilities /= probabilities.sum()
+        self.last_call_probability = p_call = float(probabilities[vocab.call_start].sum())
+        self.last_route = "speech"
+        if p_call >= CALL_THRESHOLD:
+            call = self._call(tokens, tools, sources, cancelled, chat=True)
+            if call is not None:
+                self.last_route = "call"
+                put(OPEN + call)
+                return
+            if cancelled.is_set():
+                return
+            self.last_route = "speech after a refused call"
+            llm.n_tokens = len(tokens) - 1  # back to the end of the prompt, its logits made again
+            llm.eval(tokens[-1:])
+        ban = vocab.markup
+
+        def no_markup(_: Any, scores: np.ndarray) -> np.ndarray:
+            scores[ban] = -np.inf
+            return scores
+
+        opener = OPEN.strip()
+        spoken = self._complete(tokens, cancelled, put, logits_processor=[no_markup], stop_at=opener)
+        if spoken.endswith(opener) and not cancelled.is_set():  # words, then a call: the call under the grammar
+            said = llm.tokenize(spoken.removesuffix(opener).encode("utf-8"), add_bos=False, special=False)
+            call = self._call(tokens + list(said), tools, sources, cancelled, chat=False)
+            if call is not None:
+                put(OPEN + call)
+
+    def _call(
+        self,
+        prefix: list[int],
+        tools: Sequence[ToolSpec],
+        sources: Sequence[str],
+        cancelled: threading.Event,
+        *,
+        chat: bool,
+    ) -> str | None:
+        """A call written greedily under the tools' grammar after `prefix` + `<tool_call>`: its text up to and
+        with `</tool_call>`, or None when the model picked `chat` (no call: speak), when the call's
+        arguments were never said (text/tool_arguments.py `grounded`), or when given up."""
+        llm: Any = self._llm
+        opened = prefix + list(llm.tokenize(OPEN.encode("utf-8"), add_bos=False, special=True))
+        if not self._prefill(opened, cancelled):
+            return None
+        llm.eval(opened[-1:])
+        eog = self._tool_vocab().eog
+        assert self._grammars is not None  # made with the vocabulary
+        sampler = self._grammars.get(call_grammar([*tools, CHAT_TOOL] if chat else tools))
+        written: list[int] = []
+        text = ""
+        for _ in range(CALL_TOKENS):
+            if cancelled.is_set():
+                return None
+            token = sampler.best(self._logits())
+            if token is None or token in eog:
+                break
+            sampler.accept(token)
+            written.append(token)
+            text = llm.detokenize(written, special=True).decode("utf-8", errors="replace")
+            if text.startswith(_CHAT_CALL):
+                return None
+            llm.eval([token])
+        parser = ToolCallParser()
+        calls = [e for e in [*parser.feed(OPEN + text), *parser.flush()] if isinstance(e, ToolCallRequest)]
+        specs = {t.name: t for t in tools}
+        if not calls or any(
+            c.name not in specs or not grounded(c.arguments, specs[c.name].parameters, sources) for c in calls
+        ):
+            log.debug("call refused, spoken instead: %r", text[:200])
+            return None
+        return text
+
+    def _prompt_tools(self, tools: Sequence[ToolSpec]) -> Sequence[ToolSpec]:
+        """The tools the prompt lists: with guards, `chat` too, the choice that means "no call"."""
+        return [*tools, CHAT_TOOL] if tools and self.tool_guards else tools
+
     async def stream(self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec]) -> AsyncIterator[LLMEvent]:
-        prompt = render(messages, tools)
+        prompt = render(messages, self._prompt_tools(tools))
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[object] = asyncio.Queue()
         cancelled = threading.Event()
 
+        def put(text: str) -> None:
+            loop.call_soon_threadsafe(queue.put_nowait, text)
+
         def generate() -> None:
             try:
                 with self._lock:
-                    tokens = self._llm.tokenize(prompt.encode("utf-8"), special=True)
+                    tokens = list(self._llm.tokenize(prompt.encode("utf-8"), special=True))
                     if not self._prefill(tokens, cancelled):
                         self.cancelled_in_prefill += 1
                         return
-                    chunks = self._llm.create_completion(
-                        tokens,
-                        stream=True,
-                        max_tokens=self.max_tokens,
-                        stop=STOP,
-                        temperature=self._temperature,
-                        top_p=self._top_p,
-                    )
-                    for chunk in chunks:
-                        if cancelled.is_set():
-                            close = getattr(chunks, "close", None)
-                            if close is not None:
-                                close()
-                            break
-                        text = chunk["choices"][0]["text"]  # type: ignore[index]
-                        if text:
-                            loop.call_soon_threadsafe(queue.put_nowait, text)
+                    if tools and self.tool_guards:
+                        self._guarded(tokens, tools, _sources(messages), cancelled, put)
+                        return
+                    self._complete(tokens, cancelled, put)
             except BaseException as exc:  # handed to the consumer, which raises it
                 loop.call_soon_threadsafe(queue.put_nowait, exc)
             finally:
@@ -197,3 +356,41 @@ class LlamaCppLLM:
                 cancelled.set()
                 # The model is free only when the thread has let go of it (within a chunk or a token).
                 await asyncio.shield(worker) if not worker.done() else None
+
+
+class _ToolVocab:
+    """Token ids of the model's vocabulary that matter to a reply with tools (computed once per model)."""
+
+    def __init__(self, markup: np.ndarray, call_start: np.ndarray, eog: np.ndarray, *, size: int) -> None:
+        self.size = size
+        self.eog = eog
+        self.markup = markup  # ids whose text holds a markup character: banned from speech
+        self.call_start = call_start  # ids that begin a call: `<tool_call>`, `{`, a code fence
+
+    @classmethod
+    def of(cls, llm: Any) -> _ToolVocab:
+        import llama_cpp
+
+        vocab = llm._model.vocab
+        size = int(llm.n_vocab())
+        opener = llm.tokenize(OPEN.strip().encode("utf-8"), add_bos=False, special=True)
+        markup: list[int] = []
+        call_start: list[int] = list(opener[:1]) if len(opener) == 1 else []
+        buffer = ctypes.create_string_buffer(64)
+        eog = [i for i in range(size) if llama_cpp.llama_vocab_is_eog(vocab, i)]
+        for i in range(size):
+            if i in call_start or i in eog:
+                continue
+            n = llama_cpp.llama_token_to_piece(vocab, i, buffer, len(buffer), 0, True)
+            piece = buffer.raw[: max(n, 0)].decode("utf-8", errors="ignore")
+            if any(c in piece for c in MARKUP_CHARS):
+                markup.append(i)
+                if piece.lstrip().startswith(("{", "```")):
+                    call_start.append(i)
+        return cls(*(np.asarray(ids, dtype=np.intp) for ids in (markup, call_start, eog)), size=size)
+
+
+def _sources(messages: Sequence[ChatMessage]) -> list[str]:
+    """What a call's arguments may come from: what the user said, tool results, recaps of folded turns."""
+    system = [m for m in messages if m.role == "system"][1:]
+    return [m.content for m in messages if m.role in ("user", "tool")] + [m.content for m in system]

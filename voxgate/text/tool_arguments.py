@@ -1,0 +1,146 @@
+"""Tool-call arguments as the user said them, and whether a call's arguments come from the conversation.
+
+A small model re-types the entities it was told: "order number four five six" (transcribed "456", or
+by Whisper "4.56") becomes `"4.56"`, a phone number loses or gains its dashes, an email its dots. The
+formatted transcript (voxgate/text/entities.py) already has the entity right, so an argument that is
+one is taken from there:
+
+- **digits**: a parameter whose schema `pattern` accepts digits only (`^[0-9]+$`, `^\\d{5}$`), or whose
+  name or description says so (order number, phone, zip, PIN, account number, "digits"): spoken
+  digits and separators are dropped ("four five six", "4.56" → "456") when the pattern asks for
+  digits, or when those digits are a number the user said.
+- **emails**: an argument that is the user's email mangled ("ana lopez at example dot com",
+  "Ana.Lopez@Example.com ") becomes the transcript's `ana.lopez@example.com`.
+- **dates** (`format: date`): an ISO date the transcript has, when the model wrote another form of it.
+
+`grounded` is the other half: the 1.5B model answers "what is the capital of France?" with
+`get_weather(city="Paris")` and "hi" with `get_weather(city="London")`. A call whose free-form string
+arguments share no word with what the user (or a tool result) said was not asked for; the embedded
+backend speaks instead (llama_cpp_backend.py).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from voxgate.text.numbers import UNITS
+
+_DIGITS_NAME = re.compile(
+    r"(order|account|tracking|confirmation|reference|booking|member|policy|invoice|case|ticket)[ _-]?(number|no|num|id)"
+    r"|phone|zip|postal|postcode|pin\b|digits|mobile|telephone",
+    re.IGNORECASE,
+)
+_DIGITS_PATTERN = re.compile(r"^\^?(\[0-9\]|\\d)(\+|\*|\{\d+(,\d*)?\})\$?$")
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_ISO_DATE = re.compile(r"\b\d{4}-\d{2}-\d{2}\b")
+_WORD = re.compile(r"[a-z0-9]+")
+_DATE_OR_TIME = re.compile(r"date|time|day|when|hour", re.IGNORECASE)
+# Words that say nothing of what was asked: an argument made of these alone is not grounded by them.
+_FILLER = frozenset(
+    "a an the of to in on at for and or is are was be my me i you your it this that with please".split()
+)
+
+
+def _digit_kind(name: str, prop: Mapping[str, Any]) -> str | None:
+    """'pattern': the schema demands digits; 'named': the name or description suggests them; None."""
+    pattern = prop.get("pattern")
+    if isinstance(pattern, str) and _DIGITS_PATTERN.match(pattern):
+        return "pattern"
+    if prop.get("format") in ("digits", "phone"):
+        return "pattern"
+    description = prop.get("description")
+    text = f"{name} {description if isinstance(description, str) else ''}"
+    return "named" if _DIGITS_NAME.search(text) else None
+
+
+def spoken_digits(value: str) -> str:
+    """The digits of `value`, spoken digit words included ("four 5 six" → "456", "4.56" → "456")."""
+    out = []
+    for word in re.findall(r"[A-Za-z]+|\d+", value):
+        if word.isdigit():
+            out.append(word)
+        elif word.lower() in UNITS:
+            out.append(str(UNITS[word.lower()]))
+        elif word.lower() == "oh":
+            out.append("0")
+    return "".join(out)
+
+
+def _all_digits(value: str) -> bool:
+    """Nothing but digits, digit words and separators: "4.56", "four five six", not "AB-12"."""
+    return all(w.isdigit() or w.lower() in UNITS or w.lower() == "oh" for w in re.findall(r"[A-Za-z]+|\d+", value))
+
+
+def _said_numbers(sources: Iterable[str]) -> set[str]:
+    """Every run of digits the sources hold, with their separators dropped ("555-123-4567", "4.56")."""
+    runs: set[str] = set()
+    for text in sources:
+        for m in re.finditer(r"\d(?:[\d.\- ]*\d)?", text):
+            runs.add(re.sub(r"\D", "", m.group()))
+            runs.update(re.findall(r"\d+", m.group()))
+    return runs
+
+
+def _email_key(value: str) -> str:
+    text = value.strip().lower()
+    text = re.sub(r"\s+at\s+", "@", text)
+    text = re.sub(r"\s+dot\s+", ".", text)
+    return re.sub(r"[\s.]", "", text)
+
+
+def normalise_arguments(
+    arguments: Mapping[str, Any], parameters: Mapping[str, Any], sources: Sequence[str]
+) -> dict[str, Any]:
+    """`arguments` with their entities as `sources` (the formatted user turns) have them."""
+    properties = parameters.get("properties") if isinstance(parameters, Mapping) else None
+    if not isinstance(properties, Mapping):
+        return dict(arguments)
+    out = dict(arguments)
+    said = _said_numbers(sources)
+    emails = [m.group() for text in sources for m in _EMAIL.finditer(text)]
+    dates = [m.group() for text in sources for m in _ISO_DATE.finditer(text)]
+    for name, value in arguments.items():
+        prop = properties.get(name)
+        if not isinstance(value, str) or not isinstance(prop, Mapping) or prop.get("enum"):
+            continue
+        kind = _digit_kind(name, prop)
+        digits = spoken_digits(value)
+        if kind is not None and digits and (kind == "pattern" or (digits in said and _all_digits(value))):
+            out[name] = digits
+        elif "@" in value or " at " in value or prop.get("format") == "email" or "email" in name.lower():
+            key = _email_key(value)
+            match = next((e for e in reversed(emails) if _email_key(e) == key), None)
+            if match is None and prop.get("format") == "email" and len(set(emails)) == 1:
+                match = emails[0]
+            if match is not None:
+                out[name] = match
+        elif prop.get("format") == "date" and value not in dates:
+            parts = [int(n) for n in re.findall(r"\d+", value)]
+            out[name] = next((d for d in dates if [int(n) for n in d.split("-")] == parts), value)
+    return out
+
+
+def grounded(arguments: Mapping[str, Any], parameters: Mapping[str, Any], sources: Sequence[str]) -> bool:
+    """Whether every free-form string argument shares a word (or its digits) with `sources`.
+
+    Enums, dates and times are exempt (the model rightly writes "2025-05-03" for "May third")."""
+    properties = parameters.get("properties") if isinstance(parameters, Mapping) else None
+    properties = properties if isinstance(properties, Mapping) else {}
+    heard = {w for text in sources for w in _WORD.findall(text.lower())}
+    said = _said_numbers(sources)
+    for name, value in arguments.items():
+        prop = properties.get(name, {})
+        if not isinstance(value, str) or not value.strip() or (isinstance(prop, Mapping) and prop.get("enum")):
+            continue
+        description = prop.get("description", "") if isinstance(prop, Mapping) else ""
+        if _DATE_OR_TIME.search(f"{name} {description}") or (isinstance(prop, Mapping) and prop.get("format")):
+            continue
+        words = [w for w in _WORD.findall(value.lower()) if w not in _FILLER]
+        digits = spoken_digits(value)
+        if digits and digits in said:
+            continue
+        if words and not any(w in heard or (len(w) > 3 and w.rstrip("s") in heard) for w in words):
+            return False
+    return True

@@ -238,6 +238,13 @@ def main(argv: list[str] | None = None) -> int:
     p_soak = bench_sub.add_parser("soak", help="300 turns in one session, then sessions churning: RSS, drift, errors")
     soak.add_arguments(p_soak)
     p_soak.set_defaults(func=soak.main)
+    from voxgate.bench import tools as tool_bench
+
+    p_tools = bench_sub.add_parser(
+        "tools", help="tool calls through the real server: call/no-call, arguments, markup spoken, latency added"
+    )
+    tool_bench.add_arguments(p_tools)
+    p_tools.set_defaults(func=tool_bench.main)
     p_make = bench_sub.add_parser("make-turn-set", help="re-render bench/turn_set/ from its definition")
     p_make.add_argument("--set", default=str(turns.DEFAULT_DIR))
     p_make.add_argument("--missing-only", action="store_true", help="render only cases not in the set yet")

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 TOP_K = 32
+_TOKEN_DATA = np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)], align=True)  # llama_token_data
 _KEPT = 8  # compiled grammars kept per model
 
 
@@ -47,13 +48,13 @@ class GrammarSampler:
 
     def _best_of(self, ids: np.ndarray, logits: np.ndarray) -> int | None:
         c = self._c
-        data = (c.llama_token_data * len(ids))()
-        for slot, token in zip(data, ids, strict=True):
-            slot.id, slot.logit, slot.p = int(token), float(logits[token]), 0.0
-        array = c.llama_token_data_array(data=data, size=len(ids), selected=-1, sorted=False)
+        data = np.zeros(len(ids), dtype=_TOKEN_DATA)
+        data["id"], data["logit"] = ids, logits[ids]
+        pointer = data.ctypes.data_as(ctypes.POINTER(c.llama_token_data))
+        array = c.llama_token_data_array(data=pointer, size=len(ids), selected=-1, sorted=False)
         c.llama_sampler_apply(self._sampler, ctypes.byref(array))
-        allowed = [(d.logit, d.id) for d in data if d.logit != -np.inf]
-        return max(allowed)[1] if allowed else None
+        allowed = np.flatnonzero(data["logit"] != -np.inf)
+        return int(data["id"][allowed[np.argmax(data["logit"][allowed])]]) if len(allowed) else None
 
     def close(self) -> None:
         if self._sampler:

@@ -33,7 +33,9 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import ctypes
+import json
 import logging
+import re
 import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
@@ -45,7 +47,7 @@ from voxgate.backends.base import ChatMessage, LLMEvent, ToolCallRequest, ToolSp
 from voxgate.backends.llm.grammar_sampler import GrammarCache
 from voxgate.backends.llm.qwen_prompt import render
 from voxgate.backends.llm.tool_call_parser import ToolCallParser
-from voxgate.backends.llm.tool_grammar import MARKUP_CHARS, OPEN, call_grammar
+from voxgate.backends.llm.tool_grammar import MARKUP_CHARS, NAMED, OPEN, call_grammar
 from voxgate.text.tool_arguments import grounded
 
 STOP = ["<|im_end|>", "<|endoftext|>", "<|im_start|>"]
@@ -62,7 +64,8 @@ CHAT_TOOL = ToolSpec(
     "general knowledge questions. Reply to the user in words.",
     {"type": "object", "properties": {}},
 )
-_CHAT_CALL = '{"name": "chat"'
+_CHAT_CALL = 'chat"'
+_STRING_PAIR = re.compile(r'"(\w+)":\s*"((?:[^"\\]|\\.)*)"')
 log = logging.getLogger("voxgate.llm")
 
 
@@ -250,7 +253,6 @@ class LlamaCppLLM:
                 return
             if cancelled.is_set():
                 return
-            self.last_route = "speech after a refused call"
             llm.n_tokens = len(tokens) - 1  # back to the end of the prompt, its logits made again
             llm.eval(tokens[-1:])
         ban = vocab.markup
@@ -280,7 +282,7 @@ class LlamaCppLLM:
         with `</tool_call>`, or None when the model picked `chat` (no call: speak), when the call's
         arguments were never said (text/tool_arguments.py `grounded`), or when given up."""
         llm: Any = self._llm
-        opened = prefix + list(llm.tokenize(OPEN.encode("utf-8"), add_bos=False, special=True))
+        opened = prefix + list(llm.tokenize((OPEN + NAMED).encode("utf-8"), add_bos=False, special=True))
         if not self._prefill(opened, cancelled):
             return None
         llm.eval(opened[-1:])
@@ -299,17 +301,34 @@ class LlamaCppLLM:
             written.append(token)
             text = llm.detokenize(written, special=True).decode("utf-8", errors="replace")
             if text.startswith(_CHAT_CALL):
+                self.last_route = "chat"
+                return None
+            if not self._so_far_grounded(text, tools, sources):  # a value nobody said: no need to write the rest
+                self.last_route = "ungrounded"
                 return None
             llm.eval([token])
         parser = ToolCallParser()
+        text = NAMED + text
         calls = [e for e in [*parser.feed(OPEN + text), *parser.flush()] if isinstance(e, ToolCallRequest)]
         specs = {t.name: t for t in tools}
         if not calls or any(
             c.name not in specs or not grounded(c.arguments, specs[c.name].parameters, sources) for c in calls
         ):
             log.debug("call refused, spoken instead: %r", text[:200])
+            self.last_route = "refused"
             return None
         return text
+
+    @staticmethod
+    def _so_far_grounded(text: str, tools: Sequence[ToolSpec], sources: Sequence[str]) -> bool:
+        """The string arguments written so far (after the name) are grounded in `sources`."""
+        name = text.split('"', 1)[0]
+        spec = next((t for t in tools if t.name == name), None)
+        try:
+            done = {k: json.loads(f'"{v}"') for k, v in _STRING_PAIR.findall(text) if k != "name"}
+        except json.JSONDecodeError:
+            return True  # the whole call is checked when written
+        return spec is None or grounded(done, spec.parameters, sources)
 
     def _prompt_tools(self, tools: Sequence[ToolSpec]) -> Sequence[ToolSpec]:
         """The tools the prompt lists: with guards, `chat` too, the choice that means "no call"."""

@@ -29,6 +29,7 @@ from voxgate.backends.base import ToolSpec
 log = logging.getLogger("voxgate.llm")
 
 OPEN = "<tool_call>\n"
+NAMED = '{"name": "'  # what every call begins with: written into the prompt, so the name is the first choice
 CLOSE = "\n</tool_call>"
 # Characters that spoken text never needs and markup always does.
 MARKUP_CHARS = "<>{}[]`|\\"
@@ -68,12 +69,13 @@ def _rules(key: str) -> tuple[str, str]:
         except Exception:  # a schema the converter does not follow: any JSON object, still a valid call
             log.warning("tool %s: parameters schema not usable for a grammar; any object allowed", name)
             args = "json-object"
-        head = _literal(f'{{"name": {json.dumps(name)}, "arguments": ')
+        head = _literal(f'{json.dumps(name)[1:]}, "arguments": ')
         alternatives.append(f'{head} {args} "}}"')
     extra = converter.format_grammar()
     if "json-object" in " ".join(alternatives):
         extra += _ANY_OBJECT
-    body = "call-json ::= " + " | ".join(f"( {a} )" for a in alternatives) + "\n"
+    body = "call-rest ::= " + " | ".join(f"( {a} )" for a in alternatives) + "\n"
+    body += f"call-json ::= {_literal(NAMED)} call-rest\n"
     return body + extra, "call-json"
 
 
@@ -87,10 +89,10 @@ def _object_schema(parameters: Any) -> dict[str, Any]:
 
 
 def call_grammar(tools: Sequence[ToolSpec]) -> str:
-    """After `<tool_call>\\n`: one call's JSON, its closing tag, then more calls or the end."""
+    """After `<tool_call>\\n{"name": "`: the rest of one call's JSON, its closing tag, then more calls or the end."""
     rules, call = _rules(_key(tools))
     more = f"( {_literal(CLOSE + chr(10) + OPEN)} {call} )*"
-    return f"root ::= {call} {more} {_literal(CLOSE)}\n{rules}"
+    return f"root ::= call-rest {more} {_literal(CLOSE)}\n{rules}"
 
 
 def reply_grammar(tools: Sequence[ToolSpec]) -> str:

@@ -225,6 +225,12 @@ BAD_ARGUMENTS = [
     "data: [DONE]\n\n",
 ]
 CUT_OFF = [chunk({"content": "Half a"}), chunk({"content": " sentence"})]  # no finish, no [DONE]
+CALL_IN_CONTENT = [  # a server that does not parse its model's calls streams them as text
+    chunk({"content": "<tool_"}),
+    chunk({"content": 'call>\n{"name": "get_weather", "arguments": {"city": "Oslo"}}\n</tool_call>'}),
+    chunk({}, finish="stop"),
+    "data: [DONE]\n\n",
+]
 
 
 class FakeServer:
@@ -243,7 +249,12 @@ class FakeServer:
             return JSONResponse({"error": {"message": "bad key"}}, status_code=401)
         if scenario == "endless":
             return StreamingResponse(self._endless(), media_type="text/event-stream")
-        chunks = {"two-calls": TWO_CALLS, "bad-arguments": BAD_ARGUMENTS, "cut-off": CUT_OFF}[scenario]
+        chunks = {
+            "two-calls": TWO_CALLS,
+            "bad-arguments": BAD_ARGUMENTS,
+            "cut-off": CUT_OFF,
+            "call-in-content": CALL_IN_CONTENT,
+        }[scenario]
         return StreamingResponse(iter(chunks), media_type="text/event-stream")
 
     async def _endless(self) -> AsyncIterator[str]:
@@ -284,6 +295,13 @@ async def test_tool_call_fragments_assemble_into_whole_calls(fake: FakeServer) -
         TextDelta("Let me check."),
         ToolCallRequest("call_a", "get_weather", {"city": "Paris"}),
         ToolCallRequest("call_b", "get_time", {"zone": "Europe/Paris"}),
+    ]
+
+
+async def test_a_call_written_as_content_is_a_call_not_speech(fake: FakeServer) -> None:
+    events = await collect(fake.llm("call-in-content").stream(HELLO, [WEATHER]))
+    assert [(type(e).__name__, getattr(e, "name", None), getattr(e, "arguments", None)) for e in events] == [
+        ("ToolCallRequest", "get_weather", {"city": "Oslo"})
     ]
 
 

@@ -8,6 +8,10 @@ Cancelling the consumer closes the HTTP response, which tells the server to stop
 Every failure of the API (refused connection, timeout, 4xx/5xx after retries, a stream cut off)
 is raised as `LLMUnavailable`, so the session and `FallbackLLM` see one kind of error.
 
+A server that does not parse its model's tool calls (llama.cpp's without `--jinja`, a raw Qwen or
+Hermes model) streams them as content, `<tool_call>{...}</tool_call>` or a JSON fence: content goes
+through the same parser as the embedded model's, so such a call is a call and not text to speak.
+
 The spoken-style rules the embedded prompt carries are appended to the system message here too,
 so a remote model answers in short spoken sentences like the embedded one.
 """
@@ -31,6 +35,7 @@ from openai.types.chat.chat_completion_chunk import ChoiceDeltaToolCall
 from voxgate.backends.base import ChatMessage, LLMEvent, TextDelta, ToolCallRequest, ToolSpec
 from voxgate.backends.llm.errors import LLMUnavailable
 from voxgate.backends.llm.qwen_prompt import VOICE_RULES
+from voxgate.backends.llm.tool_call_parser import ToolCallParser
 from voxgate.backends.openai_client import client_options
 from voxgate.redaction import mask_url, redact
 
@@ -91,13 +96,15 @@ class OpenAIChatLLM:
             raise self._unavailable("failed", exc) from None
 
         calls = ToolCallAssembler()
+        content = ToolCallParser()
         finished = False
         try:
             async for chunk in response:
                 for choice in chunk.choices[:1]:
                     delta = choice.delta
                     if delta.content:
-                        yield TextDelta(delta.content)
+                        for event in content.feed(delta.content):
+                            yield event
                     for fragment in delta.tool_calls or ():
                         calls.add(fragment)
                     finished = finished or choice.finish_reason is not None
@@ -109,6 +116,8 @@ class OpenAIChatLLM:
             # The HTTP body ended cleanly but the reply did not: a server that failed after
             # sending its headers (llama-cpp-python's does this on a template error).
             raise self._unavailable("ended its reply without a finish reason")
+        for event in content.flush():
+            yield event
         for call in calls.finish():
             yield call
 

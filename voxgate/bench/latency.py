@@ -15,6 +15,7 @@ import json
 import statistics
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -79,6 +80,19 @@ async def _turn(ws: object, samples: np.ndarray, timing: TurnTiming, inbox: asyn
                 return
 
 
+def read_events(ws: Any) -> tuple[asyncio.Queue[dict[str, Any]], asyncio.Task[None]]:
+    """A task putting the socket's events, stamped with their arrival (`_at`, monotonic), on a queue."""
+    inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+
+    async def reader() -> None:
+        async for message in ws:
+            event = json.loads(message)
+            event["_at"] = time.monotonic()
+            await inbox.put(event)
+
+    return inbox, asyncio.create_task(reader())
+
+
 def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -93,15 +107,7 @@ async def run(url: str, api_key: str | None, turns: int) -> list[TurnTiming]:
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     timings: list[TurnTiming] = []
     async with websockets.connect(url, additional_headers=headers, max_size=None) as ws:
-        inbox: asyncio.Queue[dict] = asyncio.Queue()
-
-        async def reader() -> None:
-            async for message in ws:
-                event = json.loads(message)
-                event["_at"] = time.monotonic()
-                await inbox.put(event)
-
-        reading = asyncio.create_task(reader())
+        inbox, reading = read_events(ws)
         await ws.send(
             json.dumps(
                 {

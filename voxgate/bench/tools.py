@@ -20,9 +20,7 @@ import hashlib
 import json
 import os
 import re
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -31,12 +29,13 @@ from typing import Any
 
 import numpy as np
 
-from voxgate.bench.latency import CHUNK_S, RATE, _pct, _speech
+from voxgate.bench.latency import CHUNK_S, RATE, _pct, _speech, read_events
 from voxgate.bench.tool_cases import CASES, TOOL_SETS, ToolCase
 
 SYSTEM_PROMPT = "You are a helpful voice assistant for a small business. Keep answers short."
 _MARKUP = re.compile(r"[<>{}\[\]`]|tool_call|\b[a-z]+_[a-z_]+\b|\"\w+\":")
 REPLY_TIMEOUT_S = 90
+WARM_UP = "Hello."
 
 
 @dataclass
@@ -102,21 +101,13 @@ async def _run_case(url: str, headers: dict[str, str], case: ToolCase, samples: 
 
     outcome = Outcome(case)
     async with websockets.connect(url, additional_headers=headers, max_size=None) as ws:
-        inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-
-        async def reader() -> None:
-            async for message in ws:
-                event = json.loads(message)
-                event["_at"] = time.monotonic()
-                await inbox.put(event)
-
-        reading = asyncio.create_task(reader())
+        inbox, reading = read_events(ws)
         try:
             session = {"system_prompt": SYSTEM_PROMPT, "tools": TOOL_SETS[case.tools]}
             await ws.send(json.dumps({"type": "session.update", "session": session}))
-            ready = await asyncio.wait_for(inbox.get(), 120)
-            if ready["type"] != "session.ready":
-                raise RuntimeError(f"session not ready: {ready}")
+            while (ready := await asyncio.wait_for(inbox.get(), 120))["type"] != "session.ready":
+                if "error" in ready["type"]:
+                    raise RuntimeError(f"session not ready: {str(ready)[:300]}")
             for text in case.context:
                 await ws.send(json.dumps({"type": "conversation.message", "role": "user", "content": text}))
             end = await _speak(ws, samples)
@@ -179,17 +170,25 @@ async def _answer(ws: Any, inbox: asyncio.Queue[dict[str, Any]], outcome: Outcom
 
 
 async def run(url: str, api_key: str | None, cases: list[ToolCase], cache: Path) -> list[Outcome]:
-    speech = _cached_speech([c.say for c in cases], cache)
+    """Every case, a tool set's cases together after an unscored turn that reads its prompt once
+    (the first turn with a new tool set pays its prefill, ~5-20 s on 2 cores: not what is measured)."""
+    speech = _cached_speech([WARM_UP, *(c.say for c in cases)], cache)
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    outcomes = []
-    for n, case in enumerate(sorted(cases, key=lambda c: c.tools), 1):  # a tool set's prompt stays cached
-        try:
-            outcome = await _run_case(url, headers, case, speech[case.say])
-        except Exception as exc:  # one broken case is reported, the rest still run
-            outcome = Outcome(case, error=f"{type(exc).__name__}: {exc}")
-        outcomes.append(outcome)
-        _print_case(n, outcome)
+    outcomes: list[Outcome] = []
+    for tools in sorted({c.tools for c in cases}):
+        print(f"-- tool set {tools}: warming its prompt", flush=True)
+        await _scored(url, headers, ToolCase(tools, WARM_UP, None), speech[WARM_UP])
+        for case in (c for c in cases if c.tools == tools):
+            outcomes.append(await _scored(url, headers, case, speech[case.say]))
+            _print_case(len(outcomes), outcomes[-1])
     return outcomes
+
+
+async def _scored(url: str, headers: dict[str, str], case: ToolCase, samples: np.ndarray) -> Outcome:
+    try:
+        return await _run_case(url, headers, case, samples)
+    except Exception as exc:  # one broken case is reported, the rest still run
+        return Outcome(case, error=f"{type(exc).__name__}: {exc}")
 
 
 def _print_case(n: int, o: Outcome) -> None:
@@ -227,57 +226,21 @@ def summarize(label: str, outcomes: list[Outcome]) -> dict[str, float]:
     return {"decisions": decided / max(1, len(outcomes)), "markup": markup, "p50": p50}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _serve(guards: bool, log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """A `voxgate serve` of our own, deterministic sampling, guards on or off."""
-    import httpx
-
-    port = _free_port()
-    env = {
-        **os.environ,
-        "HF_HUB_OFFLINE": "1",
-        "VOXGATE_TOOL_GUARDS": str(guards).lower(),
-        "VOXGATE_LLM_TEMPERATURE": "0",
-        "VOXGATE_LLM_SEED": "7",
-        "VOXGATE_API_KEYS": "",
-    }
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "voxgate.cli", "serve", "--port", str(port)],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"server exited with {process.returncode}: see {log}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return process, f"ws://127.0.0.1:{port}/v1/ws"
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    process.kill()
-    raise SystemExit(f"server did not become healthy: see {log}")
-
-
 def _with_server(guards: bool, cases: list[ToolCase], cache: Path) -> list[Outcome]:
-    log = Path(tempfile.gettempdir()) / f"voxgate-bench-tools-{'on' if guards else 'off'}.log"
-    process, url = _serve(guards, log)
-    try:
-        return asyncio.run(run(url, None, cases, cache))
-    finally:
-        process.terminate()
+    """The cases against a server of our own (the soak bench's: open, temperature 0, a fixed seed)."""
+    from voxgate.bench.soak import spawn_server
+
+    os.environ["VOXGATE_TOOL_GUARDS"] = str(guards).lower()
+    with tempfile.TemporaryDirectory(prefix="voxgate-bench-tools-") as workdir:
+        process, url, _log = spawn_server(Path(workdir), resume_window_s=5)
         try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+            return asyncio.run(run(url, None, cases, cache))
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -32,7 +32,7 @@ from openai.types.chat import (
 )
 from openai.types.chat.chat_completion_chunk import ChoiceDeltaToolCall
 
-from voxgate.backends.base import ChatMessage, LLMEvent, TextDelta, ToolCallRequest, ToolSpec
+from voxgate.backends.base import ChatMessage, LLMEvent, ToolCallRequest, ToolSpec
 from voxgate.backends.llm.errors import LLMUnavailable
 from voxgate.backends.llm.qwen_prompt import VOICE_RULES
 from voxgate.backends.llm.tool_call_parser import ToolCallParser

@@ -1,0 +1,77 @@
+"""Tool guards on the real embedded model (slow): a call is valid against its schema, chit-chat and a
+question no tool answers are spoken without markup, and a call given up mid-way frees the model."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from voxgate.backends.base import ChatMessage, LLMEvent, TextDelta, ToolCallRequest, ToolSpec
+from voxgate.backends.llm.embedded_models import resolve_gguf
+from voxgate.backends.llm.llama_cpp_backend import LlamaCppLLM
+from voxgate.config import Settings
+
+pytestmark = pytest.mark.slow
+
+TOOLS = [
+    ToolSpec(
+        "get_weather",
+        "Get the current weather for a city",
+        {
+            "type": "object",
+            "properties": {"city": {"type": "string"}, "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}},
+            "required": ["city", "unit"],
+        },
+    ),
+    ToolSpec(
+        "get_order_status",
+        "Look up an order by its order number",
+        {"type": "object", "properties": {"order_number": {"type": "string", "pattern": "^[0-9]+$"}}},
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def llm() -> LlamaCppLLM:
+    return LlamaCppLLM(resolve_gguf(Settings().llm_model), max_tokens=40, temperature=0.0, seed=7)
+
+
+async def reply(llm: LlamaCppLLM, said: str) -> list[LLMEvent]:
+    messages = [ChatMessage("system", "You are a helpful voice assistant."), ChatMessage("user", said)]
+    return [e async for e in llm.stream(messages, TOOLS)]
+
+
+def calls(events: list[LLMEvent]) -> list[tuple[str, dict[str, Any]]]:
+    return [(e.name, e.arguments) for e in events if isinstance(e, ToolCallRequest)]
+
+
+async def test_a_call_has_every_required_argument_and_enum_values_only(llm: LlamaCppLLM) -> None:
+    made = calls(await reply(llm, "What's the weather in Berlin?"))
+    assert len(made) == 1 and made[0][0] == "get_weather"
+    assert "berlin" in made[0][1]["city"].lower() and made[0][1]["unit"] in ("celsius", "fahrenheit")
+
+
+async def test_digits_are_digits(llm: LlamaCppLLM) -> None:
+    assert calls(await reply(llm, "Where is my order? The order number is 456.")) == [
+        ("get_order_status", {"order_number": "456"})
+    ]
+
+
+@pytest.mark.parametrize("said", ["Hi, how are you?", "What is the capital of France?", "Thanks, goodbye!"])
+async def test_no_tool_is_spoken_without_markup(llm: LlamaCppLLM, said: str) -> None:
+    events = await reply(llm, said)
+    text = "".join(e.text for e in events if isinstance(e, TextDelta))
+    assert not calls(events) and text.strip()
+    assert not any(c in text for c in "<>{}[]`")
+
+
+async def test_a_call_given_up_frees_the_model(llm: LlamaCppLLM) -> None:
+    stream = llm.stream([ChatMessage("user", "Weather in Oslo and in Rome and in Paris please?")], TOOLS)
+    task = asyncio.ensure_future(anext(stream))  # type: ignore[arg-type]
+    await asyncio.sleep(0.5)
+    task.cancel()
+    await stream.aclose()  # type: ignore[attr-defined]
+    async with asyncio.timeout(60):
+        assert calls(await reply(llm, "Where is order 12?")) == [("get_order_status", {"order_number": "12"})]

@@ -62,12 +62,35 @@ def test_enums_and_other_types_are_left_alone() -> None:
         ({"city": "Paris"}, "What is the capital of France?", False),  # the 1.5B model's favourite
         ({"city": "London"}, "Hi, how are you?", False),
         ({"fact": "My sister's birthday is May third"}, "Remember my sister's birthday is May 3.", True),
-        ({"order_number": "456"}, "Order four five six", False),  # unformatted words: not the same
+        ({"order_number": "456"}, "Order four five six", True),  # digit words are the digits
         ({"order_number": "456"}, "Order 456 please", True),
         ({"date": "2025-05-03", "time": "15:00"}, "Tuesday at three", True),  # dates and times are exempt
         ({}, "Put me through to a person.", True),
+        ({"order_number": "808"}, "My order number is eight zero eight.", True),  # added as text, unformatted
     ],
 )
 def test_a_call_is_grounded_in_what_was_said(arguments: dict[str, Any], said: str, ok: bool) -> None:
     params = schema(**{k: {"type": "string"} for k in arguments})
     assert grounded(arguments, params, [said]) is ok
+
+
+def test_an_optional_argument_made_up_does_not_refuse_the_call() -> None:
+    params = {"type": "object", "properties": {"reason": {"type": "string"}}, "required": []}
+    assert grounded({"reason": "I need help with something"}, params, ["Can I speak to a human agent?"])
+    params["required"] = ["reason"]
+    assert not grounded({"reason": "billing dispute"}, params, ["Can I speak to a human agent?"])
+
+
+def test_a_call_needs_one_argument_the_user_said_even_when_each_is_exempt() -> None:
+    unit = {
+        "type": "object",
+        "properties": {"unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}},
+    }  # required: all
+    assert grounded({"unit": "fahrenheit"}, unit, ["Switch to Fahrenheit please."])
+    assert not grounded({"unit": "celsius"}, unit, ["How do you spell necessary?"])
+    timer = {"type": "object", "properties": {"minutes": {"type": "integer"}}}
+    assert grounded({"minutes": 10}, timer, ["Set a timer for 10 minutes."])
+    assert not grounded({"minutes": 30}, timer, ["I had a long day at work."])
+    book = {"type": "object", "properties": {"day": {"type": "string"}, "time": {"type": "string"}}}
+    assert grounded({"day": "2025-05-13", "time": "15:00"}, book, ["Book me next Tuesday at 3 PM."])
+    assert not grounded({"day": "Monday", "time": "10 AM"}, book, ["What's a good name for a dog?"])

@@ -73,7 +73,8 @@ def _matches(got: Any, want: Any) -> bool:
     if isinstance(want, tuple):
         return any(_matches(got, w) for w in want)
     if isinstance(want, str) and want.startswith("~"):
-        return got is not None and all(w in str(got).casefold() for w in want[1:].split())
+        letters = re.sub(r"[^a-z0-9]", "", str(got).casefold())  # "Wi-Fi" has "wifi"
+        return got is not None and all(w in letters for w in want[1:].split())
     return _norm(got) == _norm(want)
 
 
@@ -248,12 +249,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--api-key", default=None)
     p.add_argument("--compare", action="store_true", help="start two servers: tool guards off (before), then on")
     p.add_argument("--limit", type=int, default=0, help="only the first N cases (developing)")
-    p.add_argument("--only", default=None, help="only the cases of this tool set")
+    p.add_argument("--only", default=None, help="only the cases of these tool sets (comma-separated)")
     p.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "voxgate-bench-tools-speech"))
 
 
 def main(args: argparse.Namespace) -> int:
-    cases = [c for c in CASES if args.only in (None, c.tools)]
+    sets = set(args.only.split(",")) if args.only else None
+    cases = [c for c in CASES if sets is None or c.tools in sets]
     cases = cases[: args.limit] if args.limit else cases
     cache = Path(args.cache)
     if args.url:

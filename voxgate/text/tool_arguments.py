@@ -36,6 +36,7 @@ _DIGITS_PATTERN = re.compile(r"^\^?(\[0-9\]|\\d)(\+|\*|\{\d+(,\d*)?\})\$?$")
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _ISO_DATE = re.compile(r"\b\d{4}-\d{2}-\d{2}\b")
 _WORD = re.compile(r"[a-z0-9]+")
+_DIGIT_WORDS = re.compile(r"\b(?:(?:zero|oh|one|two|three|four|five|six|seven|eight|nine)\b[\s,-]*)+", re.IGNORECASE)
 _DATE_OR_TIME = re.compile(r"date|time|day|when|hour", re.IGNORECASE)
 # Words that say nothing of what was asked: an argument made of these alone is not grounded by them.
 _FILLER = frozenset(
@@ -80,6 +81,8 @@ def _said_numbers(sources: Iterable[str]) -> set[str]:
         for m in re.finditer(r"\d(?:[\d.\- ]*\d)?", text):
             runs.add(re.sub(r"\D", "", m.group()))
             runs.update(re.findall(r"\d+", m.group()))
+        for m in _DIGIT_WORDS.finditer(text):  # text a client added unformatted: "eight zero eight"
+            runs.add(spoken_digits(m.group()))
     return runs
 
 
@@ -122,14 +125,45 @@ def normalise_arguments(
     return out
 
 
-def grounded(arguments: Mapping[str, Any], parameters: Mapping[str, Any], sources: Sequence[str]) -> bool:
-    """Whether every free-form string argument shares a word (or its digits) with `sources`.
+_WHEN = frozenset(
+    "today tomorrow tonight morning afternoon evening noon midnight am pm next week monday tuesday wednesday "
+    "thursday friday saturday sunday january february march april may june july august september october "
+    "november december".split()
+)
 
-    Enums, dates and times are exempt (the model rightly writes "2025-05-03" for "May third")."""
+
+def _heard(value: Any, heard: set[str], said: set[str]) -> bool:
+    """Whether one argument's value was said: a word of it, its digits, or (a date or time written in
+    the model's own format) any day, date or time word; booleans and empty values are no evidence."""
+    if isinstance(value, bool) or value is None:
+        return False
+    if isinstance(value, int | float):
+        return str(value).removesuffix(".0") in said
+    if isinstance(value, list | dict):
+        return any(_heard(v, heard, said) for v in (value.values() if isinstance(value, dict) else value))
+    text = str(value).lower()
+    words = [w for w in _WORD.findall(text) if w not in _FILLER]
+    if any(w in heard or (len(w) > 3 and w.rstrip("s") in heard) for w in words):
+        return True
+    if spoken_digits(text) and spoken_digits(text) in said:
+        return True
+    return bool(re.fullmatch(r"[\d:\-tT ]+", text.strip())) and bool(heard & _WHEN or said)
+
+
+def grounded(arguments: Mapping[str, Any], parameters: Mapping[str, Any], sources: Sequence[str]) -> bool:
+    """Whether every required free-form string argument shares a word (or its digits) with `sources`.
+
+    Enums, dates and times are exempt (the model rightly writes "2025-05-03" for "May third"), and so
+    are optional arguments (a transfer's `reason` made up is no reason to refuse the transfer)."""
     properties = parameters.get("properties") if isinstance(parameters, Mapping) else None
     properties = properties if isinstance(properties, Mapping) else {}
+    required = parameters.get("required") if isinstance(parameters, Mapping) else None
+    if isinstance(required, list):
+        arguments = {k: v for k, v in arguments.items() if k in required}
     heard = {w for text in sources for w in _WORD.findall(text.lower())}
     said = _said_numbers(sources)
+    if arguments and not any(_heard(v, heard, said) for v in arguments.values()):
+        return False  # "how do you spell necessary?" is not set_temperature_unit("celsius")
     for name, value in arguments.items():
         prop = properties.get(name, {})
         if not isinstance(value, str) or not value.strip() or (isinstance(prop, Mapping) and prop.get("enum")):

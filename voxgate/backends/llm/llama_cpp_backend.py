@@ -246,7 +246,7 @@ class LlamaCppLLM:
         self.last_call_probability = p_call = float(probabilities[vocab.call_start].sum())
         self.last_route = "speech"
         if p_call >= CALL_THRESHOLD:
-            call = self._call(tokens, tools, sources, cancelled, chat=True)
+            call = self._call(tokens, tools, sources, cancelled, chat=_offers_chat(tools))
             if call is not None:
                 self.last_route = "call"
                 put(OPEN + call)
@@ -300,7 +300,7 @@ class LlamaCppLLM:
             sampler.accept(token)
             written.append(token)
             text = llm.detokenize(written, special=True).decode("utf-8", errors="replace")
-            if text.startswith(_CHAT_CALL):
+            if chat and text.startswith(_CHAT_CALL):
                 self.last_route = "chat"
                 return None
             if not self._so_far_grounded(text, tools, sources):  # a value nobody said: no need to write the rest
@@ -332,7 +332,7 @@ class LlamaCppLLM:
 
     def _prompt_tools(self, tools: Sequence[ToolSpec]) -> Sequence[ToolSpec]:
         """The tools the prompt lists: with guards, `chat` too, the choice that means "no call"."""
-        return [*tools, CHAT_TOOL] if tools and self.tool_guards else tools
+        return [*tools, CHAT_TOOL] if tools and self.tool_guards and _offers_chat(tools) else tools
 
     async def stream(self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec]) -> AsyncIterator[LLMEvent]:
         prompt = render(messages, self._prompt_tools(tools))
@@ -413,3 +413,8 @@ def _sources(messages: Sequence[ChatMessage]) -> list[str]:
     """What a call's arguments may come from: what the user said, tool results, recaps of folded turns."""
     system = [m for m in messages if m.role == "system"][1:]
     return [m.content for m in messages if m.role in ("user", "tool")] + [m.content for m in system]
+
+
+def _offers_chat(tools: Sequence[ToolSpec]) -> bool:
+    """Whether `chat` can be offered as the no-call choice: not when a tool of the session has that name."""
+    return all(t.name != CHAT_TOOL.name for t in tools)

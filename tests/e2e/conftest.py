@@ -90,6 +90,9 @@ MAIN_ENV = {
     "VOXGATE_WEB_TOKEN_KEY": API_KEY,
     "VOXGATE_DATA_DIR": str(ARTIFACTS / "data-main"),  # stored agents and session records, not the user's own
     "VOXGATE_RECORDING": "true",
+    # The suite checks what happens, not how fast: a first token slow on a busy 2-core CI machine (a
+    # fresh prompt with tools, ~10 s idle) is not a failure here. Latency is the benches' business.
+    "VOXGATE_LLM_FIRST_TOKEN_TIMEOUT_S": "90",
 }
 
 

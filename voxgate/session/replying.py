@@ -232,15 +232,11 @@ class Replies:
     async def _warm(self) -> None:
         with contextlib.suppress(Exception):
             llm = await self._llm()
-            if not getattr(llm, "caches_prompt", False):
-                return  # a remote model: reading ahead would be a paid request
+            read_ahead = getattr(llm, "read_ahead", None)
+            if read_ahead is None:
+                return  # a remote model: it has no cache of ours to fill
             tools = self._host.config.tools
-            stream = llm.stream(self.messages(llm, tools=tools), tools)
-            try:
-                async for _ in stream:
-                    break  # the prompt is read once the first token comes
-            finally:
-                await stream.aclose()  # type: ignore[attr-defined]
+            await read_ahead(self.messages(llm, tools=tools), tools)
 
     async def _tell_if_prompt_cut(self) -> None:
         """Once per session: the client's prompt and tools overflow the model's window, so it was shortened."""

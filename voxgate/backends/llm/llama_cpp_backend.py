@@ -76,9 +76,6 @@ def _common_prefix(a: np.ndarray, b: np.ndarray) -> int:
 
 
 class LlamaCppLLM:
-    # Its prompt cache is worth filling ahead of a turn (session/replying.py warms a session's prompt).
-    caches_prompt = True
-
     def __init__(
         self,
         model_path: Path,
@@ -333,6 +330,26 @@ class LlamaCppLLM:
     def _prompt_tools(self, tools: Sequence[ToolSpec]) -> Sequence[ToolSpec]:
         """The tools the prompt lists: with guards, `chat` too, the choice that means "no call"."""
         return [*tools, CHAT_TOOL] if tools and self.tool_guards and _offers_chat(tools) else tools
+
+    async def read_ahead(self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec]) -> None:
+        """Evaluate a prompt now and generate nothing (a session's own prompt, before its first turn):
+        the turn's request, rendered the same way, then finds it in the cache. It waits its turn like a
+        request, and cancelling it stops it between two chunks (what was read stays read)."""
+        prompt = render(messages, self._prompt_tools(tools))
+        cancelled = threading.Event()
+
+        def work() -> None:
+            with self._lock:
+                self._prefill(list(self._llm.tokenize(prompt.encode("utf-8"), special=True)), cancelled)
+
+        async with self._turn:
+            worker = asyncio.get_running_loop().run_in_executor(self._thread, work)
+            try:
+                await asyncio.shield(worker)
+            finally:
+                cancelled.set()
+                if not worker.done():
+                    await asyncio.shield(worker)
 
     async def stream(self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec]) -> AsyncIterator[LLMEvent]:
         prompt = render(messages, self._prompt_tools(tools))

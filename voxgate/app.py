@@ -94,7 +94,7 @@ def create_app(
     @app.websocket("/v1/ws")
     async def websocket(ws: WebSocket, token: str | None = None) -> None:
         try:
-            principal = auth.authenticate_ws(ws.headers.get("authorization"), token)
+            principal = await auth.authenticate_ws(ws.headers.get("authorization"), token)
         except AuthError as exc:
             # Accepted first so the client reads why (§2); a refused handshake only shows a browser 1006.
             await ws.accept()

@@ -93,37 +93,37 @@ def test_the_key_is_checked_before_the_parameters(client: TestClient) -> None:
     assert_error(client.get("/v1/token?expires_in_seconds=abc"), 401, "MISSING_AUTHORIZATION")
 
 
-def test_an_open_server_takes_any_header_or_none() -> None:
+async def test_an_open_server_takes_any_header_or_none() -> None:
     with TestClient(create_app(Settings(preload=False))) as open_client:
         assert open_client.get("/v1/token").status_code == 200
         assert open_client.get("/v1/token", headers={"Authorization": "anything"}).status_code == 200
         assert open_client.get("/v1/builtin_tools").status_code == 200
     auth = Authenticator([])
-    assert auth.authenticate_ws(None, None).owner == "anonymous"
+    assert (await auth.authenticate_ws(None, None)).owner == "anonymous"
 
 
 # ---------------------------------------------------------------- temporary tokens
 
 
-def test_a_temporary_token_opens_one_socket_once(client: TestClient) -> None:
+async def test_a_temporary_token_opens_one_socket_once(client: TestClient) -> None:
     auth = auth_of(client)
     token = client.get("/v1/token", headers={"Authorization": KEY}).json()["token"]
-    principal = auth.authenticate_ws(None, token)
+    principal = await auth.authenticate_ws(None, token)
     assert principal.via_token and principal.scopes == frozenset({Scope.SESSIONS})
     assert principal.owner == auth.check_key(KEY).owner  # so the key can resume what the token opened
     with pytest.raises(AuthError) as spent:
-        auth.authenticate_ws(None, token)
+        await auth.authenticate_ws(None, token)
     assert spent.value.code == "UNAUTHORIZED"
     # The SDK's form, Bearer in the header, spends it the same way.
     token = client.get("/v1/token", headers={"Authorization": KEY}).json()["token"]
-    assert auth.authenticate_ws(f"Bearer {token}", None).via_token
+    assert (await auth.authenticate_ws(f"Bearer {token}", None)).via_token
     with pytest.raises(AuthError, match="already used"):
-        auth.authenticate_ws(f"Bearer {token}", None)
+        await auth.authenticate_ws(f"Bearer {token}", None)
 
 
-def test_a_spent_token_is_refused_on_the_socket_with_session_error_and_1008(client: TestClient) -> None:
+async def test_a_spent_token_is_refused_on_the_socket_with_session_error_and_1008(client: TestClient) -> None:
     token = client.get("/v1/token", headers={"Authorization": KEY}).json()["token"]
-    auth_of(client).redeem_token(token)
+    await auth_of(client).redeem_token(token)
     for path, headers in ((f"/v1/ws?token={token}", {}), ("/v1/ws", {"Authorization": f"Bearer {token}"})):
         with client.websocket_connect(path, headers=headers) as ws:
             event = ws.receive_json()
@@ -141,18 +141,18 @@ def test_a_key_without_the_sessions_scope_is_forbidden_on_the_socket(client: Tes
     assert closed.value.code == 1008 and closed.value.reason == "FORBIDDEN"
 
 
-def test_a_token_cannot_mint_tokens_or_call_rest_and_is_not_spent_by_trying(client: TestClient) -> None:
+async def test_a_token_cannot_mint_tokens_or_call_rest_and_is_not_spent_by_trying(client: TestClient) -> None:
     token = client.get("/v1/token", headers={"Authorization": KEY}).json()["token"]
     for header in (f"Bearer {token}", token):
         assert_error(client.get("/v1/token", headers={"Authorization": header}), 403, "FORBIDDEN")
         assert_error(client.post("/v1/tokens", headers={"Authorization": header}), 403, "FORBIDDEN")
         assert_error(client.get("/v1/builtin_tools", headers={"Authorization": header}), 403, "FORBIDDEN")
-    redeemed = auth_of(client).redeem_token(token)  # still unspent: the REST calls above did not use it
+    redeemed = await auth_of(client).redeem_token(token)  # still unspent: the REST calls above did not use it
     with pytest.raises(AuthError) as refused:
-        auth_of(client).mint_token(redeemed, 60)
+        await auth_of(client).mint_token(redeemed, 60)
     assert refused.value.code == "FORBIDDEN"
     with pytest.raises(AuthError) as refused:  # even a token principal that claims every scope
-        auth_of(client).mint_token(Principal(owner="key_x", scopes=frozenset(Scope), via_token=True), 60)
+        await auth_of(client).mint_token(Principal(owner="key_x", scopes=frozenset(Scope), via_token=True), 60)
     assert refused.value.code == "FORBIDDEN"
 
 
@@ -162,22 +162,22 @@ def test_key_scopes_hold_on_rest(client: TestClient) -> None:
     assert client.get("/v1/token", headers={"Authorization": TOKENS_KEY}).status_code == 200
 
 
-def test_a_token_expires_and_expired_tokens_are_dropped() -> None:
+async def test_a_token_expires_and_expired_tokens_are_dropped() -> None:
     clock = Clock()
     auth = Authenticator([KEY], clock=clock)
     key = auth.check_key(KEY)
-    tokens = [auth.mint_token(key, 60) for _ in range(500)]
-    late = auth.mint_token(key, 600)
-    resume = auth.mint_resume_token("sess_1", key.owner, 30)
-    auth.redeem_token(tokens[0])
-    assert auth.held() == {"tokens": 500, "resume_tokens": 1, "expiries": 502}
+    tokens = [await auth.mint_token(key, 60) for _ in range(500)]
+    late = await auth.mint_token(key, 600)
+    resume = await auth.mint_resume_token("sess_1", key.owner, 30)
+    await auth.redeem_token(tokens[0])
+    assert await auth.held() == {"tokens": 500, "resume_tokens": 1, "expiries": 502}
     clock.now += 60
     with pytest.raises(AuthError):
-        auth.redeem_token(tokens[1])
+        await auth.redeem_token(tokens[1])
     with pytest.raises(AuthError):
-        auth.check_resume_token(resume)
-    assert auth.held() == {"tokens": 1, "resume_tokens": 0, "expiries": 1}
-    assert auth.redeem_token(late).via_token
+        await auth.check_resume_token(resume)
+    assert await auth.held() == {"tokens": 1, "resume_tokens": 0, "expiries": 1}
+    assert (await auth.redeem_token(late)).via_token
 
 
 # ---------------------------------------------------------------- GET /v1/token and POST /v1/tokens
@@ -239,43 +239,43 @@ def test_post_tokens_answers_an_iso_utc_expiry(client: TestClient) -> None:
     assert datetime.fromisoformat(default) <= datetime.now(UTC) + timedelta(seconds=60)
 
 
-def test_max_session_duration_is_carried_to_the_principal(client: TestClient) -> None:
+async def test_max_session_duration_is_carried_to_the_principal(client: TestClient) -> None:
     auth = auth_of(client)
     token = client.get("/v1/token?max_session_duration_seconds=120", headers={"Authorization": KEY}).json()["token"]
-    assert auth.authenticate_ws(None, token).max_session_s == 120
+    assert (await auth.authenticate_ws(None, token)).max_session_s == 120
     body = {"expires_in_seconds": 30, "max_session_duration_seconds": 300}
     token = client.post("/v1/tokens", json=body, headers={"Authorization": KEY}).json()["token"]
-    assert auth.authenticate_ws(f"Bearer {token}", None).max_session_s == 300
+    assert (await auth.authenticate_ws(f"Bearer {token}", None)).max_session_s == 300
     token = client.get("/v1/token", headers={"Authorization": KEY}).json()["token"]
-    assert auth.authenticate_ws(None, token).max_session_s == MAX_SESSION_S
-    assert auth.authenticate_ws(KEY, None).max_session_s == MAX_SESSION_S == 10_800
+    assert (await auth.authenticate_ws(None, token)).max_session_s == MAX_SESSION_S
+    assert (await auth.authenticate_ws(KEY, None)).max_session_s == MAX_SESSION_S == 10_800
 
 
 # ---------------------------------------------------------------- resume tokens
 
 
-def test_a_resume_token_names_its_session_and_is_not_spent() -> None:
+async def test_a_resume_token_names_its_session_and_is_not_spent() -> None:
     auth = Authenticator([KEY])
     owner = auth.check_key(KEY).owner
-    resume = auth.mint_resume_token("sess_1", owner, 30)
-    other = auth.mint_resume_token("sess_2", owner, 30)
+    resume = await auth.mint_resume_token("sess_1", owner, 30)
+    other = await auth.mint_resume_token("sess_2", owner, 30)
     for _ in range(2):
-        principal = auth.authenticate_ws(f"Bearer {resume}", None)
+        principal = await auth.authenticate_ws(f"Bearer {resume}", None)
         assert principal.resume_of == "sess_1" and principal.owner == owner and principal.via_token
-        assert auth.authenticate_ws(None, resume).resume_of == "sess_1"
-    assert auth.authenticate_ws(KEY, None).resume_of is None
+        assert (await auth.authenticate_ws(None, resume)).resume_of == "sess_1"
+    assert (await auth.authenticate_ws(KEY, None)).resume_of is None
     with pytest.raises(AuthError) as rest:
-        auth.authenticate_rest(f"Bearer {resume}")
+        await auth.authenticate_rest(f"Bearer {resume}")
     assert rest.value.code == "FORBIDDEN" and rest.value.status == 403
     with pytest.raises(AuthError):
-        auth.mint_token(principal, 60)
-    auth.revoke_resume_tokens("sess_1")
+        await auth.mint_token(principal, 60)
+    await auth.revoke_resume_tokens("sess_1")
     for header, query in ((f"Bearer {resume}", None), (None, resume)):
         with pytest.raises(AuthError) as revoked:
-            auth.authenticate_ws(header, query)
+            await auth.authenticate_ws(header, query)
         assert revoked.value.code == "UNAUTHORIZED"
-    assert auth.check_resume_token(other).resume_of == "sess_2"
-    assert auth.held()["resume_tokens"] == 1
+    assert (await auth.check_resume_token(other)).resume_of == "sess_2"
+    assert (await auth.held())["resume_tokens"] == 1
 
 
 # ---------------------------------------------------------------- built-in tools

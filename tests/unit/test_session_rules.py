@@ -97,18 +97,18 @@ def test_store_resume_window_and_owner() -> None:
     assert err.value.code == ErrorCode.SESSION_NOT_FOUND
 
 
-def test_tokens_are_single_use_and_scoped() -> None:
+async def test_tokens_are_single_use_and_scoped() -> None:
     auth = Authenticator(["full", "minter:tokens", "talker:sessions"])
     with pytest.raises(AuthError):
         auth.check_key("wrong")
     with pytest.raises(AuthError) as err:
-        auth.mint_token(auth.check_key("talker"), 60)
+        await auth.mint_token(auth.check_key("talker"), 60)
     assert err.value.code == "FORBIDDEN"
-    token = auth.mint_token(auth.check_key("minter"), 60)
-    principal = auth.redeem_token(token)
+    token = await auth.mint_token(auth.check_key("minter"), 60)
+    principal = await auth.redeem_token(token)
     assert principal.scopes == frozenset({Scope.SESSIONS}) and principal.owner == auth.check_key("minter").owner
     with pytest.raises(AuthError):
-        auth.redeem_token(token)
+        await auth.redeem_token(token)
     assert Authenticator([]).check_key(None).owner == "anonymous"
 
 

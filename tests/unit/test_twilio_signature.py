@@ -45,7 +45,7 @@ def post_signed(client: TestClient, url: str, form: dict[str, str], signature: s
     )
 
 
-def test_valid_signature_gets_twiml_with_stream_url_agent_and_token() -> None:
+async def test_valid_signature_gets_twiml_with_stream_url_agent_and_token() -> None:
     client = make_client()
     response = post_signed(client, "http://testserver/v1/twilio/voice?agent=support", FORM)
     assert response.status_code == 200, response.text
@@ -58,7 +58,7 @@ def test_valid_signature_gets_twiml_with_stream_url_agent_and_token() -> None:
     token = re.search(r'<Parameter name="token" value="(tok_[^"]+)" />', xml)
     assert token is not None, xml
     auth = client.app.state.auth  # type: ignore[attr-defined]
-    assert auth.redeem_token(token.group(1)).owner == "twilio_" + FORM["CallSid"]  # M4: each call its own owner
+    assert (await auth.redeem_token(token.group(1))).owner == "twilio_" + FORM["CallSid"]  # M4: each call its own owner
 
 
 @pytest.mark.parametrize(

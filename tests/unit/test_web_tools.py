@@ -51,12 +51,12 @@ def http(tmp_path: Path) -> Iterator[TestClient]:
             store.remove(session_id)  # the fake is no conversation the shutdown could end
 
 
-def live_session(http: TestClient, *tools: str, session_id: str = "sess_page") -> str:
+async def live_session(http: TestClient, *tools: str, session_id: str = "sess_page") -> str:
     """A session in the registry that declared `tools`, and the resume token its page holds."""
     app = http.app
     conversation = SimpleNamespace(config=SimpleNamespace(tools=tuple(ToolSpec(t, "", {}) for t in tools)))
     app.state.sessions.store.add(session_id, conversation, "anonymous")  # type: ignore[attr-defined]
-    token: str = app.state.auth.mint_resume_token(session_id, "anonymous", 60)  # type: ignore[attr-defined]
+    token: str = await app.state.auth.mint_resume_token(session_id, "anonymous", 60)  # type: ignore[attr-defined]
     return token
 
 
@@ -64,13 +64,13 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def test_m5_web_tool_runs_only_for_a_live_session_and_its_own_tools(http: TestClient) -> None:
+async def test_m5_web_tool_runs_only_for_a_live_session_and_its_own_tools(http: TestClient) -> None:
     assert http.post("/v1/web/agents/shop/tools/lookup", json={}).status_code == 401
     assert http.post("/v1/web/agents/shop/tools/lookup", json={}, headers=bearer("rtok_forged")).status_code == 401
     web_token = http.post("/v1/web/token").json()["token"]  # a temporary token is not a session
     assert http.post("/v1/web/agents/shop/tools/lookup", json={}, headers=bearer(web_token)).status_code == 401
 
-    token = live_session(http, "lookup")
+    token = await live_session(http, "lookup")
     # Declared and defined: it runs, and the (unreachable) service is an error sentence for the LLM.
     response = http.post("/v1/web/agents/shop/tools/lookup", json={"order": "A1"}, headers=bearer(token))
     assert response.status_code == 200, response.text
@@ -86,15 +86,15 @@ def test_m5_web_tool_runs_only_for_a_live_session_and_its_own_tools(http: TestCl
 
 
 @pytest.mark.parametrize("body", [b"not json", b"\xff\xfe", b"[1, 2]", b'"text"', b"[" * 60_000])
-def test_m5_web_tool_body_that_is_not_a_json_object_is_400(http: TestClient, body: bytes) -> None:
-    token = live_session(http, "lookup")
+async def test_m5_web_tool_body_that_is_not_a_json_object_is_400(http: TestClient, body: bytes) -> None:
+    token = await live_session(http, "lookup")
     response = http.post("/v1/web/agents/shop/tools/lookup", content=body, headers=bearer(token))
     assert response.status_code == 400, response.text
     assert response.json()["code"] == "INVALID_REQUEST"
 
 
-def test_m5_web_tool_body_is_capped_at_64_kb(http: TestClient) -> None:
-    token = live_session(http, "lookup")
+async def test_m5_web_tool_body_is_capped_at_64_kb(http: TestClient) -> None:
+    token = await live_session(http, "lookup")
     big = b'{"order": "' + b"x" * (70 << 10) + b'"}'
     response = http.post("/v1/web/agents/shop/tools/lookup", content=big, headers=bearer(token))
     assert response.status_code == 413 and response.json()["code"] == "PAYLOAD_TOO_LARGE"

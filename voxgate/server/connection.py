@@ -82,9 +82,9 @@ CLOSING = {
 class ResumeTokens(Protocol):
     """Where resume tokens come from (server/auth.py's Authenticator)."""
 
-    def mint_resume_token(self, session_id: str, owner: str, ttl_s: float) -> str: ...
+    async def mint_resume_token(self, session_id: str, owner: str, ttl_s: float) -> str: ...
 
-    def revoke_resume_tokens(self, session_id: str) -> None: ...
+    async def revoke_resume_tokens(self, session_id: str) -> None: ...
 
 
 class _AudioPace:
@@ -343,7 +343,7 @@ class Connection:
         token = None
         if self.tokens is not None:
             ttl = max(1.0, conversation.expires_at - time.time())
-            token = self.tokens.mint_resume_token(conversation.session_id, conversation.owner, ttl)
+            token = await self.tokens.mint_resume_token(conversation.session_id, conversation.owner, ttl)
         await self.send(
             SessionReady(
                 session_id=conversation.session_id,
@@ -367,7 +367,7 @@ class Connection:
             await self.error(why, "the session reached its maximum duration")
         await self.socket.sessions.end(conversation, "client_end" if why is None else "duration_cap")
         if self.tokens is not None:
-            self.tokens.revoke_resume_tokens(conversation.session_id)
+            await self.tokens.revoke_resume_tokens(conversation.session_id)
         await self.send(conversation.ended_event())
         await self.close(1000 if why is None else POLICY_VIOLATION, "session ended" if why is None else why)
 

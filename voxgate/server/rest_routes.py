@@ -24,10 +24,10 @@ DEFAULT_TOKEN_TTL_S = 60
 MIN_SESSION_S = 60
 
 
-def key_principal(request: Request) -> Principal:
+async def key_principal(request: Request) -> Principal:
     """The principal of an API key (raw or Bearer); temporary and resume tokens are FORBIDDEN."""
     auth: Authenticator = request.app.state.auth
-    return auth.authenticate_rest(request.headers.get("authorization"))
+    return await auth.authenticate_rest(request.headers.get("authorization"))
 
 
 KeyPrincipal = Annotated[Principal, Depends(key_principal)]
@@ -58,7 +58,7 @@ def router(settings: Settings) -> APIRouter:
         max_session_duration_seconds: Annotated[int, Query(ge=MIN_SESSION_S, le=MAX_SESSION_S)] = MAX_SESSION_S,
     ) -> dict[str, object]:
         auth: Authenticator = request.app.state.auth
-        token = auth.mint_token(principal, expires_in_seconds, max_session_s=max_session_duration_seconds)
+        token = await auth.mint_token(principal, expires_in_seconds, max_session_s=max_session_duration_seconds)
         return {"token": token, "expires_in_seconds": expires_in_seconds}
 
     @api.post("/v1/tokens")
@@ -68,7 +68,7 @@ def router(settings: Settings) -> APIRouter:
         body = body or TokenRequest()
         auth: Authenticator = request.app.state.auth
         max_session_s = body.max_session_duration_seconds or MAX_SESSION_S
-        token = auth.mint_token(principal, body.expires_in_seconds, max_session_s=max_session_s)
+        token = await auth.mint_token(principal, body.expires_in_seconds, max_session_s=max_session_s)
         return {"token": token, "expires_at": _expires_at(body.expires_in_seconds)}
 
     @api.get("/v1/builtin_tools")

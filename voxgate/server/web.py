@@ -83,7 +83,7 @@ async def run_tool(request: Request, name: str, tool: str) -> JSONResponse:
     if (off := _page_off(request)) is not None:
         return off
     try:
-        session_tools = _live_session_tools(request)
+        session_tools = await _live_session_tools(request)
     except AuthError as exc:
         return http_error(exc.status, exc.code, exc.message)
     try:
@@ -107,13 +107,13 @@ async def run_tool(request: Request, name: str, tool: str) -> JSONResponse:
     return JSONResponse({"result": result})
 
 
-def _live_session_tools(request: Request) -> frozenset[str]:
+async def _live_session_tools(request: Request) -> frozenset[str]:
     """The tool names of the live session whose resume token the request carries; AuthError otherwise."""
     auth: Authenticator = request.app.state.auth
     presented = credential(request.headers.get("authorization"))
     if not presented:
         raise AuthError("UNAUTHORIZED", "send the session's resume token: 'Authorization: Bearer <resume_token>'")
-    principal = auth.check_resume_token(presented)
+    principal = await auth.check_resume_token(presented)
     conversation = request.app.state.sessions.store.peek(principal.resume_of or "")
     if conversation is None:
         raise AuthError("UNAUTHORIZED", "the session of this token is not live")
@@ -129,7 +129,7 @@ async def web_token(request: Request) -> JSONResponse:
         return off
     try:
         principal = auth.check_key(key.get_secret_value() if key is not None else None)
-        token = auth.mint_token(principal, WEB_TOKEN_TTL_S)
+        token = await auth.mint_token(principal, WEB_TOKEN_TTL_S)
     except AuthError as exc:
         return http_error(exc.status if exc.code == "RATE_LIMITED" else 403, exc.code, exc.message)
     return JSONResponse({"token": token, "expires_in_seconds": WEB_TOKEN_TTL_S})

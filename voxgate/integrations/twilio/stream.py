@@ -301,7 +301,7 @@ class TwilioCall:
         raw_params = start.get("customParameters") or {}
         params = {str(k): str(v) for k, v in raw_params.items()} if isinstance(raw_params, dict) else {}
         try:
-            principal = self._authenticate(self.query_token or params.get("token"))
+            principal = await self._authenticate(self.query_token or params.get("token"))
         except AuthError as exc:
             log.warning("call %s: stream refused: %s (%s)", self.call_sid, exc.code, exc.message)
             await self.close(POLICY_VIOLATION, exc.code)
@@ -323,7 +323,7 @@ class TwilioCall:
             principal, {k: v for k, v in params.items() if k not in RESERVED_PARAMETERS}
         )
 
-    def _authenticate(self, credential: str | None) -> Principal:
+    async def _authenticate(self, credential: str | None) -> Principal:
         """The call's principal: on an open server one of its own; else the single-use token's (spent here)."""
         if self.auth.open:
             return replace(self.auth.check_key(None), owner=call_owner(self.call_sid))
@@ -331,7 +331,7 @@ class TwilioCall:
             raise AuthError("UNAUTHORIZED", "missing credential: pass a 'token' custom parameter")
         if not credential.startswith(TOKEN_PREFIX):
             raise AuthError("UNAUTHORIZED", "the stream takes a single-use token (GET /v1/token), not an API key")
-        principal = self.auth.redeem_token(credential)
+        principal = await self.auth.redeem_token(credential)
         if Scope.SESSIONS not in principal.scopes:
             raise AuthError("FORBIDDEN", "this credential may not open sessions")
         return principal
@@ -539,7 +539,7 @@ async def twilio_calls(request: Request, authorization: Annotated[str | None, He
     manages records, server/agent_routes.py) may list them, not a `:tokens` or `:sessions` key."""
     auth: Authenticator = request.app.state.auth
     try:
-        manager_principal(auth.authenticate_rest(authorization))
+        manager_principal(await auth.authenticate_rest(authorization))
     except AuthError as exc:
         return http_error(exc.status, exc.code, exc.message)
     return JSONResponse({"calls": [call.status() for call in _calls(request.app).values()]})

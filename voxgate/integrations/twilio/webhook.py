@@ -120,7 +120,7 @@ async def twilio_voice(request: Request, agent: Annotated[str | None, Query()] =
         if secret is not None:  # Twilio's request was verified: the stream gets a single-use token
             principal = Principal(owner=call_owner(form.get("CallSid")), scopes=ALL_SCOPES)
             try:
-                token = auth.mint_token(principal, STREAM_TOKEN_TTL_S)
+                token = await auth.mint_token(principal, STREAM_TOKEN_TTL_S)
             except AuthError as exc:  # the token store is full (RATE_LIMITED): Twilio plays its error
                 log.warning("twilio voice webhook: no stream token for call %s: %s", form.get("CallSid"), exc.message)
                 return http_error(exc.status, exc.code, exc.message)

@@ -245,6 +245,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     tool_bench.add_arguments(p_tools)
     p_tools.set_defaults(func=tool_bench.main)
+    from voxgate.bench import load as load_bench
+
+    p_load = bench_sub.add_parser(
+        "load", help="N callers at once on one spawned replica, embedded / local STT / all remote: capacity"
+    )
+    load_bench.add_arguments(p_load)
+    p_load.set_defaults(func=load_bench.main)
     p_make = bench_sub.add_parser("make-turn-set", help="re-render bench/turn_set/ from its definition")
     p_make.add_argument("--set", default=str(turns.DEFAULT_DIR))
     p_make.add_argument("--missing-only", action="store_true", help="render only cases not in the set yet")

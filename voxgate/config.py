@@ -311,6 +311,23 @@ class Settings(BaseSettings):
         description="How long an artifact link of GET /v1/sessions/{id} works (it needs no Authorization), in seconds.",
     )
 
+    # --- several replicas
+    redis_url: SecretStr | None = Field(
+        default=None,
+        description="Shared state in Redis for several replicas behind a load balancer (redis://host:6379/0): "
+        "single-use tokens, resumable sessions, stored agents, session records and the per-key session cap are "
+        "then fleet-wide (docs/scaling.md). Unset: one process, state in memory and the SQLite file.",
+    )
+    redis_prefix: str = Field(
+        default="voxgate:", description="Prefix of every Redis key, so several fleets can share one Redis."
+    )
+    drain_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="SIGTERM: how long the replica takes to hand its sessions over (new sessions refused with 503, "
+        "every socket closed with 1012 after its session is saved) before what is left is cut.",
+    )
+
     # --- start-up
     preload: bool = Field(default=True, description="Load every default model at start-up.")
     log_level: str = Field(default="info", description="debug, info, warning or error.")

@@ -1,8 +1,9 @@
 """The server's records: stored agents (§9) and session records with their artifacts (§10).
 
 `open_store(settings)` builds the configured store: SQLite at `store_path`, else
-`voxgate.sqlite3` in `data_dir`, else in `$XDG_DATA_HOME/voxgate` (`~/.local/share/voxgate`). The
-app keeps it as `app.state.store`.
+`voxgate.sqlite3` in `data_dir`, else in `$XDG_DATA_HOME/voxgate` (`~/.local/share/voxgate`); with
+`redis_url` set, Redis (store/redis_store.py), shared by every replica. The app keeps it as
+`app.state.store`.
 """
 
 from __future__ import annotations
@@ -58,6 +59,14 @@ def store_path(settings: Settings) -> str:
     return str(data_dir(settings) / STORE_FILE)
 
 
-def open_store(settings: Settings) -> SQLiteStore:
-    """The configured store; the file is opened (and created) on first use."""
+def open_store(settings: Settings) -> Store:
+    """The configured store; the file (or the Redis connection) is opened on first use."""
+    if settings.redis_url is not None:
+        from voxgate.store.redis_store import RedisStore
+
+        return RedisStore(
+            settings.redis_url.get_secret_value(),
+            prefix=settings.redis_prefix,
+            retention_days=settings.session_retention_days,
+        )
     return SQLiteStore(store_path(settings), retention_days=settings.session_retention_days)

@@ -177,6 +177,12 @@ class Webhook(_Lenient):
     secret: str | None = None
 
 
+class VoxgateOptions(_Lenient):
+    """[Voxgate] Extensions a client asks for by name; a hosted client never sends `voxgate` and gets none of them."""
+
+    turn_latency: bool | None = None  # a `voxgate.turn.latency` event after each spoken turn's first audio
+
+
 class SessionConfig(_Lenient):
     agent_id: str | None = None
     system_prompt: Annotated[str, Field(max_length=MAX_SYSTEM_PROMPT_CHARS)] | None = None
@@ -188,6 +194,7 @@ class SessionConfig(_Lenient):
     pre_connect_requests: Annotated[list[dict[str, Any]], Field(max_length=2)] | None = None
     webhook: Webhook | None = None
     llm_model: str | None = None  # [Voxgate] one of the operator's allowed models; hosted clients never send it
+    voxgate: VoxgateOptions | None = None  # [Voxgate] extensions the client asks for (VoxgateOptions)
 
 
 # ---------------------------------------------------------------- client -> server
@@ -380,6 +387,29 @@ class SessionError(_ServerEvent):
     session_id: str | None = None
 
 
+class LatencyStage(BaseModel):
+    """[Voxgate] One stage of a turn, in milliseconds after the end of the user's speech."""
+
+    name: str
+    start_ms: int
+    end_ms: int
+
+
+class TurnLatency(_ServerEvent):
+    """[Voxgate] Where a spoken turn's time went, from the end of the user's speech to the agent's first audio.
+
+    Sent only to a client that set `voxgate.turn_latency` (docs/observability.md), right after the turn's
+    first `reply.audio` (or its `reply.done`, when it ended before any audio)."""
+
+    type: Literal["voxgate.turn.latency"] = "voxgate.turn.latency"
+    item_id: str  # the user's turn
+    reply_id: str | None = None  # the reply to it
+    outcome: Literal["answered", "interrupted", "failed"] = "answered"
+    first_audio_ms: int | None = None  # end of speech to the first reply.audio
+    prefetched: bool = False  # the LLM was started at a pause, before the turn ended
+    stages: list[LatencyStage] = Field(default_factory=list)
+
+
 ServerEvent = (
     SessionReady
     | SessionUpdated
@@ -396,6 +426,7 @@ ServerEvent = (
     | ReplyError
     | ToolCall
     | SessionError
+    | TurnLatency
 )
 
 

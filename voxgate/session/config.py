@@ -72,6 +72,7 @@ class LiveConfig:
     server_prompt: str | None = None  # the operator's prompt and language, for what the client leaves unset
     server_language: str | None = "en"
     default_voice: str = ""  # the server's voice, which a client may name again once the session started
+    turn_latency: bool = False  # [Voxgate] `voxgate.turn.latency` after each spoken turn (voxgate.turn_latency)
 
     @property
     def timing(self) -> TurnTiming:
@@ -189,6 +190,7 @@ def apply_update(
         sent=merged,
         server_prompt=server_prompt,
         server_language=server_language,
+        turn_latency=bool(model.voxgate is not None and model.voxgate.turn_latency),
     )
 
 
@@ -315,8 +317,13 @@ def resolved(config: LiveConfig, *, default_voice: str, agent_id: str = "") -> d
     ignored = _not_honoured(config)
     if not agent_id and any(t.http for t in config.tool_settings):
         ignored.append("tools.http")  # inline: the client runs it; the server runs a stored agent's http tools
+    extensions: dict[str, Any] = {}
+    if isinstance(config.sent.get("voxgate"), dict) and "turn_latency" in config.sent["voxgate"]:
+        extensions["turn_latency"] = config.turn_latency  # [Voxgate] fields appear only if the client set them
     if ignored:
-        out["voxgate"] = {"not_honoured": ignored}
+        extensions["not_honoured"] = ignored
+    if extensions:
+        out["voxgate"] = extensions
     return out
 
 

@@ -56,6 +56,7 @@ from voxgate.session.timeline import Timeline
 from voxgate.session.tool_runs import ToolRuns
 from voxgate.session.tools import ToolLedger
 from voxgate.session.turn_policy import TurnEvidence, turn_is_complete
+from voxgate.session.turn_stages import TurnStages
 from voxgate.session.turn_state import (
     AwaitingTools,
     Listening,
@@ -122,6 +123,7 @@ class Conversation:
         self._owed: Trigger | None = None  # a reply cut unheard by a socket drop, given on resume (M7)
         self.tool_runs = ToolRuns(self, session_id)
         self.timeline = Timeline(self.started_at)
+        self.stages = TurnStages(session_id, self.now)  # each spoken turn's latency, stage by stage
         self.recorder: Recorder | None = None  # the stereo recording, when the operator turned recording on
 
     # ------------------------------------------------------------ the socket
@@ -139,6 +141,7 @@ class Conversation:
         A reply to the user (or to tool results) cut before a word of it was heard leaves its turn in
         history unanswered: it is owed to the socket that resumes the session (`answer_owed`, M7)."""
         self._transport = None
+        self.stages.detached()
         cut, before = reply_of(self.state), len(self.history)
         await self.enter(self._resting())
         if cut is not None and cut.trigger in OWED_TRIGGERS and not cut.finished and len(self.history) == before:
@@ -166,6 +169,12 @@ class Conversation:
 
     async def emit(self, event: ServerEvent) -> None:
         self.timeline.note(event, self._trigger_of)
+        timed = self.stages.note(event, self._trigger_of)
+        await self._send(event)
+        if timed is not None and self.config.turn_latency:  # [Voxgate] only to a client that asked
+            await self._send(timed.event())
+
+    async def _send(self, event: ServerEvent) -> None:
         if self._transport is None:
             return
         # input.speech.* go in pairs: speech that began over a reply the user may not stop was not announced
@@ -301,6 +310,8 @@ class Conversation:
         )
         self._setup_input()
         self.replies.warm()
+        if first:
+            self.stages.observer.session_started()
         if first and self.policy.recording and self.recorder is None:
             self.recorder = Recorder(self.now())
         return first
@@ -550,6 +561,7 @@ class Conversation:
     async def transcribe(self, turn: UserTurn, end: TurnEnd, decided: str | None = None) -> None:
         turn.audio = end.audio
         turn.end()
+        self.stages.turn_ended(turn.item_id, end.silence_s)
         await self.enter(Transcribing(turn))
         turn.scope.spawn(self._complete_turn(turn, end, decided), "transcript")
 
@@ -571,6 +583,7 @@ class Conversation:
         resume = self.resume_point.take_if_nothing_said(text)
         if resume is not None:  # the interruption was a cough or an "uh-huh": say the cut-off clause again
             log.debug("false interruption (%r): resuming", text)
+            self.stages.reply_resumed("cut")
             if text:
                 self._commit(text)
                 await self.emit(UserTranscript(text=text, item_id=turn.item_id))

@@ -71,6 +71,7 @@ class TurnEnd:
     utterance: int
     voiced_s: float
     voiced_frames: int
+    silence_s: float = 0.0  # the silence waited before the turn was closed (the end-of-turn wait)
 
 
 @dataclass(frozen=True)
@@ -254,6 +255,7 @@ class Listener:
     def _end(self) -> ListenerEvent:
         self._drop_early_check()
         voiced_s = self._voiced * self._frame_s
+        silence_s = self._silence * self._frame_s
         keep = max(0, self._silence - int(TRAILING_KEEP_S / self._frame_s))
         frames = self._utterance[: len(self._utterance) - keep] if keep else self._utterance
         audio = np.concatenate(frames) if frames else np.zeros(0, dtype=np.float32)
@@ -262,4 +264,4 @@ class Listener:
         self._vad.reset()
         if voiced_s < MIN_VOICED_S:
             return NoiseEnd()
-        return TurnEnd(audio, self.utterance_id, voiced_s, self._voiced)
+        return TurnEnd(audio, self.utterance_id, voiced_s, self._voiced, silence_s)

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from voxgate.session.policy import SessionPolicy
     from voxgate.session.ports import TranscribePurpose
     from voxgate.session.replying import Replies
+    from voxgate.session.turn_stages import TurnStages
 
 log = logging.getLogger("voxgate.session")
 
@@ -36,6 +37,7 @@ class TurnHost(Protocol):
     policy: SessionPolicy
     state: TurnState
     replies: Replies
+    stages: TurnStages
 
     @property
     def listener(self) -> Listener | None: ...
@@ -118,6 +120,7 @@ class VoiceOverAgent:
         if not isinstance(state, OverAgent):
             return
         log.debug("barge-in: %s", why)
+        self._host.stages.barge_in()
         reply = state.reply
         voice = state.voice
         turn = self._host.new_turn()

@@ -35,6 +35,8 @@ class PrefetchKey:
 class PrefetchedReply:
     def __init__(self, key: PrefetchKey, stream: AsyncIterator[LLMEvent], *, filtered: bool = True) -> None:
         self.key = key
+        self.started_at = asyncio.get_running_loop().time()  # when the model was asked (session/turn_stages.py)
+        self.first_event_at: float | None = None  # when its first token came
         self._queue: asyncio.Queue[object] = asyncio.Queue()
         # The reply's first clause, once the stream has one; None when it opens with a tool call or fails.
         self.first_clause: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
@@ -59,6 +61,8 @@ class PrefetchedReply:
     async def _pump(self, stream: AsyncIterator[LLMEvent]) -> None:
         try:
             async for event in stream:
+                if self.first_event_at is None:
+                    self.first_event_at = asyncio.get_running_loop().time()
                 self._queue.put_nowait(event)
                 self._cut_first_clause(event)
             self._queue.put_nowait(_END)

@@ -56,6 +56,7 @@ if TYPE_CHECKING:
     from voxgate.session.ports import SessionPorts, TranscribePurpose, Transport
     from voxgate.session.recording import Recorder
     from voxgate.session.tools import ToolLedger
+    from voxgate.session.turn_stages import TurnStages
 
 log = logging.getLogger("voxgate.session")
 
@@ -78,6 +79,7 @@ class ReplyHost(Protocol):
     resume_point: ResumePoint
     now: Callable[[], float]
     state: TurnState
+    stages: TurnStages
 
     @property
     def transport(self) -> Transport | None: ...
@@ -122,6 +124,7 @@ class Replies:
         # Of the hosted turn classes only the greeting occurs on a WebSocket session.
         uninterruptible = trigger == "greeting" and "greeting" in self._host.config.turn.uninterruptible_turns
         reply = ActiveReply.new(self._host.session_id, trigger, uninterruptible=uninterruptible)
+        self._host.stages.reply_started(reply)
         if prefetched is not None:
             reply.scope.adopt(prefetched.task)
         if ahead is not None:
@@ -147,6 +150,7 @@ class Replies:
                 messages = self.messages(llm, instructions, tools=specs)
                 await self._tell_if_prompt_cut()
                 stream = llm.stream(messages, specs)
+            stream = host.stages.llm(stream, reply_of(host.state), prefetched)
             policy = host.policy
             heard = [prefetched.key.user_text] if prefetched is not None else []
             async for item in llm_items(
@@ -326,8 +330,11 @@ class Replies:
 
             async def synthesize(text: str) -> Audio:
                 nonlocal ahead
+                asked = host.now()
                 made, ahead = await spoken_ahead_audio(ahead, _speech_key(text, voice, wire_rate)), None
-                return made if made is not None else await self._synthesize(text, voice, wire_rate)
+                audio = made if made is not None else await self._synthesize(text, voice, wire_rate)
+                host.stages.synthesized(reply.reply_id, asked)
+                return audio
 
             transport = host.transport
             acknowledged = transport is not None and transport.playback.acknowledges_playback
@@ -463,6 +470,7 @@ class Replies:
         if reply.speaker is None or not reply.speaker.paused:
             return
         await self._host.emit(SpeechStopped())
+        self._host.stages.reply_resumed("paused")
         at = reply.speaker.resume()
         if (transport := self._host.transport) is not None:
             transport.playback.rewound(reply.reply_id, at)

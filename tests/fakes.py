@@ -232,6 +232,9 @@ class LLMCall:
     events: list[LLMEvent] = field(default_factory=list)
     completed: bool = False  # every scripted event was made
     closed_at: float | None = None  # the stream ended or was closed (cancelled) here
+    # The stream itself, kept alive here: only an explicit close (aclose) can end it early, never the
+    # garbage collector's finalizer. A real model's stream held open that way holds the model.
+    stream: object = None
 
     @property
     def user_text(self) -> str:
@@ -291,7 +294,8 @@ class ScriptedLLM:
             script = self._scripts.pop(0)
         else:
             script = [LookupError(f"no script left for LLM call {len(self.calls)}")]
-        return self._play(call, script)
+        call.stream = played = self._play(call, script)
+        return played
 
     async def _play(self, call: LLMCall, script: LLMScript) -> AsyncIterator[LLMEvent]:
         try:

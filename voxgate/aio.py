@@ -8,8 +8,9 @@ cannot report back, because it no longer runs: nothing compares counters after t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Coroutine
 from typing import Any, TypeVar
 
 log = logging.getLogger("voxgate.aio")
@@ -69,3 +70,30 @@ class TaskScope:
         if tasks:  # asyncio.wait, not `await task`: a cancellation of the caller itself must not be swallowed
             await asyncio.wait(tasks)
         self._tasks = {t for t in self._tasks if t is current}
+
+
+@contextlib.asynccontextmanager
+async def closing(iterator: AsyncIterator[T]) -> AsyncIterator[AsyncIterator[T]]:
+    """`contextlib.aclosing` for whatever async iterator is given (typed as AsyncIterator, not as an async
+    generator). An async generator left mid-way is not closed by `async for`; it stays suspended, with
+    what it holds, until the garbage collector finalizes it, minutes later. A reply's items hold the
+    LLM's stream, and an embedded model serves no one else while one of its streams is open."""
+    try:
+        yield iterator
+    finally:
+        aclose = getattr(iterator, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+def dump_tasks(logger: logging.Logger = log) -> None:
+    """Every asyncio task with where it waits, to the log (`kill -USR1` on the server): a session that
+    hangs shows its waiting coroutine here, which thread dumps (py-spy, faulthandler) cannot."""
+    import io
+
+    tasks = asyncio.all_tasks()
+    out = io.StringIO()
+    for task in sorted(tasks, key=lambda t: t.get_name()):
+        out.write(f"--- {task.get_name()} {task!r:.200}\n")
+        task.print_stack(limit=12, file=out)
+    logger.warning("%d asyncio tasks:\n%s", len(tasks), out.getvalue())

@@ -7,12 +7,14 @@ import asyncio
 import contextlib
 import json
 import logging
+import signal
 import time
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI, WebSocket
 
-from voxgate import __version__
+from voxgate import __version__, allocator
+from voxgate.aio import dump_tasks
 from voxgate.backends.registry import Models
 from voxgate.config import Settings
 from voxgate.integrations.twilio import stream, webhook
@@ -55,10 +57,14 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         reaper = asyncio.create_task(sessions.reap_forever())
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # not on Windows, not off the main thread
+            asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, dump_tasks)
         retention = asyncio.create_task(_purge_forever(store))
+        trimmer = asyncio.create_task(_trim_forever(sessions))
         yield
         reaper.cancel()
         retention.cancel()
+        trimmer.cancel()
         try:  # sessions still live end now: recorded `server_shutdown`, their webhooks sent, sockets 1012
             await sessions.shutdown()
         except Exception:
@@ -123,6 +129,17 @@ def create_app(
     app.include_router(openai_router)
     app.include_router(web_router)
     return app
+
+
+async def _trim_forever(sessions: SessionRegistry, every_s: float = 30.0) -> None:
+    """After sessions went away, what their buffers freed goes back to the system (voxgate/allocator.py)."""
+    held = len(sessions)
+    while True:
+        await asyncio.sleep(every_s)
+        now = len(sessions)
+        if now < held:
+            await asyncio.to_thread(allocator.trim)
+        held = now
 
 
 async def _purge_forever(store: Store) -> None:

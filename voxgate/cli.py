@@ -25,6 +25,7 @@ GRACEFUL_SHUTDOWN_S = 10  # SIGTERM: how long live connections get to close befo
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from voxgate import allocator
     from voxgate.app import create_app
     from voxgate.backends.registry import Models
     from voxgate.config import Settings
@@ -48,6 +49,7 @@ def serve(args: argparse.Namespace) -> int:
             "WARNING: no API keys configured (VOXGATE_API_KEYS): the server is OPEN to anyone on this machine",
             file=sys.stderr,
         )
+    allocator.limit_arenas()  # before the model and worker threads exist (voxgate/allocator.py)
     models = Models(settings)
     if settings.preload:
         print("loading models (the first start assembles and checks weight files) ...", file=sys.stderr)

@@ -16,6 +16,7 @@ from voxgate.bench.soak import (
     classify,
     latency_drift,
     memory_growth,
+    phase_growths,
     report,
     targets,
     timeline,
@@ -26,24 +27,38 @@ def _samples(rss: list[float], step_s: float = 60.0) -> list[Sample]:
     return [Sample(i * step_s, r, turns=i) for i, r in enumerate(rss)]
 
 
-def test_growth_is_from_the_end_of_warm_up_to_the_peak_of_the_last_quarter() -> None:
+def test_growth_is_from_the_peak_of_warm_up_to_the_peak_of_the_last_quarter() -> None:
     # 20 minutes: warm-up is max(10 %, 2 min) = 2 min; the last quarter starts at 15 min.
-    rss = [500.0, 800.0, 1000.0] + [1000.0] * 12 + [1010.0, 1040.0, 1020.0, 1000.0, 1000.0, 1000.0]
-    g = memory_growth(_samples(rss), 20 * 60.0)
+    rss = [500.0, 1010.0, 1000.0] + [1000.0] * 12 + [1010.0, 1040.0, 1020.0, 1000.0, 1000.0, 1000.0]
+    g = memory_growth(_samples(rss), 0.0, 20 * 60.0)
     assert g is not None
     assert g.warmup_s == 120.0
-    assert g.rss_warm_mb == 1000.0  # the model loading before it does not count
+    assert g.rss_warm_mb == 1010.0  # a peak against a peak; the model loading before it does not count
     assert g.peak_last_quarter_mb == 1040.0
-    assert g.growth == pytest.approx(0.04)
+    assert g.growth == pytest.approx(30 / 1010)
 
 
 def test_a_short_run_keeps_a_warm_up_of_at_most_a_quarter() -> None:
-    g = memory_growth(_samples([100.0, 100.0, 100.0, 110.0], step_s=20.0), 80.0)
+    g = memory_growth(_samples([100.0, 100.0, 100.0, 110.0], step_s=20.0), 0.0, 80.0)
     assert g is not None and g.warmup_s == 20.0 and g.growth == pytest.approx(0.10)
 
 
 def test_no_growth_without_readings() -> None:
-    assert memory_growth([Sample(0.0, None, 0), Sample(5.0, None, 1)], 10.0) is None
+    assert memory_growth([Sample(0.0, None, 0), Sample(5.0, None, 1)], 0.0, 10.0) is None
+
+
+def test_each_phase_grows_against_its_own_warm_up() -> None:
+    """More sessions at once hold more memory: the churn phase's N sessions are not the long phase's growth,
+    and growth inside either phase is still caught."""
+    long = [1000.0] * 20  # 0..19 min, flat
+    churn = [1100.0] * 10 + [1100.0] * 5 + [1160.0] * 5  # 20..39 min at N sessions, then +5.5 %
+    result = SoakResult("both", "joe", 1.0, "", 40 * 60.0, 300, 1200.0, samples=_samples(long + churn))
+    result.phase_spans = {"long": (0.0, 19 * 60.0), "churn": (20 * 60.0, 39 * 60.0)}
+    by_phase = {g.phase: g for g in phase_growths(result)}
+    assert by_phase["long"].growth == pytest.approx(0.0)
+    assert by_phase["churn"].rss_warm_mb == 1100.0 and by_phase["churn"].growth == pytest.approx(60 / 1100)
+    met = {t.name: t.met for t in targets(result) if "RSS" in t.name}
+    assert met == {"server RSS growth after warm-up (long)": True, "server RSS growth after warm-up (churn)": False}
 
 
 def test_drift_compares_the_medians_of_the_first_and_last_window() -> None:

@@ -23,8 +23,9 @@ never piles up against the server's 20 s allowance. The next turn starts only af
 for a WebSocket client the server's playback clock ends the reply when its audio would have played
 out, so speech after `reply.done` is a new turn, not a barge-in.
 
-Targets (issue 15): server RSS growth ≤ 5 % after warm-up, no failed turn, first-audio p50 of the
-last 50 turns no more than 10 % above that of the first 50.
+Targets (issue 15): server RSS growth ≤ 5 % after warm-up (within each phase, at its own load: see
+`memory_growth`), no failed turn, first-audio p50 of the last 50 turns no more than 10 % above that
+of the first 50.
 """
 
 from __future__ import annotations
@@ -150,8 +151,9 @@ class Sample:
 
 @dataclass
 class Growth:
-    warmup_s: float
-    rss_warm_mb: float
+    phase: str
+    warmup_s: float  # from the phase's start
+    rss_warm_mb: float  # the peak of the warm-up
     peak_last_quarter_mb: float
     growth: float
 
@@ -194,6 +196,7 @@ class SoakResult:
     samples: list[Sample] = field(default_factory=list)
     long_turns: list[Turn] = field(default_factory=list)
     churn: ChurnStats | None = None
+    phase_spans: dict[str, tuple[float, float]] = field(default_factory=dict)  # phase → (start, end) in run seconds
 
 
 def classify(events: Sequence[dict[str, Any]], *, timed_out: bool = False, closed: bool = False) -> list[str]:
@@ -217,20 +220,38 @@ def classify(events: Sequence[dict[str, Any]], *, timed_out: bool = False, close
     return failures
 
 
-def memory_growth(samples: Sequence[Sample], duration_s: float) -> Growth | None:
-    """(peak RSS in the last quarter − RSS at the end of warm-up) / RSS at the end of warm-up.
+def memory_growth(
+    samples: Sequence[Sample], start_s: float, end_s: float, *, phase: str = "", warmup_share: float = 0.1
+) -> Growth | None:
+    """(peak RSS in the phase's last quarter − peak RSS of its warm-up) / the warm-up's peak.
 
-    Warm-up is the first 10 % of the run, at least 2 minutes (models map their weights and fill their
-    caches on first use), but never more than a quarter of a short run. None: fewer than two readings."""
-    readings = [(s.t_s, s.rss_mb) for s in samples if s.rss_mb is not None]
+    Growth is measured within one phase, at the load it runs: one session, or N at a time (N sessions
+    hold more than one, and that is not growth). Peak against peak, because RSS swings by tens of MB
+    within a turn (audio buffers, a reply's synthesis): a single reading at the end of warm-up would
+    compare a trough with a peak. Warm-up is `warmup_share` of the phase, at least 2 minutes (models
+    map their weights and fill their caches on first use; N sessions ramp up), never more than a
+    quarter of a short phase. None: fewer than two readings in the phase."""
+    duration_s = end_s - start_s
+    readings = [(s.t_s - start_s, s.rss_mb) for s in samples if s.rss_mb is not None and start_s <= s.t_s <= end_s]
     if len(readings) < 2 or duration_s <= 0:
         return None
-    warmup_s = min(max(0.1 * duration_s, 120.0), 0.25 * duration_s)
-    before = [rss for t, rss in readings if t <= warmup_s]
-    warm = before[-1] if before else readings[0][1]
+    warmup_s = min(max(warmup_share * duration_s, 120.0), 0.25 * duration_s)
+    warm = max([rss for t, rss in readings if t <= warmup_s] or [readings[0][1]])
     last_quarter = [rss for t, rss in readings if t >= 0.75 * duration_s] or [readings[-1][1]]
     peak = max(last_quarter)
-    return Growth(warmup_s, warm, peak, (peak - warm) / warm)
+    return Growth(phase, warmup_s, warm, peak, (peak - warm) / warm)
+
+
+def phase_growths(result: SoakResult) -> list[Growth]:
+    """Each phase's growth; a run without recorded spans (an old JSON) is one phase."""
+    spans = result.phase_spans or {"run": (0.0, result.duration_s)}
+    shares = {"churn": 0.25}  # N sessions ramp up and reach their working set within a quarter
+    out = []
+    for phase, (start, end) in spans.items():
+        g = memory_growth(result.samples, start, end, phase=phase, warmup_share=shares.get(phase, 0.1))
+        if g is not None:
+            out.append(g)
+    return out
 
 
 def latency_drift(first_audio: Sequence[float | None], window: int = DRIFT_WINDOW) -> Drift | None:
@@ -252,17 +273,18 @@ def long_drift(turns: Sequence[Turn]) -> Drift | None:
 def targets(result: SoakResult) -> list[Target]:
     """The issue's targets, each measured or marked not measured (never passed by default)."""
     out: list[Target] = []
-    growth = memory_growth(result.samples, result.duration_s)
-    out.append(
-        Target(
-            "server RSS growth after warm-up",
-            "not sampled"
-            if growth is None
-            else f"{growth.growth:+.1%} ({growth.rss_warm_mb:.0f} → {growth.peak_last_quarter_mb:.0f} MB)",
-            "≤ +5%",
-            None if growth is None else growth.growth <= 0.05,
+    growths = phase_growths(result)
+    if not growths:
+        out.append(Target("server RSS growth after warm-up", "not sampled", "≤ +5%", None))
+    for g in growths:
+        out.append(
+            Target(
+                f"server RSS growth after warm-up ({g.phase})",
+                f"{g.growth:+.1%} (peak {g.rss_warm_mb:.0f} → {g.peak_last_quarter_mb:.0f} MB)",
+                "≤ +5%",
+                g.growth <= 0.05,
+            )
         )
-    )
     churn_turns = result.churn.turns if result.churn is not None else []
     every = result.long_turns + churn_turns
     failed = sum(bool(t.failures) for t in every)
@@ -804,10 +826,14 @@ async def _soak(args: argparse.Namespace, url: str, pid: int | None, rss_of: str
     try:
         if args.phase in ("long", "both"):
             print(f"long session: {args.turns} turns ...", flush=True)
+            start = run.elapsed()
             result.long_turns = await long_phase(run, args.turns)
+            result.phase_spans["long"] = (start, run.elapsed())
         if args.phase in ("churn", "both"):
             print(f"churn: {args.churn_sessions} clients for {args.churn_s:g} s ...", flush=True)
+            start = run.elapsed()
             result.churn = await churn_phase(run, args.churn_sessions, args.churn_s, health, args.resume_window_s)
+            result.phase_spans["churn"] = (start, run.elapsed())
     finally:
         result.duration_s = run.elapsed()
         sampler.cancel()
@@ -847,7 +873,7 @@ def main(args: argparse.Namespace) -> int:
             **asdict(result),
             "churn": None if result.churn is None else _churn_json(result.churn),
             "targets": [asdict(t) for t in targets(result)],
-            "growth": asdict(g) if (g := memory_growth(result.samples, result.duration_s)) else None,
+            "growth": [asdict(g) for g in phase_growths(result)],
             "drift": asdict(d) if (d := long_drift(result.long_turns)) else None,
         }
         Path(args.json).write_text(json.dumps(figures, indent=1, default=str))
@@ -867,7 +893,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--phase", choices=("long", "churn", "both"), default="both")
     parser.add_argument("--turns", type=int, default=300, help="turns of the long session")
     parser.add_argument("--churn-s", type=float, default=600.0, help="seconds of the churn phase")
-    parser.add_argument("--churn-sessions", type=int, default=4, help="concurrent churn clients")
+    parser.add_argument(
+        "--churn-sessions",
+        type=int,
+        default=2,
+        help="concurrent churn clients (default 2: what the embedded models serve at once on 2 cores, issue 18's "
+        "figure; more measure capacity, and their turns queue for the one model past the first-token timeout)",
+    )
     parser.add_argument("--voice", default="joe", help="the agent's voice (GET /v1/voices; Piper joe is fast)")
     parser.add_argument("--speed", type=float, default=1.0, help="utterances streamed at this × real time")
     parser.add_argument("--sample-s", type=float, default=5.0, help="seconds between RSS readings")

@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Protocol
 
+from voxgate.aio import closing
 from voxgate.audio.codecs import WIRE_RATES
 from voxgate.audio.resample import resample
 from voxgate.backends.base import ANALYSIS_RATE, Audio, ChatMessage, ToolCallRequest, ToolSpec
@@ -153,15 +154,17 @@ class Replies:
             stream = host.stages.llm(stream, reply_of(host.state), prefetched)
             policy = host.policy
             heard = [prefetched.key.user_text] if prefetched is not None else []
-            async for item in llm_items(
+            said = llm_items(
                 stream,
                 first_token_timeout_s=policy.llm_first_token_timeout_s,
                 hold=self._holds,
                 filtered=policy.tool_guards,
-            ):
-                if isinstance(item, ToolCallsReady) and policy.tool_guards:
-                    item = ToolCallsReady(tuple(self._as_said(call, heard) for call in item.calls))
-                yield item
+            )
+            async with closing(said):  # a cut closes the LLM's stream at once (speaker.py)
+                async for item in said:
+                    if isinstance(item, ToolCallsReady) and policy.tool_guards:
+                        item = ToolCallsReady(tuple(self._as_said(call, heard) for call in item.calls))
+                    yield item
 
         return items()
 
@@ -353,12 +356,13 @@ class Replies:
             )
 
             async def announced() -> AsyncIterator[SpeechItem]:
-                async for item in items:
-                    if not reply.started:
-                        await self._announce(reply)
-                    if isinstance(item, ToolCallsReady):
-                        reply.calls.extend(item.calls)
-                    yield item
+                async with closing(items):  # closing this closes the LLM's stream too (speaker.py)
+                    async for item in items:
+                        if not reply.started:
+                            await self._announce(reply)
+                        if isinstance(item, ToolCallsReady):
+                            reply.calls.extend(item.calls)
+                        yield item
 
             try:
                 await speaker.speak(announced())

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from voxgate.aio import closing
 from voxgate.audio.codecs import encode
 from voxgate.backends.base import Audio, ToolCallRequest
 from voxgate.protocol.events import AgentTranscriptDelta, ReplyAudio, ServerEvent
@@ -109,13 +110,16 @@ class ReplySpeaker:
         ready: asyncio.Queue[tuple[str, Audio] | ToolCallsReady | None] = asyncio.Queue(maxsize=2)
 
         async def synthesize_all() -> None:
-            async for item in items:
-                if isinstance(item, str) and self._text_only:
-                    await ready.put((item, np.zeros(0, dtype=np.float32)))
-                elif isinstance(item, str):
-                    await ready.put((item, await self._synthesize(item)))
-                else:
-                    await ready.put(item)
+            # Closed when this stops early (a cut), not left for the garbage collector: the items hold the
+            # LLM's stream, and an embedded model serves no one else while a stream of it is open.
+            async with closing(items):
+                async for item in items:
+                    if isinstance(item, str) and self._text_only:
+                        await ready.put((item, np.zeros(0, dtype=np.float32)))
+                    elif isinstance(item, str):
+                        await ready.put((item, await self._synthesize(item)))
+                    else:
+                        await ready.put(item)
             await ready.put(None)
 
         async with asyncio.TaskGroup() as group:

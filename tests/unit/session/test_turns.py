@@ -473,3 +473,26 @@ async def test_a_late_echo_verdict_while_the_words_are_read_does_not_undo_a_paus
     await speaking
     await s.idle()
     assert "reply.done interrupted" in s.wire()
+
+
+LONG_STORY = [f"Sentence number {n} of a long story goes on. " for n in range(1, 13)]
+
+
+@virtual
+async def test_a_cut_reply_closes_its_llm_stream_at_once() -> None:
+    """A reply cut while later clauses are still unsaid closes the model's stream there and then. Left open
+    (suspended at a clause nobody takes), the embedded model's turn stays held until the garbage
+    collector finalizes the stream: every other session's reply waits, past its first-token timeout.
+    (A prefetched stream is read to its end by its pump, so this is the reply that was not prefetched.)"""
+    policy = replace(SCRIPT_POLICY, llm_prefetch=False)
+    s = await open_session(llm=ScriptedLLM(LONG_STORY, ["Sure, what is it?"], token_s=0.0), policy=policy)
+    await s.user.say("Tell me a story.", 1.0)
+    await s.until(lambda: s.transport.audio_s() > 0)
+    story = s.llm.calls[0]
+    assert not story.completed and story.closed_at is None  # the speaker takes clauses as it says them
+    await s.user.say("Wait, stop", 0.6, then=1.5)
+    cut = s.transport.first("reply.done")
+    await s.idle()
+    assert not story.completed
+    assert story.closed_at is not None and story.closed_at - cut < 0.05, (story.closed_at, cut)
+    assert s.wire()[-1] == "reply.done completed"

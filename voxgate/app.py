@@ -19,7 +19,7 @@ from voxgate.backends.registry import Models
 from voxgate.config import Settings
 from voxgate.integrations.twilio import stream, webhook
 from voxgate.protocol.events import ErrorCode, SessionError, to_wire
-from voxgate.server import agent_routes, rest_routes, session_routes
+from voxgate.server import agent_routes, readiness, rest_routes, session_routes
 from voxgate.server.auth import Authenticator, AuthError
 from voxgate.server.body_limits import BodyLimitMiddleware, default_limits
 from voxgate.server.connection import Connection
@@ -82,6 +82,8 @@ def create_app(
     # DELETE /v1/sessions/{id} calls it (sync or async) to end a live session before its record goes.
     app.state.end_live_session = sessions.end_by_id
     sessions.records.store = store
+    # GET /ready (503 while loading, draining, full or with the shared store unreachable); /health is liveness.
+    readiness.install(app, models, sessions, store)
 
     @app.get("/health")
     async def health() -> dict[str, object]:

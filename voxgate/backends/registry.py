@@ -55,6 +55,7 @@ class Models:
         self._prepare_lock = threading.Lock()
         self._llms: dict[str, LanguageModel] = {}  # models sessions picked from llm_allowed_models
         self._llms_lock = threading.Lock()
+        self.loaded = False  # `load` finished: what `/ready` waits for when `preload` is on
         if llm is not None:
             self.__dict__["llm"] = llm  # what the cached property would have built
         if voices is not None:
@@ -260,6 +261,7 @@ class Models:
             step("term packs: " + ", ".join(s.term_packs), lambda: self.pack_hints)
         step(f"LLM: {s.llm_model}", self._warm_llm)
         step("TTS voices: " + ", ".join(v.id for v in self.voices.local_voices()), self._warm_voices)
+        self.loaded = True
         return loaded
 
     def _default_language(self) -> str | None:

@@ -579,6 +579,14 @@ def parse_steps(text: str) -> tuple[int, ...]:
     return steps
 
 
+def parse_setting(text: str) -> tuple[str, str]:
+    """ "VOXGATE_ECHO_GUARD=false" → ("VOXGATE_ECHO_GUARD", "false"); only Voxgate's own variables."""
+    name, sep, value = text.partition("=")
+    if not sep or not name.startswith("VOXGATE_"):
+        raise argparse.ArgumentTypeError(f"expected VOXGATE_NAME=VALUE, not {text!r}")
+    return name, value
+
+
 def _setups(choice: str) -> list[Setup]:
     return [SETUPS[k] for k in ("c", "b", "a")] if choice == "all" else [SETUPS[choice]]
 
@@ -625,7 +633,7 @@ def main(args: argparse.Namespace) -> int:
             steps = args.steps or setup.steps
             data = workdir / f"data-{setup.key}"
             log = workdir / f"server-{setup.key}.log"
-            env = setup.server_env(stub_url, max(steps) + 4, data)
+            env = setup.server_env(stub_url, max(steps) + 4, data) | dict(args.server_settings)
             port = _free_port()
             print(f"setup {setup.key}: starting a server ({setup.title}; log {log}) ...", flush=True)
             before = _stats(stub_url) if stub_url else {}
@@ -652,6 +660,8 @@ def main(args: argparse.Namespace) -> int:
                 after = _stats(stub_url)
                 stub_counts[setup.key] = {k: after.get(k, 0) - before.get(k, 0) for k in after}
     print("\n".join(report(results, cores, args.margin_s)), flush=True)
+    if args.server_settings:
+        print("  server settings over the setups': " + ", ".join(f"{k}={v}" for k, v in args.server_settings))
     for key, counts in stub_counts.items():
         if SETUPS[key].remote_llm_tts:
             print(f"  stub requests in setup {key}: {counts}")
@@ -662,6 +672,7 @@ def main(args: argparse.Namespace) -> int:
             "margin_s": args.margin_s,
             "turns_per_session": args.turns,
             "speech": "synthetic (Piper voice joe), real time",
+            "server_settings": dict(args.server_settings),
             "setups": {
                 key: {
                     "title": SETUPS[key].title,
@@ -712,4 +723,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--margin-s", type=float, default=0.3, help="p95 allowance over the single-session step for 'largest N'"
     )
     parser.add_argument("--keep-going", action="store_true", help="run every step even after one fails badly")
+    parser.add_argument(
+        "--set",
+        dest="server_settings",
+        type=parse_setting,
+        action="append",
+        default=[],
+        metavar="VOXGATE_NAME=VALUE",
+        help="a setting of the spawned server, over the setup's (repeatable): what one feature costs, e.g. "
+        "VOXGATE_ECHO_GUARD=false",
+    )
     parser.add_argument("--json", default=None, help="write every figure to this file")

@@ -23,12 +23,14 @@ from voxgate.server import agent_routes, readiness, rest_routes, session_routes
 from voxgate.server.auth import Authenticator, AuthError
 from voxgate.server.body_limits import BodyLimitMiddleware, default_limits
 from voxgate.server.connection import Connection
+from voxgate.server.metrics_route import router as metrics_router
 from voxgate.server.openai_routes import router as openai_router
 from voxgate.server.origin_guard import OriginGuardMiddleware, policy_for
 from voxgate.server.rest_errors import install_error_handlers
 from voxgate.server.sessions import SessionRegistry
 from voxgate.server.web import router as web_router
 from voxgate.store import Store, open_store
+from voxgate.telemetry import telemetry_for
 
 POLICY_VIOLATION = 1008
 
@@ -48,6 +50,7 @@ def create_app(
     store = store if store is not None else open_store(settings)
     models = models if models is not None else Models(settings)
     sessions = sessions if sessions is not None else SessionRegistry(models)  # (an empty registry is falsy)
+    telemetry = telemetry_for(settings, sessions=sessions, models=models)  # GET /metrics, traces
     auth = Authenticator(
         [k.get_secret_value() for k in settings.api_keys],
         max_token_ttl_s=settings.max_token_ttl_s,
@@ -71,6 +74,7 @@ def create_app(
             logging.getLogger("voxgate.sessions").exception("ending the live sessions at shutdown failed")
         await sessions.webhooks.close()
         await sessions.records.close()
+        telemetry.close()
         if own_store:
             store.close()
 
@@ -78,6 +82,7 @@ def create_app(
     app.state.models = models
     app.state.sessions = sessions
     app.state.auth = auth
+    app.state.telemetry = telemetry  # the socket loops of this app report to it (server/transport.py)
     app.state.store = store
     # DELETE /v1/sessions/{id} calls it (sync or async) to end a live session before its record goes.
     app.state.end_live_session = sessions.end_by_id
@@ -107,6 +112,7 @@ def create_app(
             # Accepted first so the client reads why (§2); a refused handshake only shows a browser 1006.
             await ws.accept()
             event = SessionError(code=ErrorCode(exc.code), message=exc.message)
+            telemetry.error(event.type, event.code)
             await ws.send_text(json.dumps(to_wire(event)))
             await ws.close(code=POLICY_VIOLATION, reason=exc.code)
             return
@@ -130,6 +136,7 @@ def create_app(
     app.include_router(stream.router)
     app.include_router(openai_router)
     app.include_router(web_router)
+    app.include_router(metrics_router(settings))
     return app
 
 

@@ -328,6 +328,21 @@ class Settings(BaseSettings):
         "every socket closed with 1012 after its session is saved) before what is left is cut.",
     )
 
+    # --- observability (docs/observability.md)
+    metrics_open: bool = Field(
+        default=False,
+        description="GET /metrics without an API key (for a scraper on a private network that cannot send one). "
+        "Off: with API keys configured, /metrics needs a key with every scope, like the admin routes; an open "
+        "(keyless, loopback) server serves it to anyone who can reach it.",
+    )
+    otel_endpoint: str | None = Field(
+        default=None,
+        description="OpenTelemetry traces (one span per spoken turn, one child per stage) sent over OTLP/HTTP to "
+        "this collector, e.g. 'http://otel-collector:4318' (/v1/traces is added). Unset: no traces. Headers "
+        "(a vendor's key) come from OTEL_EXPORTER_OTLP_HEADERS.",
+    )
+    otel_service_name: str = Field(default="voxgate", description="The service.name of the traces' resource.")
+
     # --- start-up
     preload: bool = Field(default=True, description="Load every default model at start-up.")
     log_level: str = Field(default="info", description="debug, info, warning or error.")

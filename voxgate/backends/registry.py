@@ -134,6 +134,13 @@ class Models:
                 )
             return self._llms[key]
 
+    def loaded_llms(self) -> list[LanguageModel]:
+        """The LLMs built so far (none is built by asking): what the metrics read their queues from."""
+        built = self.__dict__.get("llm")
+        with self._llms_lock:
+            picked = list(self._llms.values())
+        return [*([built] if built is not None else []), *picked]
+
     def check_llm_model(self, model: str) -> None:
         """ValueError unless a session may choose `model` (the default, or one of llm_allowed_models)."""
         allowed = [self.settings.llm_model, *self.settings.llm_allowed_models]

@@ -226,6 +226,8 @@ class Connection:
     async def error(self, code: ErrorCode, message: str, param: str | None = None) -> None:
         """Offered, not awaited: with the outgoing queue full (a client that stopped reading) it is dropped,
         and the receive loop goes on to notice the socket is gone."""
+        if self.socket.telemetry is not None:  # counted if sent or not (the session's own go through its emit)
+            self.socket.telemetry.error("session.error", code)
         if self._errors.take():
             session_id = self.conversation.session_id if self.conversation is not None else None
             event = _bounded(SessionError(code=code, message=message, param=param, session_id=session_id))

@@ -36,6 +36,7 @@ from voxgate.aio import TaskScope
 from voxgate.backends.base import ANALYSIS_RATE, Audio
 from voxgate.server.sessions import Holder
 from voxgate.session.ports import Transport
+from voxgate.telemetry import Telemetry
 
 if TYPE_CHECKING:
     from voxgate.server.sessions import SessionRegistry
@@ -208,6 +209,15 @@ def raw_transport(ws: WebSocket) -> asyncio.Transport | None:
     return None
 
 
+def telemetry_of(ws: WebSocket) -> Telemetry | None:
+    """The telemetry of the app serving `ws` (app.py keeps it in `app.state`); None outside an app."""
+    try:
+        telemetry = getattr(ws.app.state, "telemetry", None)
+    except (KeyError, AttributeError):  # a socket not served by an app (a test's stand-in)
+        return None
+    return telemetry if isinstance(telemetry, Telemetry) else None
+
+
 class SocketLoop:
     def __init__(
         self,
@@ -236,8 +246,23 @@ class SocketLoop:
         self._outbox = Outbox()
         self._gone = asyncio.Event()  # set when the socket counts as closed: the receive loop stops waiting
         self.audio = AudioBacklog(audio_backlog_s, audio_backlog)
+        self.telemetry = telemetry_of(ws)  # the app's metrics: its queues are read at each scrape
+        if self.telemetry is not None:
+            self.telemetry.socket_opened(self)
 
     # ------------------------------------------------------------ the socket
+
+    @property
+    def outbox_bytes(self) -> int:
+        return self._outbox.bytes
+
+    @property
+    def outbox_frames(self) -> int:
+        return len(self._outbox)
+
+    @property
+    def audio_backlog_s(self) -> float:
+        return self.audio.queued_s
 
     async def send(self, message: dict[str, Any]) -> None:
         """One JSON text message, queued for the writer; waits (at most SEND_TIMEOUT_S) only while the
@@ -367,6 +392,8 @@ class SocketLoop:
     def _hold(self, conversation: Conversation) -> None:
         self.conversation = conversation
         conversation.attach(self.transport)
+        if self.telemetry is not None:
+            conversation.stages.observer = self.telemetry
 
     # ------------------------------------------------------------ audio and tasks
 

@@ -23,6 +23,7 @@ class FallbackLLM:
     def __init__(self, primary: LanguageModel, fallback: LanguageModel) -> None:
         self.primary, self.fallback = primary, fallback
         self.name = f"{primary.name} (fallback {fallback.name})"
+        self.fallbacks = 0  # replies the fallback answered because the primary failed first (metrics)
 
     def warmup(self, system_prompt: str, tools: Sequence[ToolSpec]) -> None:
         """Warm whichever model can be warmed (the embedded one), so a switch does not pay for it."""
@@ -45,6 +46,7 @@ class FallbackLLM:
             if started:
                 raise LLMUnavailable(f"language model {self.primary.name} failed mid-reply: {exc}") from exc
             log.warning("language model %s failed (%s); answering with %s", self.primary.name, exc, self.fallback.name)
+            self.fallbacks += 1
         finally:
             await primary.aclose()  # type: ignore[attr-defined]
 

@@ -121,6 +121,17 @@ class LlamaCppLLM:
         self.shifted_tokens = 0  # tokens dropped from the middle of the cache instead of re-reading past them
         self.last_call_probability: float | None = None  # of the last reply with tools (bench, tests)
 
+    @property
+    def waiting(self) -> int:
+        """Requests queued behind the one the model runs (FIFO on `_turn`): the metrics' queue depth."""
+        waiters = getattr(self._turn, "_waiters", None)  # asyncio.Lock's queue; no public count exists
+        return sum(1 for w in waiters if not w.cancelled()) if waiters else 0
+
+    @property
+    def busy(self) -> bool:
+        """A request (or a prompt read ahead) holds the model now."""
+        return self._turn.locked()
+
     def count_tokens(self, text: str) -> int:
         """Exact, with the model's own tokenizer (the context window is fitted with it)."""
         return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)) if text else 0

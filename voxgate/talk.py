@@ -28,6 +28,7 @@ from voxgate.protocol.events import (
     ReplyDone,
     SessionError,
     SpeechStarted,
+    TurnLatency,
     UserTranscript,
     UserTranscriptDelta,
 )
@@ -35,6 +36,33 @@ from voxgate.protocol.events import (
 RATE = 24_000
 CHUNK_S = 0.05
 NO_SOUND_CARD = 2
+BAR_WIDTH = 40
+# The stages of `voxgate.turn.latency` (docs/observability.md): the letter drawn in the bar, the word printed.
+STAGE_MARKS = {
+    "end_of_turn": ("e", "end of turn"),
+    "transcript": ("s", "transcript"),
+    "llm_first_token": ("l", "LLM"),
+    "first_clause": ("c", "clause"),
+    "tts_first_audio": ("t", "TTS"),
+    "first_audio": ("a", "send"),
+}
+
+
+def latency_line(event: TurnLatency, width: int = BAR_WIDTH) -> str:
+    """A turn's stages as one line of text waterfall: a bar over the time from the end of speech to the
+    first audio, each stage drawn with its letter where it ran (a later stage over an earlier one), then
+    how long each took."""
+    total = max([s.end_ms for s in event.stages] or [0]) or 1
+    bar = ["·"] * width
+    for stage in event.stages:
+        letter = STAGE_MARKS.get(stage.name, ("?", stage.name))[0]
+        lo, hi = round(stage.start_ms / total * width), min(width, round(stage.end_ms / total * width))
+        for i in range(lo, hi):
+            bar[i] = letter
+    figures = "  ".join(f"{STAGE_MARKS.get(s.name, ('?', s.name))[1]} {s.end_ms - s.start_ms}" for s in event.stages)
+    head = f"{event.first_audio_ms / 1000:.2f} s" if event.first_audio_ms is not None else event.outcome
+    extra = ", LLM started at a pause" if event.prefetched else ""
+    return f"latency {head} |{''.join(bar)}| {figures} (ms{extra})"
 
 
 def session_from(args: argparse.Namespace) -> dict[str, Any]:
@@ -65,6 +93,8 @@ def session_from(args: argparse.Namespace) -> dict[str, Any]:
         inp["keyterms"] = [*inp.get("keyterms", []), *args.keyterm]
     if inp:
         session["input"] = inp
+    if not args.no_latency:  # [Voxgate] a stage breakdown of each turn (a hosted server ignores the key)
+        session["voxgate"] = {**session.get("voxgate", {}), "turn_latency": True}
     return session
 
 
@@ -132,6 +162,8 @@ async def file_turn(args: argparse.Namespace) -> int:
                     print(f"agent: {event.text}", flush=True)
                 elif isinstance(event, SessionError):
                     print(f"error: {event.code}: {event.message}", file=sys.stderr)
+                elif isinstance(event, TurnLatency):
+                    print(latency_line(event), flush=True)
                 elif isinstance(event, ReplyDone) and heard_user:
                     break
         finally:
@@ -199,6 +231,8 @@ async def live(args: argparse.Namespace) -> int:
                         speaker.extend(base64.b64decode(event.data))
                     elif isinstance(event, AgentTranscript):
                         print(f"agent: {event.text}" + (" [interrupted]" if event.interrupted else ""), flush=True)
+                    elif isinstance(event, TurnLatency):
+                        print(latency_line(event), flush=True)
                     elif isinstance(event, SessionError):
                         print(f"error: {event.code}: {event.message}", file=sys.stderr)
             finally:
@@ -218,6 +252,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-silence", type=int, default=None, help="ms")
     parser.add_argument("--no-interrupt", action="store_true", help="user speech does not cut the agent off")
     parser.add_argument("--keyterm", action="append", default=[], help="repeatable")
+    parser.add_argument(
+        "--no-latency", action="store_true", help="do not ask for (or print) each turn's stage timings [Voxgate]"
+    )
     parser.add_argument("--input", default=None, help="a WAV question: file mode, no sound card needed")
     parser.add_argument("--output", default="reply.wav", help="file mode: where the reply audio goes")
     parser.add_argument("--trailing", type=float, default=3.0, help="file mode: seconds of silence after it")

@@ -63,6 +63,9 @@ def test_the_page_talks_with_a_token_and_shows_both_sides(server: Server, speech
             page.wait_for_selector(".bubble.user.final", timeout=90_000)
             page.wait_for_selector(".bubble.agent", timeout=120_000)
             page.wait_for_function("window.voxgateStats.scheduledChunks > 0")
+            page.wait_for_selector(".waterfall .stage", timeout=30_000)  # [Voxgate] the turn's stages, drawn
+            waterfall = page.inner_text(".waterfall")
+            bars = page.eval_on_selector_all(".waterfall .bar", "bars => bars.map(b => b.style.width)")
             user = page.inner_text(".bubble.user.final").lower()
             agent = page.inner_text(".bubble.agent")
             stats = page.evaluate("window.voxgateStats")
@@ -72,5 +75,7 @@ def test_the_page_talks_with_a_token_and_shows_both_sides(server: Server, speech
     assert "france" in user or "capital" in user, user
     assert agent.strip(), agent
     assert stats["tokens"] >= 1 and stats["partials"] >= 1 and stats["scheduledChunks"] > 0, stats
+    assert stats["latencies"] >= 1 and "to first audio" in waterfall and "end of turn" in waterfall, waterfall
+    assert len(bars) >= 4 and all(w.endswith("%") for w in bars), bars
     assert any("POST" in r and "/v1/web/token" in r for r in requests)
     assert not any(API_KEY in r for r in requests), "the API key reached the browser"

@@ -5,7 +5,11 @@
 const RATE = 24000;            // the protocol's default PCM rate, both ways
 const CHUNK = RATE / 10;       // 100 ms of microphone per input.audio message
 const $ = (id) => document.getElementById(id);
-window.voxgateStats = { scheduledChunks: 0, partials: 0, tokens: 0, resumes: 0 };
+window.voxgateStats = { scheduledChunks: 0, partials: 0, tokens: 0, resumes: 0, latencies: 0 };
+const STAGE_NAMES = {
+  end_of_turn: "end of turn", transcript: "transcript", llm_first_token: "LLM first token",
+  first_clause: "first clause", tts_first_audio: "TTS first audio", first_audio: "first audio",
+};
 
 let ws = null, sessionId = null, ctx = null, micStream = null, micNode = null;
 let wanted = false;            // the user wants to be connected (so a drop means: resume)
@@ -29,6 +33,37 @@ function bubble(kind, text) {
   $("chat").appendChild(div);
   div.scrollIntoView({ block: "end" });
   return div;
+}
+
+function waterfall(event) {
+  // [Voxgate] voxgate.turn.latency: each stage as a bar on one time axis, from the end of the user's speech.
+  window.voxgateStats.latencies += 1;
+  const total = Math.max(1, ...event.stages.map((s) => s.end_ms));
+  const box = document.createElement("div");
+  box.className = "waterfall";
+  const head = document.createElement("div");
+  head.textContent = event.first_audio_ms === null
+    ? `turn ${event.outcome}`
+    : `${(event.first_audio_ms / 1000).toFixed(2)} s to first audio${event.prefetched ? " (LLM started at a pause)" : ""}`;
+  box.appendChild(head);
+  for (const stage of event.stages) {
+    const row = document.createElement("div");
+    row.className = "stage";
+    const name = document.createElement("span");
+    name.textContent = STAGE_NAMES[stage.name] || stage.name;
+    const track = document.createElement("span");
+    track.className = "track";
+    const bar = document.createElement("span");
+    bar.className = "bar";
+    bar.style.left = `${(100 * stage.start_ms) / total}%`;
+    bar.style.width = `${(100 * (stage.end_ms - stage.start_ms)) / total}%`;
+    track.appendChild(bar);
+    const ms = document.createElement("span");
+    ms.textContent = `${stage.end_ms - stage.start_ms} ms`;
+    row.append(name, track, ms);
+    box.appendChild(row);
+  }
+  $("chat").appendChild(box);
 }
 
 async function loadVoices() {
@@ -179,6 +214,9 @@ function onEvent(event) {
     case "session.error":
       status(`error ${event.code}: ${event.message}`, true);
       break;
+    case "voxgate.turn.latency":
+      waterfall(event);
+      break;
   }
 }
 
@@ -194,6 +232,7 @@ async function open(resume) {
     }
     const base = agents[$("agent").value] || {};
     const session = { ...base, system_prompt: $("prompt").value, output: { ...(base.output || {}), voice: $("voice").value } };
+    session.voxgate = { turn_latency: true };  // [Voxgate] each turn's stages, drawn as a waterfall
     if (session.output.format) delete session.output.format;
     if (session.input && session.input.format) delete session.input.format;
     delete session.greeting;

@@ -12,6 +12,7 @@ import time
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI, WebSocket
+from fastapi.responses import PlainTextResponse
 
 from voxgate import __version__, allocator
 from voxgate.aio import dump_tasks
@@ -19,7 +20,7 @@ from voxgate.backends.registry import Models
 from voxgate.config import Settings
 from voxgate.integrations.twilio import stream, webhook
 from voxgate.protocol.events import ErrorCode, SessionError, to_wire
-from voxgate.server import agent_routes, readiness, rest_routes, session_routes
+from voxgate.server import agent_routes, readiness, rest_routes, session_routes, shared_state
 from voxgate.server.auth import Authenticator, AuthError
 from voxgate.server.body_limits import BodyLimitMiddleware, default_limits
 from voxgate.server.connection import Connection
@@ -51,10 +52,14 @@ def create_app(
     models = models if models is not None else Models(settings)
     sessions = sessions if sessions is not None else SessionRegistry(models)  # (an empty registry is falsy)
     telemetry = telemetry_for(settings, sessions=sessions, models=models)  # GET /metrics, traces
+    shared = shared_state.connect(settings)  # tokens and sessions fleet-wide in Redis; None when alone
+    if shared is not None:
+        sessions.fleet = shared.fleet
     auth = Authenticator(
         [k.get_secret_value() for k in settings.api_keys],
         max_token_ttl_s=settings.max_token_ttl_s,
         max_live_tokens=settings.max_live_tokens,
+        ledger=shared.ledger if shared is not None else None,
     )
 
     @contextlib.asynccontextmanager
@@ -74,6 +79,8 @@ def create_app(
             logging.getLogger("voxgate.sessions").exception("ending the live sessions at shutdown failed")
         await sessions.webhooks.close()
         await sessions.records.close()
+        if shared is not None:
+            await shared.close()
         telemetry.close()
         if own_store:
             store.close()
@@ -106,6 +113,9 @@ def create_app(
 
     @app.websocket("/v1/ws")
     async def websocket(ws: WebSocket, token: str | None = None) -> None:
+        if sessions.draining:  # 503: the client retries, the balancer picks another replica (server/drain.py)
+            await _refuse_draining(ws)
+            return
         try:
             principal = await auth.authenticate_ws(ws.headers.get("authorization"), token)
         except AuthError as exc:
@@ -138,6 +148,14 @@ def create_app(
     app.include_router(web_router)
     app.include_router(metrics_router(settings))
     return app
+
+
+async def _refuse_draining(ws: WebSocket) -> None:
+    """The handshake refused with 503 (the denial-response extension), else closed before it is accepted."""
+    try:
+        await ws.send_denial_response(PlainTextResponse("draining: resume on another replica", status_code=503))
+    except RuntimeError:  # a server without the extension: the client sees 403, and retries all the same
+        await ws.close(code=1013)
 
 
 async def _trim_forever(sessions: SessionRegistry, every_s: float = 30.0) -> None:

@@ -61,7 +61,11 @@ def serve(args: argparse.Namespace) -> int:
     # transport within CLOSE_FLUSH_S (server/transport.py), and past GRACEFUL_SHUTDOWN_S whatever still
     # runs is cancelled, so a client that never reads cannot hold the process (H6). The app's shutdown
     # then finishes the sessions left (their records: completed, server_shutdown).
-    uvicorn.run(
+    # Before all that, the first SIGTERM drains (server/drain.py): new sessions refused with 503, every
+    # socket closed with 1012 once its session is saved for a resume elsewhere, for drain_timeout_s at most.
+    from voxgate.server.drain import DrainingServer
+
+    config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
@@ -69,6 +73,7 @@ def serve(args: argparse.Namespace) -> int:
         ws_max_size=4 << 20,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
     )
+    DrainingServer(config, app.state.sessions, settings.drain_timeout_s).run()
     return 0
 
 

@@ -127,9 +127,7 @@ class Authenticator:
 
     # ---------------------------------------------------------------- temporary tokens
 
-    async def mint_token(
-        self, principal: Principal, ttl_s: float, *, max_session_s: int = MAX_SESSION_S
-    ) -> str:
+    async def mint_token(self, principal: Principal, ttl_s: float, *, max_session_s: int = MAX_SESSION_S) -> str:
         """A single-use token that opens one session of at most `max_session_s`, redeemable for `ttl_s`."""
         if Scope.TOKENS not in principal.scopes or principal.via_token:
             raise AuthError("FORBIDDEN", "this credential may not mint tokens")
@@ -179,9 +177,7 @@ class Authenticator:
             raise AuthError("MISSING_AUTHORIZATION", "missing Authorization header: send 'Authorization: <key>'")
         if presented and presented.startswith((TOKEN_PREFIX, RESUME_TOKEN_PREFIX)):
             if await self.ledger.is_live(presented):
-                raise AuthError(
-                    "FORBIDDEN", "a temporary or resume token cannot call REST endpoints; use an API key"
-                )
+                raise AuthError("FORBIDDEN", "a temporary or resume token cannot call REST endpoints; use an API key")
         return self.check_key(presented)
 
     async def authenticate_ws(self, authorization: str | None, query_token: str | None) -> Principal:

@@ -332,6 +332,11 @@ class Connection:
             if conversation is None:
                 await self._refuse(ErrorCode.SERVER_ERROR, "server at capacity: retry with exponential backoff")
                 return
+            if not await self.socket.sessions.admit(conversation):  # the key's limit across the fleet
+                self.socket.sessions.discard(conversation)
+                self.socket.conversation = None
+                await self._refuse(ErrorCode.CONCURRENCY_EXCEEDED, "too many concurrent sessions for this key")
+                return
             conversation.max_session_s = self.principal.max_session_s
         first = await conversation.update(event.session)
         await self.send(SessionUpdated(config=conversation.resolved_config()))

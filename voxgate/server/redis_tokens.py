@@ -135,9 +135,7 @@ class RedisTokenLedger:
         ttl_ms = max(1, int(ttl_s * 1000))
         keys = [self._tok(token), f"{self.prefix}toks"]
         wait_ms = int(
-            await self._issue(
-                keys=keys, args=[principal_json(principal), ttl_ms, self.max_live_tokens, _hash(token)]
-            )
+            await self._issue(keys=keys, args=[principal_json(principal), ttl_ms, self.max_live_tokens, _hash(token)])
         )
         if wait_ms >= 0:
             raise LedgerFull(self.max_live_tokens, max(1, -(-wait_ms // 1000)))
@@ -149,7 +147,8 @@ class RedisTokenLedger:
     async def issue_resume(self, token: str, principal: Principal, ttl_s: float) -> None:
         ttl_ms = max(1, int(ttl_s * 1000))
         keys = [self._rtok(token), f"{self.prefix}rtoks", f"{self.prefix}rtoks:{principal.resume_of}"]
-        args = [principal_json(principal), ttl_ms, self.max_live_tokens, _hash(token), f"{self.prefix}rtok:"]
+        args: list[str | int] = [principal_json(principal), ttl_ms, self.max_live_tokens, _hash(token)]
+        args.append(f"{self.prefix}rtok:")
         await self._issue_resume(keys=keys, args=args)
 
     async def resume_principal(self, token: str) -> Principal | None:

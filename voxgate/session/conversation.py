@@ -125,6 +125,8 @@ class Conversation:
         self.timeline = Timeline(self.started_at)
         self.stages = TurnStages(session_id, self.now)  # each spoken turn's latency, stage by stage
         self.recorder: Recorder | None = None  # the stereo recording, when the operator turned recording on
+        # Told at each turn's end, when nothing is in flight: a fleet saves the session then (session/snapshot.py).
+        self.on_rest: Callable[[Conversation], None] | None = None
 
     # ------------------------------------------------------------ the socket
 
@@ -255,6 +257,8 @@ class Conversation:
     async def rest(self) -> None:
         """Nothing more to do for the user now: wait for them, or answer tool results that are all in."""
         await self.enter(self._resting())
+        if self.on_rest is not None:
+            self.on_rest(self)
         if self.tools.answered():
             guidance = self.tools.guidance()
             self.history.extend(self.tools.take_results())

@@ -69,6 +69,14 @@ class ToolRuns:
             timeout = settings.timeout_seconds if settings is not None else Tool.model_fields["timeout_seconds"].default
             self._scope.spawn(self._time_out(call.call_id, timeout), f"timeout:{call.call_id}")
 
+    def clocks_for(self, calls: list[ToolCallRequest]) -> None:
+        """Calls restored from a snapshot (session/snapshot.py) get their clocks again, from now: the
+        replica that started them is gone. One the server ran is not run twice; it times out instead."""
+        for call in calls:
+            settings = self._host.config.tool(call.name)
+            timeout = settings.timeout_seconds if settings is not None else Tool.model_fields["timeout_seconds"].default
+            self._scope.spawn(self._time_out(call.call_id, timeout), f"timeout:{call.call_id}")
+
     async def _run(self, call: ToolCallRequest, tool: Tool) -> None:
         result, is_error = await run_server_tool(tool, call.arguments)
         await self._host.on_tool_result(call.call_id, result, is_error, ours=True)

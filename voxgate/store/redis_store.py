@@ -12,8 +12,9 @@ call it), so this uses redis-py's blocking client, whose connection pool is thre
 Layout (`p` is the prefix):
 - `p:agent:{id}`: the agent's JSON; `p:agents:{owner}` and `p:agentname:{owner}:{name}`: indexes.
 - `p:session:{id}`: the session record, a hash of JSON values (`doc`: what never changes; `status`,
-  `close_reason`, `ended_at`: what does, so a change is one `HSET` of a record that exists); `p:sessions:{owner}`: index; `p:sessions:age`: a
-  sorted set by `coalesce(ended_at, created_at)` for retention.
+  `close_reason`, `ended_at`: what does, so a change is one `HSET` of a record that exists);
+  `p:sessions:{owner}`: index; `p:sessions:age`: a sorted set by `coalesce(ended_at, created_at)`
+  for retention.
 - `p:artifact:{id}:{type}`: the artifact's bytes; `p:artifacts:{id}`: a hash of type -> content type.
 - `p:seq`: the counter of `seq`; `p:meta:artifact_secret`: the key that signs artifact links.
 
@@ -118,7 +119,7 @@ class RedisStore:
             self._r.set(key, secrets.token_hex(32), nx=True)
             raw = self._r.get(key)
             assert raw is not None
-            self._secret = bytes.fromhex(raw.decode())
+            self._secret = bytes.fromhex(_text(raw))
         return self._secret
 
     def _seq(self) -> int:
@@ -156,7 +157,7 @@ class RedisStore:
             newest = self._r.zrevrangebylex(self._k("agentname", owner, agent_id_or_name), "+", "-", 0, 1)
             if not newest:
                 return None
-            doc = self._load(self._k("agent", newest[0].decode().split(":", 2)[2]))
+            doc = self._load(self._k("agent", _text(newest[0]).split(":", 2)[2]))
             if doc is None or doc["owner"] != owner:
                 return None
         return _public(doc)
@@ -239,7 +240,14 @@ class RedisStore:
         pipe.execute()
 
     def finish_session(self, session_id: str, status: str, close_reason: str | None, ended_at: float) -> None:
-        change = ["status", json.dumps(status), "close_reason", json.dumps(close_reason), "ended_at", json.dumps(ended_at)]
+        change = [
+            "status",
+            json.dumps(status),
+            "close_reason",
+            json.dumps(close_reason),
+            "ended_at",
+            json.dumps(ended_at),
+        ]
         if self._patch(keys=[self._k("session", session_id)], args=change):
             self._r.zadd(self._k("sessions", "age"), {session_id: ended_at}, xx=True)
 
@@ -266,7 +274,7 @@ class RedisStore:
         if doc is None or doc["owner"] != owner:
             return None
         record = _session(doc)
-        kinds = {k.decode(): v.decode() for k, v in self._r.hgetall(self._k("artifacts", session_id)).items()}
+        kinds = {_text(k): _text(v) for k, v in self._r.hgetall(self._k("artifacts", session_id)).items()}
         ordered = sorted(kinds, key=lambda t: (ARTIFACT_ORDER.get(t, len(ARTIFACT_ORDER)), t))
         record["artifacts"] = [{"type": t, "content_type": kinds[t]} for t in ordered]
         return record
@@ -280,7 +288,7 @@ class RedisStore:
 
     def _drop_session(self, doc: dict[str, Any]) -> None:
         sid = doc["id"]
-        types = [t.decode() for t in self._r.hkeys(self._k("artifacts", sid))]
+        types = [_text(t) for t in self._r.hkeys(self._k("artifacts", sid))]
         pipe = self._r.pipeline()
         pipe.delete(self._k("session", sid), self._k("artifacts", sid), *(self._k("artifact", sid, t) for t in types))
         pipe.zrem(self._k("sessions", doc["owner"]), _member(doc["created_at"], doc["_seq"], sid))
@@ -302,7 +310,7 @@ class RedisStore:
         cutoff = now - self.retention_days * SECONDS_PER_DAY
         count = 0
         for raw in self._r.zrangebyscore(self._k("sessions", "age"), "-inf", f"({cutoff}"):
-            sid = raw.decode()
+            sid = _text(raw)
             doc = self._session_doc(sid)
             if doc is None:
                 self._r.zrem(self._k("sessions", "age"), sid)
@@ -337,7 +345,7 @@ class RedisStore:
             if not members:
                 return items, ""
             for raw in members:
-                member = raw.decode()
+                member = _text(raw)
                 doc = load(member.split(":", 2)[2])
                 if doc is None or not wanted(doc):
                     continue
@@ -345,7 +353,12 @@ class RedisStore:
                     last = items[-1]
                     return items, _position(last["created_at"], last["_seq"])
                 items.append(doc)
-            top = "(" + members[-1].decode()
+            top = "(" + _text(members[-1])
+
+
+def _text(raw: Any) -> str:
+    """A value Redis returned (bytes: this client does not decode, since artifacts are binary) as text."""
+    return raw.decode() if isinstance(raw, bytes) else str(raw)
 
 
 def _public(doc: dict[str, Any]) -> dict[str, Any]:

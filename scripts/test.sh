@@ -9,7 +9,8 @@ if [ "${1:-}" = "--fast" ]; then
   shift
   select=(-m "not slow")
 fi
-VOXGATE_EXTRA_APT="pocketsphinx-testdata sox chromium" bash scripts/setup.sh
+# redis-server: the fleet tests start their own (tests/redis_server.py), on a free port in a temporary directory.
+VOXGATE_EXTRA_APT="pocketsphinx-testdata sox chromium redis-server" bash scripts/setup.sh
 export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
 echo "== ruff"; .venv/bin/ruff check voxgate tests examples && .venv/bin/ruff format --check voxgate tests examples
 echo "== mypy"; .venv/bin/mypy

@@ -28,6 +28,7 @@ from voxgate.protocol.events import (
     SpeechStarted,
 )
 from voxgate.session.playback import PlaybackClock
+from voxgate.session.turn_stages import TurnStages
 
 API_KEY = "unit-key"
 SID = "MZ00000000000000000000000000000001"
@@ -39,6 +40,7 @@ class ScriptedConversation:
 
     def __init__(self) -> None:
         self.session_id = "sess_scripted"
+        self.stages = TurnStages(self.session_id, time.monotonic)  # the socket sets its observer (metrics)
         self.transport: Any = None
         self.updates: list[tuple[SessionConfig, set[str]]] = []
         self.acknowledged: list[tuple[str, float]] = []

@@ -10,7 +10,8 @@ if [ "${1:-}" = "--fast" ]; then
   select=(-m "not slow")
 fi
 # redis-server: the fleet tests start their own (tests/redis_server.py), on a free port in a temporary directory.
-VOXGATE_EXTRA_APT="pocketsphinx-testdata sox chromium redis-server" bash scripts/setup.sh
+# haproxy: tests/e2e/test_balancer.py runs deploy/haproxy.cfg in front of two real replicas.
+VOXGATE_EXTRA_APT="pocketsphinx-testdata sox chromium redis-server haproxy" bash scripts/setup.sh
 export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
 echo "== ruff"; .venv/bin/ruff check voxgate tests examples && .venv/bin/ruff format --check voxgate tests examples
 echo "== mypy"; .venv/bin/mypy

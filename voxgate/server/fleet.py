@@ -69,6 +69,7 @@ return {1, snap}
 _HEARTBEAT = (
     _NOW_MS
     + """
+if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end  -- ended or expired elsewhere
 local holder = redis.call('GET', KEYS[1])
 if holder and holder ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
@@ -191,7 +192,8 @@ class Fleet:
     # ---------------------------------------------------------------- liveness
 
     async def heartbeat(self, held: Sequence[Held]) -> list[str]:
-        """Renew this replica's leases; the sessions another replica has taken over since are returned."""
+        """Renew this replica's leases; the sessions another replica has taken over (or ended) since are
+        returned."""
         if not held:
             return []
         ttl, deadline = self.lease_ms + self.window_ms + self.slack_ms, self.lease_ms + self.window_ms

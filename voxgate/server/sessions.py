@@ -99,6 +99,7 @@ class SessionRegistry:
         self.fleet: Fleet | None = None  # the app sets it when replicas share Redis
         self.draining = False  # SIGTERM: no new session is taken (server/drain.py)
         self._saves: dict[str, asyncio.Lock] = {}  # one snapshot write at a time per session, in order
+        self._saved: set[str] = set()  # sessions in the fleet's store: the heartbeat renews only these
         self._fleet_tasks = TaskScope("fleet")
 
     @property
@@ -174,9 +175,9 @@ class SessionRegistry:
         """The session from this replica's memory when it still holds it, else rebuilt from its snapshot
         (taking it over from the replica that held it); attached here, counted against the limits."""
         local = self.store.peek(session_id)
-        holder = await fleet.holder(session_id)
-        if local is not None and holder not in (None, fleet.replica_id):
-            await self._let_go(local, "resumed on another replica")  # a stale copy: the other replica's is newer
+        if local is not None and await fleet.holder(session_id) != fleet.replica_id:
+            # A stale copy: another replica took the session over since (or ended it). Its snapshot decides.
+            await self._let_go(local, "resumed on another replica")
             local = None
         if local is not None:
             conversation = self.store.claim(session_id, owner, max_attached=self.max_sessions)
@@ -224,6 +225,7 @@ class SessionRegistry:
                 await self._quietly(self.fleet.release_lease(conversation.owner, session_id))
         self._locks.pop(session_id, None)
         self._saves.pop(session_id, None)
+        self._saved.discard(session_id)
         self._finished(conversation, close_reason)
 
     def _finished(self, conversation: Conversation, close_reason: str) -> None:
@@ -232,9 +234,11 @@ class SessionRegistry:
         self.records.finished(conversation, close_reason)
 
     def started(self, conversation: Conversation) -> None:
-        """The session is ready: its record opens, and `session.started` goes to its webhook."""
+        """The session is ready: its record opens, and `session.started` goes to its webhook (and, in a
+        fleet, it is saved: resumable anywhere from now)."""
         self.records.started(conversation)
         self.webhooks.session_started(conversation)
+        self._checkpoint(conversation)
 
     async def end_by_id(self, session_id: str) -> None:
         """DELETE /v1/sessions/{id} of a live session: it ends first, and its socket closes."""
@@ -323,6 +327,7 @@ class SessionRegistry:
                 self._finished(conversation, "grace_expired")
             self._owners.pop(conversation.session_id, None)
             self._saves.pop(conversation.session_id, None)
+            self._saved.discard(conversation.session_id)
             lock = self._locks.get(conversation.session_id)
             if lock is not None and not lock.locked():
                 del self._locks[conversation.session_id]
@@ -360,7 +365,11 @@ class SessionRegistry:
         of sessions nobody holds any more (their replica died and nobody resumed them in the window)."""
         from voxgate.server.fleet import Held
 
-        held = [Held(c.session_id, c.owner, c.session_id in self._owners) for c in self.store.sessions()]
+        held = [
+            Held(c.session_id, c.owner, c.session_id in self._owners)
+            for c in self.store.sessions()
+            if c.session_id in self._saved
+        ]
         for session_id in await fleet.heartbeat(held):
             conversation = self.store.peek(session_id)
             if conversation is not None:
@@ -388,6 +397,7 @@ class SessionRegistry:
     def _forget(self, conversation: Conversation) -> None:
         self.store.remove(conversation.session_id)
         self._saves.pop(conversation.session_id, None)
+        self._saved.discard(conversation.session_id)
         lock = self._locks.get(conversation.session_id)
         if lock is not None and not lock.locked():
             del self._locks[conversation.session_id]
@@ -412,6 +422,8 @@ class SessionRegistry:
             except Exception:
                 log.exception("saving session %s to the fleet failed", conversation.session_id)
                 return
+            if kept:
+                self._saved.add(conversation.session_id)
         if not kept:
             await self._let_go(conversation, "another replica holds it")
 

@@ -352,8 +352,11 @@ class ToneVoices:
         delay: float = 0.05,
         fail: Callable[[str], Exception | None] | None = None,
         timbre: Literal["tone", "voice"] = "tone",
+        lead: bool = False,
     ) -> None:
         self.timbre = timbre
+        self.lead = lead  # "tone" has a fast lead voice, "tone-fast", for first clauses (tts_fast_first_clause)
+        self.said_by: list[tuple[str, str]] = []  # (voice, clause)
         self.seconds_per_word = seconds_per_word
         self.delay = delay
         self.fail = fail
@@ -365,13 +368,15 @@ class ToneVoices:
         if requested not in (None, "tone"):
             raise ValueError(f"unknown voice {requested!r}")
         self.requested.append(requested)
-        return ResolvedVoice("tone", self._backend, "tone", language or "en", self.rate)
+        lead = ResolvedVoice("tone", self._backend, "tone-fast", language or "en", self.rate) if self.lead else None
+        return ResolvedVoice("tone", self._backend, "tone", language or "en", self.rate, lead)
 
     async def synthesize(self, text: str, voice: ResolvedVoice) -> tuple[Audio, int]:
         await asyncio.sleep(self.delay)
         if self.fail is not None and (exc := self.fail(text)) is not None:
             raise exc
         self.said.append(text)
+        self.said_by.append((voice.voice, text))
         if self.timbre == "voice":
             return speechlike(self.seconds(text), self.rate, seed=zlib.crc32(text.encode())), self.rate
         return tone(self.seconds(text), self.rate), self.rate

@@ -98,7 +98,7 @@ def say(args: argparse.Namespace) -> int:
     voice = models.voices.resolve(args.voice)
     from voxgate.backends.tts.text import speakable
 
-    text = speakable(args.text)
+    text = speakable(args.text, args.language or voice.language)
     audio = voice.backend.synthesize(text, voice=voice.voice, language=args.language or voice.language)
     rate = args.rate or voice.sample_rate
     audio = resample(audio, voice.sample_rate, rate)

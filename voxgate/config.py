@@ -243,6 +243,11 @@ class Settings(BaseSettings):
         default="joe", description="Voice of sessions that name none (GET /v1/voices lists them)."
     )
     tts_threads: int = Field(default=2, description="CPU threads of each local voice model.")
+    tts_fast_first_clause: bool = Field(
+        default=False,
+        description="The first clause of each reply in Kokoro af_heart (ivy, eve, US English female sessions) is said "
+        "by hibari heart, the tiny voice distilled from it (~0.03 s instead of ~1.2 s); the rest by af_heart.",
+    )
     tts_backend: Literal["embedded", "openai"] = Field(
         default="embedded",
         description="'openai' adds the voices of an OpenAI-compatible speech API (24 kHz pcm) to the local ones; "

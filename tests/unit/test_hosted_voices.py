@@ -324,3 +324,52 @@ def test_a_configured_voice_named_like_a_hosted_id_is_meant_literally() -> None:
     assert catalog.resolve("James").backend is remote
     assert catalog.resolve(None).requested == "anna"  # the default may be a hosted ID
     assert next(e for e in catalog.catalog_json() if e["id"] == "james")["kind"] == "voice"
+
+
+class Recording(EspeakTTS):
+    """The real espeak-ng backend, keeping the text it was asked to say."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.said: list[tuple[str, str]] = []
+
+    def synthesize(self, text: str, *, voice: str, language: str = "en") -> Audio:
+        self.said.append((text, language))
+        return super().synthesize(text, voice=voice, language=language)
+
+
+async def test_a_reply_is_normalised_in_the_language_its_voice_speaks() -> None:
+    """A Spanish session hears "10:30" and "$42.50" in Spanish, not "ten thirty" and "forty-two dollars"."""
+    backend = Recording()
+    catalog = VoiceCatalog([backend], default_voice="espeak-en")
+    spanish = catalog.resolve("lucia", language="es")
+    audio, _ = await catalog.synthesize("Su cita es a las 10:30 y cuesta $42.50.", spanish)
+    assert audio.size > 0
+    text, language = backend.said[-1]
+    assert language == "es" and "thirty" not in text and "dollars" not in text, text
+    assert "10" in text and "dólares" in text, text
+    english = catalog.resolve("ivy")
+    await catalog.synthesize("Your appointment is at 10:30.", english)
+    assert "ten thirty" in backend.said[-1][0], backend.said[-1]
+
+
+@v1
+def test_the_fast_lead_is_hibari_for_af_heart_in_english_only() -> None:
+    from voxgate.backends.tts.hibari_voice import HibariTTS, available
+
+    if not available():
+        pytest.skip("hibari-tts not installed")
+    backends = [PiperTTS(threads=1), KokoroTTS(), HibariTTS(), EspeakTTS()]
+    catalog = VoiceCatalog(backends, fast_first_clause=True)
+    ivy = catalog.resolve("ivy")
+    assert ivy.voice == "af_heart" and ivy.lead is not None
+    assert (ivy.lead.voice, ivy.lead.language, ivy.lead.requested) == ("hibari-heart", "en", "ivy")
+    assert ivy.for_clause(first=True) is ivy.lead and ivy.for_clause(first=False) is ivy
+    assert catalog.resolve("af_heart").lead is not None
+    assert catalog.resolve("ivy", language="es").lead is None  # a Spanish session: ef_dora, no lead
+    for other in ("anna", "james", "bella", "joe"):  # other speakers (UK anna too): no lead
+        assert catalog.resolve(other).lead is None, other
+    entries = {e["id"]: e for e in catalog.catalog_json()}
+    assert entries["ivy"]["first_clause_voice"] == "hibari-heart" and entries["anna"]["first_clause_voice"] is None
+    off = VoiceCatalog(backends)
+    assert off.resolve("ivy").lead is None and off.catalog_json()[0]["first_clause_voice"] is None

@@ -216,7 +216,7 @@ class Models:
                 api_key=s.tts_api_key.get_secret_value() if s.tts_api_key is not None else None,
             )
             backends.insert(0, remote)  # first, so a configured remote name wins over a local one
-        return VoiceCatalog(backends, default_voice=s.default_voice)
+        return VoiceCatalog(backends, default_voice=s.default_voice, fast_first_clause=s.tts_fast_first_clause)
 
     def partial_stt_for(self, language: str | None, languages: Sequence[str] = ()) -> SpeechToText:
         """The model of the live line: the partial model, unless it is English-only and the session

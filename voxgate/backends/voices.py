@@ -312,6 +312,17 @@ class ResolvedVoice:
     voice: str
     language: str
     sample_rate: int
+    #: A much faster voice of the same speaker for a reply's first clause (tts_fast_first_clause), or None.
+    lead: ResolvedVoice | None = None
+
+    def for_clause(self, first: bool) -> ResolvedVoice:
+        """The voice that says a reply's first clause (the lead, when there is one) or any later one."""
+        return self.lead if first and self.lead is not None else self
+
+
+#: The fast voice distilled from a slower one, which can say its first clauses (same speaker, accent
+#: and language): hibari heart is a student of Kokoro af_heart.
+FAST_LEAD = {"af_heart": "hibari-heart"}
 
 
 def _accent(tag: str) -> str:
@@ -334,7 +345,10 @@ def _match(hosted: HostedVoice, target: AliasTarget, info: VoiceInfo) -> str:
 class VoiceCatalog:
     """Every voice the configured backends offer, plus the hosted IDs as aliases of them."""
 
-    def __init__(self, backends: Sequence[TextToSpeech], *, default_voice: str = "joe") -> None:
+    def __init__(
+        self, backends: Sequence[TextToSpeech], *, default_voice: str = "joe", fast_first_clause: bool = False
+    ) -> None:
+        self._fast_first_clause = fast_first_clause
         self._voices: dict[str, tuple[VoiceInfo, TextToSpeech]] = {}
         for backend in backends:
             for info in backend.voices():
@@ -399,7 +413,22 @@ class VoiceCatalog:
             known = ", ".join([*self._voices, *self._aliases])
             raise UnknownVoiceError(f"unknown voice {requested!r}; available: {known}")
         backend = self._voices[local][1]
-        return ResolvedVoice(requested, backend, local, chosen, backend.sample_rate)
+        return ResolvedVoice(
+            requested, backend, local, chosen, backend.sample_rate, self._lead(requested, local, chosen)
+        )
+
+    def _lead(self, requested: str, local: str, language: str) -> ResolvedVoice | None:
+        """The fast voice for the first clause of `local`'s replies in `language`, when enabled and installed."""
+        fast = FAST_LEAD.get(local) if self._fast_first_clause else None
+        if fast is None or fast not in self._voices or _primary(language) not in self._voices[fast][0].languages:
+            return None
+        backend = self._voices[fast][1]
+        return ResolvedVoice(requested, backend, fast, language, backend.sample_rate)
+
+    def lead_of(self, voice_id: str) -> str | None:
+        """The voice that says the first clause of `voice_id`'s replies in its own language, if any."""
+        lead = self.resolve(voice_id).lead
+        return lead.voice if lead is not None else None
 
     def _speaker(self, targets: tuple[AliasTarget, ...], language: str | None) -> tuple[str, str]:
         """(local voice, language) for an alias: its first target, unless `language` needs a later one.
@@ -422,7 +451,7 @@ class VoiceCatalog:
         """One clause, made speakable, in `voice` off the event loop; no audio when nothing in it is speakable."""
         from voxgate.backends.tts.text import speakable
 
-        spoken = speakable(text)
+        spoken = speakable(text, voice.language)  # numbers and symbols in words of the language it speaks
         if not spoken:
             return np.zeros(0, dtype=np.float32), voice.sample_rate
         audio = await asyncio.to_thread(voice.backend.synthesize, spoken, voice=voice.voice, language=voice.language)
@@ -433,7 +462,8 @@ class VoiceCatalog:
 
         For a hosted ID: `maps_to` and `language` are the local voice and what it speaks by default;
         `exact_language` whether that voice speaks the hosted voice's language, `match` how (see
-        `_match`), `same_gender` whether its gender is the hosted voice's.
+        `_match`), `same_gender` whether its gender is the hosted voice's. `first_clause_voice` names the
+        fast voice that says the first clause of each reply (tts_fast_first_clause), else null.
         """
         entries: list[dict[str, object]] = []
         for info, backend in self._voices.values():
@@ -450,6 +480,7 @@ class VoiceCatalog:
                     "quality": QUALITY.get(info.engine, ""),
                     "speed": measured_speed(info),
                     "sample_rate": backend.sample_rate,
+                    "first_clause_voice": self.lead_of(info.id),
                     "default": info.id == self.default_voice,
                 }
             )
@@ -475,6 +506,7 @@ class VoiceCatalog:
                     "match": match,
                     "same_gender": hosted.gender == "neutral" or hosted.gender == info.gender,
                     "note": target.note,
+                    "first_clause_voice": self.lead_of(alias.id),
                     "default": alias.id == self.default_voice,
                 }
             )

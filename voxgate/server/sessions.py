@@ -305,6 +305,22 @@ class SessionRegistry:
                     await holder.close(SERVICE_RESTART, "server shutting down")
             self._finished(conversation, close_reason)
 
+    async def save_for_handover(self) -> None:
+        """Draining in a fleet: each connected session is detached and saved now, before its socket is
+        told to resume elsewhere, so the replica the client resumes on finds what the user heard (the
+        socket's own release comes after the client may already have resumed)."""
+        if self.fleet is None:
+            return
+        for session_id in list(self._owners):
+            conversation = self.store.peek(session_id)
+            if conversation is None:
+                continue
+            async with self._exclusive(session_id):
+                if session_id not in self._owners:
+                    continue
+                await conversation.detach()
+                await self._save(conversation, attached=False)
+
     def holders(self) -> list[Holder]:
         """The sockets holding a session right now."""
         return list(self._owners.values())

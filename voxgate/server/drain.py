@@ -66,6 +66,19 @@ async def drain(sessions: SessionRegistry, timeout_s: float) -> None:
         log.warning("drained: every session released")
 
 
+class _DenialNoise(logging.Filter):
+    """uvicorn (0.54, websockets-sansio) logs "ASGI callable returned without completing handshake" at
+    ERROR after a handshake refused with a denial response, which it sent correctly: while draining
+    every retrying client would add one. Only that line, only while draining, is dropped."""
+
+    def __init__(self, sessions: SessionRegistry) -> None:
+        super().__init__()
+        self._sessions = sessions
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (self._sessions.draining and "without completing handshake" in record.getMessage())
+
+
 class DrainingServer(uvicorn.Server):
     """uvicorn's server, with `drain` run on the first SIGTERM/SIGINT before it shuts down."""
 
@@ -76,6 +89,7 @@ class DrainingServer(uvicorn.Server):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._draining: asyncio.Future[None] | None = None
         self._drain_requested = False
+        logging.getLogger("uvicorn.error").addFilter(_DenialNoise(sessions))
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         self._loop = asyncio.get_running_loop()

@@ -22,43 +22,29 @@ import hmac
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from enum import StrEnum
 
+from voxgate.server.principal import ALL_SCOPES, MAX_SESSION_S, SESSIONS_ONLY, Principal, Scope
 from voxgate.server.token_ledger import LedgerFull, MemoryTokenLedger, TokenLedger
 
-#: The longest session the hosted API allows, and what a session opened with an API key gets (§6.9).
-MAX_SESSION_S = 10_800
 TOKEN_PREFIX = "tok_"
 #: Live tokens of each kind held at once (`VOXGATE_MAX_LIVE_TOKENS`).
 DEFAULT_MAX_LIVE_TOKENS = 10_000
 RESUME_TOKEN_PREFIX = "rtok_"
 
-
-class Scope(StrEnum):
-    SESSIONS = "sessions"
-    TOKENS = "tokens"
-
-
-ALL_SCOPES = frozenset(Scope)
-SESSIONS_ONLY = frozenset({Scope.SESSIONS})
-
-
-@dataclass(frozen=True)
-class Principal:
-    """Who is calling.
-
-    `owner` is stable across a key and the tokens it minted, so a session opened with a token can be
-    resumed with the key (or another token of it). `max_session_s` is the cap the session code
-    enforces: a temporary token carries the one it was minted with. `resume_of` is set only for a
-    resume token: the one session this credential may resume, and nothing else.
-    """
-
-    owner: str
-    scopes: frozenset[Scope]
-    via_token: bool = False
-    max_session_s: int = MAX_SESSION_S
-    resume_of: str | None = None
+__all__ = [
+    "ALL_SCOPES",
+    "DEFAULT_MAX_LIVE_TOKENS",
+    "MAX_SESSION_S",
+    "RESUME_TOKEN_PREFIX",
+    "SESSIONS_ONLY",
+    "TOKEN_PREFIX",
+    "AuthError",
+    "Authenticator",
+    "Principal",
+    "Scope",
+    "bearer",
+    "credential",
+]
 
 
 class AuthError(Exception):

@@ -23,7 +23,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from voxgate.server.auth import Principal, Scope
+from voxgate.server.principal import Principal, Scope
 from voxgate.server.token_ledger import LedgerFull
 
 _NOW_MS = "local t = redis.call('TIME') local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "

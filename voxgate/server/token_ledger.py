@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from voxgate.server.auth import Principal
+    from voxgate.server.principal import Principal
 
 COMPACT_SLACK = 64  # stale heap entries tolerated before a rebuild is worth it
 

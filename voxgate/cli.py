@@ -159,7 +159,8 @@ def agents_import(args: argparse.Namespace) -> int:
             print(f"{agent['id']}\t{agent['name']}\t{action}")
     finally:
         store.close()
-    print(f"store: {store_path(settings)} (owner {owner})", file=sys.stderr)
+    where = f"Redis, prefix {settings.redis_prefix!r}" if settings.redis_url is not None else store_path(settings)
+    print(f"store: {where} (owner {owner})", file=sys.stderr)
     return 1 if failed else 0
 
 

@@ -15,6 +15,8 @@ user; turns said during a hold; the timeline of the record. Not kept: audio stat
 starts its audio afresh anyway), a reply in flight (it is answered again: a history that ends on the
 user's words or a tool's result is owed its reply), the stereo recording (a resumed replica records
 from the resume on), and a server-run tool still running (its call times out on the new replica).
+Resume tokens are not in it: they live in the fleet's token ledger (server/redis_tokens.py), which
+every replica reads.
 """
 
 from __future__ import annotations

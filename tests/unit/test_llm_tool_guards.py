@@ -79,3 +79,38 @@ async def test_a_call_given_up_frees_the_model(llm: LlamaCppLLM) -> None:
     await stream.aclose()  # type: ignore[attr-defined]
     async with asyncio.timeout(180):  # a contended 2-core machine; idle it is seconds
         assert calls(await reply(llm, "Where is order 12?")) == [("get_order_status", {"order_number": "12"})]
+
+
+SOAK_PROMPT = (  # voxgate/bench/soak.py's: a prompt all about its tools, where speech used to tell calls in words
+    "You are a helpful voice assistant. Answer in one short sentence. You do not know the weather: for any "
+    "question about the weather, always call get_weather with the city. When the user asks you to remember "
+    "something, always call remember with the fact."
+)
+SOAK_TOOLS = [
+    ToolSpec(
+        "get_weather",
+        "Get the current weather for a city.",
+        {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    ),
+    ToolSpec(
+        "remember",
+        "Save a fact the user asked you to remember.",
+        {"type": "object", "properties": {"fact": {"type": "string"}}, "required": ["fact"]},
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("said", "answer"),
+    [("What is the capital city of France?", "paris"), ("How many days are there in a leap year?", "366")],
+)
+async def test_speech_under_a_prompt_about_tools_answers_instead_of_telling_a_call(
+    llm: LlamaCppLLM, said: str, answer: str
+) -> None:
+    """Seen in the soak: the model, kept from its markup, wrote "call get_weather with the city", or just
+    "chat", which the spoken filter drops: the user heard "Sorry, could you say that again?"."""
+    events = [e async for e in llm.stream([ChatMessage("system", SOAK_PROMPT), ChatMessage("user", said)], SOAK_TOOLS)]
+    assert calls(events) == []
+    text = "".join(e.text for e in events if isinstance(e, TextDelta)).lower()
+    assert answer in text, text
+    assert not any(word in text for word in ("get_weather", "function", "chat", "call ")), text

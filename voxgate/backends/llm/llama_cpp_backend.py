@@ -65,6 +65,11 @@ CHAT_TOOL = ToolSpec(
     {"type": "object", "properties": {}},
 )
 _CHAT_CALL = 'chat"'
+ASSISTANT_OPENING = "<|im_start|>assistant\n"  # how qwen_prompt.render ends every prompt
+SPEECH_NOTE = (
+    "<|im_start|>system\nNo function is needed for this message. Answer the user yourself, in one or two "
+    "short spoken sentences. Do not mention functions or calls.<|im_end|>\n"
+)
 _STRING_PAIR = re.compile(r'"(\w+)":\s*"((?:[^"\\]|\\.)*)"')
 log = logging.getLogger("voxgate.llm")
 
@@ -261,12 +266,23 @@ class LlamaCppLLM:
                 return
             if cancelled.is_set():
                 return
-            llm.n_tokens = len(tokens) - 1  # back to the end of the prompt, its logits made again
-            llm.eval(tokens[-1:])
+        # Speech chosen: a short system note before the reply tells the model no function fits, so it answers
+        # instead of telling a call in words. It costs its own ~30 tokens: the prompt before it is cached.
+        tokens = self._speech_prompt(tokens)
+        if not self._prefill(tokens, cancelled):  # create_completion evaluates the last token itself
+            return
         ban = vocab.markup
+        # Speech chosen, the model may still mean a call: with its markup banned it writes one in words
+        # ("get_weather(Paris)", "chat"), which the spoken filter drops, leaving nothing to say. So the
+        # first word may not be the start of a function's name, the `chat` choice's included.
+        first_ban = self._name_starts([*tools, CHAT_TOOL])
+        first = [True]
 
         def no_markup(_: Any, scores: np.ndarray) -> np.ndarray:
             scores[ban] = -np.inf
+            if first[0]:
+                first[0] = False
+                scores[first_ban] = -np.inf
             return scores
 
         opener = OPEN.strip()
@@ -276,6 +292,28 @@ class LlamaCppLLM:
             call = self._call(tokens + list(said), tools, sources, cancelled, chat=False)
             if call is not None:
                 put(OPEN + call)
+
+    def _speech_prompt(self, tokens: list[int]) -> list[int]:
+        """`tokens` (a prompt that ends by opening the assistant's turn) with SPEECH_NOTE just before that."""
+        llm: Any = self._llm
+        opening = list(llm.tokenize(ASSISTANT_OPENING.encode("utf-8"), add_bos=False, special=True))
+        if tokens[-len(opening) :] != opening:
+            return tokens
+        note = list(llm.tokenize(SPEECH_NOTE.encode("utf-8"), add_bos=False, special=True))
+        return tokens[: -len(opening)] + note + opening
+
+    def _name_starts(self, tools: Sequence[ToolSpec]) -> np.ndarray:
+        """The first token of each tool's name, as a reply's first word would be written (with or without
+        a leading space, capitalised or not)."""
+        llm: Any = self._llm
+        starts: set[int] = set()
+        for tool in tools:
+            for form in {tool.name, tool.name.capitalize()}:
+                for text in (form, " " + form):
+                    ids = llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
+                    if ids:
+                        starts.add(int(ids[0]))
+        return np.asarray(sorted(starts), dtype=np.intp)
 
     def _call(
         self,

@@ -23,7 +23,7 @@ EN = bench.SENTENCES["en"]
         "call us back at 415-555-0134.",
         "Your appointment is on Tuesday at 3:30 p.m. The total comes to 42 dollars and 50 cents, including tax. "
         "Please email the form to Maria.Lopez@example.com today. Your booking reference is A-B-1-2-3-4, for 2 "
-        "adults. You can call us back at 415 555 0134.",
+        "adults. You can call us back at 415-5550134.",
         "your appointment is on tuesday at three thirty pm the total comes to forty-two dollars and fifty cents "
         "including tax please email the form to maria dot lopez at example dot com today your booking reference "
         "is a b one two three four for two adults you can call us back at four one five five five five zero one "
@@ -57,6 +57,30 @@ def test_romance_languages_are_scored_by_characters() -> None:
     assert bench.error_rate(bench.SENTENCES["es"], heard, "es") == ("CER", 0.0)
     metric, rate = bench.error_rate(bench.SENTENCES["es"], heard.replace("martes", "jueves"), "es")
     assert metric == "CER" and 0.02 < rate < 0.1
+
+
+@pytest.mark.parametrize(
+    ("language", "heard"),
+    [
+        (
+            "es",
+            "Su cita es el martes a las 10.30. El total es de 25 euros con 40 centimos. Envie el formulario a "
+            "ana@example.com hoy. Tenemos tres habitaciones libres para el 15 de mayo.",
+        ),
+        (
+            "fr",
+            "Votre rendez-vous est mardi à dix-trente. Le total est de 25 euros. Envoyez le formulaire à "
+            "paul@example.com aujourd'hui. Nous avons trois chambres libres pour le 15 mai.",
+        ),
+        (
+            "pt",
+            "Sua consulta é na Terça-feira às 10-30. O total é de R$ 25. Envie o formulario para ana@example.com "
+            "hoje. Temos três quartos livres para o dia 15 de maio.",
+        ),
+    ],
+)
+def test_romance_number_words_and_accents_are_spelling(language: str, heard: str) -> None:
+    assert bench.error_rate(bench.SENTENCES[language], heard, language) == ("CER", 0.0)
 
 
 def test_hindi_nukta_is_not_an_error_but_another_script_is() -> None:

@@ -10,8 +10,10 @@
   Whisper base in one decode with the language forced, since a decode costs the same for 3 s or 25 s.
   WER for English, CER for es/fr/it/pt (and hi, ja, de: shown, no target). Reference and transcript
   both go through the speech normaliser (digits to words) and lose case and punctuation, so "7:30" and
-  "seven thirty" count as the same; Hindi is prompted in Devanagari (unprompted, Whisper base often
-  writes Hindi in Urdu script, which scored as ~100% wrong) and nukta dots are ignored.
+  "seven thirty" count as the same; in es/fr/it/pt accents are dropped and small number words made
+  digits ("tres", "3"), since Whisper writes them either way; Hindi is prompted in Devanagari
+  (unprompted, Whisper base often writes Hindi in Urdu script, which scored as ~100% wrong) and nukta
+  dots are ignored.
 
 What Whisper heard is kept in the JSON rows, so `--rescore rows.json` recomputes the figures from it
 without speaking anything again. Nothing here downloads: the models are the installed ones.
@@ -194,6 +196,23 @@ class Contention:
 _PROMPT = {"hi": "नमस्ते, आपका स्वागत है।"}
 _GAP_S = 0.6  # silence between the takes of one clip
 _NUKTA = "\u093c"
+#: Number words Whisper writes for small numbers ("tres", "trois") and the digits it writes for others:
+#: both forms become digits, so neither counts against the voice.
+_NUMBER_WORDS = {
+    "es": "cero uno dos tres cuatro cinco seis siete ocho nueve diez once doce trece catorce quince",
+    "fr": "zero un deux trois quatre cinq six sept huit neuf dix onze douze treize quatorze quinze",
+    "it": "zero uno due tre quattro cinque sei sette otto nove dieci undici dodici tredici quattordici quindici",
+    "pt": "zero um dois tres quatro cinco seis sete oito nove dez onze doze treze catorze quinze",
+}
+_TENS = {"es": "veinte treinta", "fr": "vingt trente", "it": "venti trenta", "pt": "vinte trinta"}
+_ROMANCE = set(_NUMBER_WORDS)
+
+
+def _digits(words: str, language: str) -> str:
+    table = {w: str(i) for i, w in enumerate(_NUMBER_WORDS[language].split())}
+    table |= {w: str(20 + 10 * i) for i, w in enumerate(_TENS[language].split())}
+    table |= {"una": "1", "uma": "1", "duas": "2", "une": "1"}
+    return " ".join(table.get(w, w) for w in words.split())
 
 
 def _plain(text: str, language: str) -> str:
@@ -202,10 +221,13 @@ def _plain(text: str, language: str) -> str:
 
     text = unicodedata.normalize("NFC", text)
     text = re.sub(r"(\d)([a-zA-Z])", r"\1 \2", text)  # Whisper's "30pm"
+    text = re.sub(r"\b(\d{3})[-. ]?(\d{3})[-. ]?(\d{4})\b", r"\1-\2-\3", text)  # "415-5550134" is a phone too
     text = re.sub(r"\b([AaPp])\.\s?[Mm]\.", r"\1M", text)  # "p.m." as "PM"
     if language == "en":
         text = re.sub(r"\b(\d{1,2})\.(\d{2})(?=\s?[AaPp]\.?[Mm]\b)", r"\1:\2", text)  # Whisper's "3.30 PM"
         text = re.sub(r"(?<=\w) at (?=[\w-]+\.(?:com|org|net)\b)", "@", text)  # "maria.lopez at example.com"
+    if language == "pt":
+        text = re.sub(r"R\$\s?(\d+)", r"\1 reais", text)  # Whisper's "R$ 25"
     spoken = speakable(text, language=language).lower()
     if language == "en":
         spoken = re.sub(r"(?<=[a-z])\.(?=[a-z])", " dot ", spoken)  # a domain left as written
@@ -217,7 +239,11 @@ def _plain(text: str, language: str) -> str:
         c if (c.isalnum() or c.isspace() or c == "'" or unicodedata.category(c).startswith("M")) else " "
         for c in spoken
     )
-    return re.sub(r"\s+", " ", spoken).strip()
+    spoken = re.sub(r"\s+", " ", spoken).strip()
+    if language in _ROMANCE:  # accents are spelling (Whisper drops some), not what was heard
+        bare = "".join(c for c in unicodedata.normalize("NFD", spoken) if not unicodedata.combining(c))
+        spoken = _digits(bare, language)
+    return spoken
 
 
 class Listener:

@@ -244,9 +244,10 @@ class Settings(BaseSettings):
     )
     tts_threads: int = Field(default=2, description="CPU threads of each local voice model.")
     tts_fast_first_clause: bool = Field(
-        default=False,
+        default=True,
         description="The first clause of each reply in Kokoro af_heart (ivy, eve, US English female sessions) is said "
-        "by hibari heart, the tiny voice distilled from it (~0.03 s instead of ~1.2 s); the rest by af_heart.",
+        "by hibari heart, the tiny voice distilled from it (~0.02 s instead of ~1.2-2.4 s); the rest by af_heart. "
+        "False: af_heart says all of it.",
     )
     tts_backend: Literal["embedded", "openai"] = Field(
         default="embedded",

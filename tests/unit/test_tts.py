@@ -289,3 +289,31 @@ def test_aliases_fall_back_without_kokoro() -> None:
     assert catalog.resolve("diego").voice == "espeak-es-419"
     assert catalog.resolve("pierre").voice == "espeak-fr"
     assert catalog.resolve("ren").voice == "joe"  # no Japanese voice at all: a hosted ID is never refused
+
+
+@pytest.mark.slow
+def test_hibari_clauses_carry_no_silence_around_them() -> None:
+    """hibari pads each clause with ~0.3 s of silence before and ~0.5 s after; the backend trims it."""
+    from voxgate.backends.tts.hibari_voice import HibariTTS, available, trim_silence
+
+    if not available():
+        pytest.skip("hibari-tts not installed")
+    audio = HibariTTS().synthesize("Sure, I can help with that.")
+    loud = np.flatnonzero(np.abs(audio) > 0.02)
+    assert loud.size and loud[0] / 24_000 < 0.06 and (audio.size - loud[-1]) / 24_000 < 0.12
+    assert 0.8 < audio.size / 24_000 < 1.8
+    padded = np.concatenate([np.zeros(12_000, np.float32), audio, np.zeros(12_000, np.float32)])
+    assert abs(trim_silence(padded).size - trim_silence(audio).size) <= 240
+
+
+def test_trim_silence_keeps_the_speech_and_a_margin() -> None:
+    from voxgate.backends.tts.hibari_voice import trim_silence
+
+    rate = 24_000
+    speech = (0.3 * np.sin(2 * np.pi * 220 * np.arange(rate) / rate)).astype(np.float32)
+    padded = np.concatenate([np.zeros(rate // 2, np.float32), speech, np.zeros(rate, np.float32)])
+    trimmed = trim_silence(padded)
+    assert rate <= trimmed.size <= rate + 0.09 * rate + 480  # 30 ms before, 60 ms after (frame-rounded)
+    assert np.flatnonzero(np.abs(trimmed) > 0.01)[0] <= 0.031 * rate
+    assert trim_silence(np.zeros(4800, np.float32)).size == 0
+    assert trim_silence(np.zeros(0, np.float32)).size == 0

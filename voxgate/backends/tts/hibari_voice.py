@@ -83,4 +83,22 @@ class HibariTTS:
         tts = self._loaded()
         with self._synth_lock:
             audio = tts(text, seed=0)
-        return np.clip(np.asarray(audio, dtype=np.float32), -1.0, 1.0)
+        return trim_silence(np.clip(np.asarray(audio, dtype=np.float32), -1.0, 1.0))
+
+
+def trim_silence(audio: Audio, *, rate: int = SAMPLE_RATE, floor_db: float = -50.0) -> Audio:
+    """Cut the silence hibari puts around every clause (~0.3 s before, ~0.5 s after), keeping 30 ms before
+    and 60 ms after the speech: before, it delayed the first audible word; after, it left a gap before
+    the next clause that Kokoro (which trims its own) does not, so a hibari first clause followed by
+    af_heart sounded like a pause. Speech is a 10 ms frame within `floor_db` of the loudest one."""
+    frame = rate // 100
+    count = audio.size // frame
+    if count == 0:
+        return audio
+    rms = np.sqrt(np.mean(audio[: count * frame].reshape(count, frame) ** 2, axis=1))
+    loud = np.flatnonzero(rms >= rms.max() * 10 ** (floor_db / 20)) if rms.max() > 0 else np.zeros(0, dtype=int)
+    if loud.size == 0:
+        return audio[:0]
+    start = max(0, loud[0] * frame - 3 * frame)
+    end = min(audio.size, (loud[-1] + 1) * frame + 6 * frame)
+    return audio[start:end]

@@ -18,14 +18,20 @@ system+tools prefix byte-identical, so later turns of a session skip re-reading 
 conversation's oldest turns are folded away, the prompt skips a span of what was evaluated: that span
 is dropped from the cache and what follows is moved up (`_reuse`), so the fold costs the recap alone.
 
-With tools, a reply is decided on its first token (`tool_guards`, on by default): the prompt's last
-token is evaluated here, and if the model's first-token probability of starting a call (`<tool_call>`,
-or the bare `{` / code fence the 1.5B model also uses) reaches `CALL_THRESHOLD`, the reply is a call
-and is written under a grammar built from the tools' schemas (tool_grammar.py). Otherwise it is speech,
-sampled with every markup token banned (a ban is a mask: no per-token grammar cost). Speech that turns
-into a call (`<tool_call>` after a few words) goes on as a constrained call. A full reply grammar
-(speech | calls) was measured at +50-170 ms per token on 2 cores; this path costs a spoken turn nothing
-beyond a numpy mask per token.
+With tools, a reply is decided by the model naming a function (`tool_guards`, on by default): the prompt
+goes on with the opening of a call, `<tool_call>\n{"name": "`, and the name is chosen under a grammar
+between the session's tools and `chat`, the choice that means "no call". A tool's call is written under
+a grammar built from the tools' schemas (tool_grammar.py); `chat` (or a call whose arguments nobody said)
+becomes speech, with a short system note before the reply (no function fits) and every markup token
+banned (a ban is a mask: no per-token grammar cost). Speech that turns into a call (`<tool_call>` after
+a few words) goes on as a constrained call. A full reply grammar (speech | calls) was measured at
++50-170 ms per token on 2 cores.
+
+The decision used to be the first token's probability of starting a call, against a threshold. With
+any history before the turn, that probability was 0.00-0.05 for weather questions under a prompt that
+says to call get_weather, the same as for small talk: the model chatted on and made the weather up.
+Naming the function separates them (the soak's questions, all right but the umbrella); it costs the
+call's opening and a few grammar steps on every reply with tools.
 """
 
 from __future__ import annotations
@@ -54,8 +60,8 @@ STOP = ["<|im_end|>", "<|endoftext|>", "<|im_start|>"]
 PREFILL_CHUNK = 64  # tokens evaluated between two looks at the cancel flag
 SHIFT_MIN_TOKENS = 32  # a dropped span is worth shifting past only if this much after it is reused
 _END = object()
-# The first-token probability of a call from which the model is asked which tool (bench tools calibrates it).
-CALL_THRESHOLD = 0.3
+# The first-token probability of a call from which the model is asked which tool: always (see the docstring).
+CALL_THRESHOLD = 0.0
 CALL_TOKENS = 400  # the longest call (or calls) written under the grammar
 # The choice that means "no call": the 1.5B model picks a tool for "hi" unless it is offered one for that.
 CHAT_TOOL = ToolSpec(

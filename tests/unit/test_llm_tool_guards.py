@@ -114,3 +114,21 @@ async def test_speech_under_a_prompt_about_tools_answers_instead_of_telling_a_ca
     text = "".join(e.text for e in events if isinstance(e, TextDelta)).lower()
     assert answer in text, text
     assert not any(word in text for word in ("get_weather", "function", "chat", "call ")), text
+
+
+async def test_after_a_result_the_reply_tells_it_and_does_not_call_again(llm: LlamaCppLLM) -> None:
+    """Asked to name a function after its own result, the model named the same one again; with the note
+    for speech, it greeted ("Hello! How can I help?") instead of saying the result."""
+    said = "Remember that I parked the car on level three."
+    call = ToolCallRequest(call_id="call_1", name="remember", arguments={"fact": "I parked the car on level three."})
+    messages = [
+        ChatMessage("system", SOAK_PROMPT),
+        ChatMessage("user", said),
+        ChatMessage("assistant", "One moment, let me check.", tool_calls=[call]),
+        ChatMessage("tool", '{"saved": true}', tool_call_id="call_1"),
+    ]
+    events = [e async for e in llm.stream(messages, SOAK_TOOLS)]
+    assert calls(events) == []
+    text = "".join(e.text for e in events if isinstance(e, TextDelta)).lower()
+    assert "level three" in text or "saved" in text, text
+    assert "hello" not in text and "how can i help" not in text, text

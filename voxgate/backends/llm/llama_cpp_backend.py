@@ -43,7 +43,7 @@ import json
 import logging
 import re
 import threading
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -60,8 +60,11 @@ STOP = ["<|im_end|>", "<|endoftext|>", "<|im_start|>"]
 PREFILL_CHUNK = 64  # tokens evaluated between two looks at the cancel flag
 SHIFT_MIN_TOKENS = 32  # a dropped span is worth shifting past only if this much after it is reused
 _END = object()
-# The first-token probability of a call from which the model is asked which tool: always (see the docstring).
+# The first-token probability of a call from which the model is asked which tool: always after the user
+# spoke (see the docstring). After a tool's result, only when the model leans to another call: asked every
+# time, it names the tool it just called again (the user's words still ground it).
 CALL_THRESHOLD = 0.0
+RESULT_CALL_THRESHOLD = 0.3
 CALL_TOKENS = 400  # the longest call (or calls) written under the grammar
 # The choice that means "no call": the 1.5B model picks a tool for "hi" unless it is offered one for that.
 CHAT_TOOL = ToolSpec(
@@ -75,6 +78,12 @@ ASSISTANT_OPENING = "<|im_start|>assistant\n"  # how qwen_prompt.render ends eve
 SPEECH_NOTE = (
     "<|im_start|>system\nNo function is needed for this message. Answer the user yourself, in one or two "
     "short spoken sentences. Do not mention functions or calls.<|im_end|>\n"
+)
+# After a tool's result the same note would make the model greet again ("Hello! How can I help?"): this
+# one asks for the result in words.
+RESULT_NOTE = (
+    "<|im_start|>system\nTell the user what the function's result above means for their request, in one or "
+    "two short spoken sentences. Do not mention functions or calls.<|im_end|>\n"
 )
 _STRING_PAIR = re.compile(r'"(\w+)":\s*"((?:[^"\\]|\\.)*)"')
 log = logging.getLogger("voxgate.llm")
@@ -254,8 +263,13 @@ class LlamaCppLLM:
         sources: Sequence[str],
         cancelled: threading.Event,
         put: Callable[[str], None],
+        *,
+        after_result: bool = False,
+        made: Collection[str] = (),
     ) -> None:
-        """A reply with tools: a call or speech, decided on the first token (see the module's docstring)."""
+        """A reply with tools: a call or speech, decided by the function the model names (see the module's
+        docstring). `after_result`: the reply follows a tool's result, which its speech is to tell. `made`: the
+        calls made since the user spoke (`_call_key`): the same call again is refused, spoken instead."""
         llm: Any = self._llm
         vocab = self._tool_vocab()
         llm.eval(tokens[-1:])  # what create_completion would do first; it then samples from these logits
@@ -264,8 +278,8 @@ class LlamaCppLLM:
         probabilities /= probabilities.sum()
         self.last_call_probability = p_call = float(probabilities[vocab.call_start].sum())
         self.last_route = "speech"
-        if p_call >= CALL_THRESHOLD:
-            call = self._call(tokens, tools, sources, cancelled, chat=_offers_chat(tools))
+        if p_call >= (RESULT_CALL_THRESHOLD if after_result else CALL_THRESHOLD):
+            call = self._call(tokens, tools, sources, cancelled, chat=_offers_chat(tools), made=made)
             if call is not None:
                 self.last_route = "call"
                 put(OPEN + call)
@@ -274,7 +288,7 @@ class LlamaCppLLM:
                 return
         # Speech chosen: a short system note before the reply tells the model no function fits, so it answers
         # instead of telling a call in words. It costs its own ~30 tokens: the prompt before it is cached.
-        tokens = self._speech_prompt(tokens)
+        tokens = self._speech_prompt(tokens, RESULT_NOTE if after_result else SPEECH_NOTE)
         if not self._prefill(tokens, cancelled):  # create_completion evaluates the last token itself
             return
         ban = vocab.markup
@@ -299,13 +313,13 @@ class LlamaCppLLM:
             if call is not None:
                 put(OPEN + call)
 
-    def _speech_prompt(self, tokens: list[int]) -> list[int]:
-        """`tokens` (a prompt that ends by opening the assistant's turn) with SPEECH_NOTE just before that."""
+    def _speech_prompt(self, tokens: list[int], note_text: str) -> list[int]:
+        """`tokens` (a prompt that ends by opening the assistant's turn) with `note_text` just before that."""
         llm: Any = self._llm
         opening = list(llm.tokenize(ASSISTANT_OPENING.encode("utf-8"), add_bos=False, special=True))
         if tokens[-len(opening) :] != opening:
             return tokens
-        note = list(llm.tokenize(SPEECH_NOTE.encode("utf-8"), add_bos=False, special=True))
+        note = list(llm.tokenize(note_text.encode("utf-8"), add_bos=False, special=True))
         return tokens[: -len(opening)] + note + opening
 
     def _name_starts(self, tools: Sequence[ToolSpec]) -> np.ndarray:
@@ -329,6 +343,7 @@ class LlamaCppLLM:
         cancelled: threading.Event,
         *,
         chat: bool,
+        made: Collection[str] = (),
     ) -> str | None:
         """A call written greedily under the tools' grammar after `prefix` + `<tool_call>`: its text up to and
         with `</tool_call>`, or None when the model picked `chat` (no call: speak), when the call's
@@ -368,6 +383,10 @@ class LlamaCppLLM:
         ):
             log.debug("call refused, spoken instead: %r", text[:200])
             self.last_route = "refused"
+            return None
+        if any(_call_key(c.name, c.arguments) in made for c in calls):
+            log.debug("the same call again, spoken instead: %r", text[:200])
+            self.last_route = "repeat"
             return None
         return text
 
@@ -423,7 +442,16 @@ class LlamaCppLLM:
                         self.cancelled_in_prefill += 1
                         return
                     if tools and self.tool_guards:
-                        self._guarded(tokens, tools, _sources(messages), cancelled, put)
+                        after_result = bool(messages) and messages[-1].role == "tool"
+                        self._guarded(
+                            tokens,
+                            tools,
+                            _sources(messages),
+                            cancelled,
+                            put,
+                            after_result=after_result,
+                            made=_calls_since_user(messages),
+                        )
                         return
                     self._complete(tokens, cancelled, put)
             except BaseException as exc:  # handed to the consumer, which raises it
@@ -479,6 +507,20 @@ class _ToolVocab:
                 if piece.lstrip().startswith(("{", "```")):
                     call_start.append(i)
         return cls(*(np.asarray(ids, dtype=np.intp) for ids in (markup, call_start, eog)), size=size)
+
+
+def _call_key(name: str, arguments: dict[str, Any]) -> str:
+    return name + json.dumps(arguments, sort_keys=True)
+
+
+def _calls_since_user(messages: Sequence[ChatMessage]) -> set[str]:
+    """The calls the assistant made after the user's last message (their `_call_key`s)."""
+    made: set[str] = set()
+    for m in reversed(messages):
+        if m.role == "user":
+            break
+        made.update(_call_key(c.name, c.arguments) for c in m.tool_calls)
+    return made
 
 
 def _sources(messages: Sequence[ChatMessage]) -> list[str]:

@@ -295,3 +295,13 @@ async def test_tokens_expire_on_redis_time(server: RedisServer) -> None:
         await auth.redeem_token(token)
     assert (await auth.held())["tokens"] == 0
     await client.aclose()
+
+
+def test_ping_says_whether_redis_answers(server: RedisServer) -> None:
+    """`/ready` asks the store: a replica cut off from the shared state must say so, not hang or raise."""
+    reachable = RedisStore(server.url, prefix="ping:")
+    assert reachable.ping() is True
+    reachable.close()
+    unreachable = RedisStore("redis://127.0.0.1:1/0", prefix="ping:")  # port 1: nothing listens
+    assert unreachable.ping() is False
+    unreachable.close()

@@ -113,6 +113,13 @@ class RedisStore:
     def close(self) -> None:
         self._r.close()
 
+    def ping(self) -> bool:
+        """Redis answers (`/ready` asks: a replica that cannot reach the shared state takes no new sessions)."""
+        try:
+            return bool(self._r.ping())
+        except redis.RedisError:
+            return False
+
     def artifact_secret(self) -> bytes:
         if self._secret is None:
             key = self._k("meta", "artifact_secret")

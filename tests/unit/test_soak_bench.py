@@ -3,7 +3,11 @@ PASS/MISS lines say the opposite of what the run showed."""
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -174,3 +178,23 @@ def test_churn_counts_reach_the_json_as_plain_counts() -> None:
 
     stats = ChurnStats(drops=Counter(end=2, resume=1), errors=Counter({"session.end: closed 1006": 1}))
     assert json.loads(json.dumps(_churn_json(stats)))["drops"] == {"end": 2, "resume": 1}
+
+
+def test_sigterm_runs_the_finally_that_stops_the_spawned_server(tmp_path: Path) -> None:
+    """Killed with SIGTERM, the bench used to exit at once and leave its server running (2.8 GB each)."""
+    marker = tmp_path / "stopped"
+    script = f"""
+import time
+from voxgate.bench.soak import exit_on_sigterm
+exit_on_sigterm()
+try:
+    print("ready", flush=True)
+    time.sleep(60)
+finally:
+    open({str(marker)!r}, "w").write("server stopped")
+"""
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None and process.stdout.readline().strip() == "ready"
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=20) == 143
+    assert marker.read_text() == "server stopped"

@@ -52,7 +52,17 @@ from typing import Any
 import numpy as np
 
 from voxgate.bench.latency import QUESTIONS, RATE, _pct, _speech
-from voxgate.bench.soak import SoakError, Target, Turn, _free_port, _Socket, rss_mb, speak_turn, wait_healthy
+from voxgate.bench.soak import (
+    SoakError,
+    Target,
+    Turn,
+    _free_port,
+    _Socket,
+    exit_on_sigterm,
+    rss_mb,
+    speak_turn,
+    wait_healthy,
+)
 
 SYSTEM_PROMPT = "You are a helpful voice assistant. Answer in one short sentence."
 REMOTE_VOICE = "alloy"  # one of tts_remote_voices' defaults: the stub speaks it
@@ -606,6 +616,7 @@ def _stats(base: str) -> dict[str, int]:
 
 
 def main(args: argparse.Namespace) -> int:
+    exit_on_sigterm()  # the servers and the stub it spawns are stopped on the way out
     cores = os.cpu_count() or 1
     setups = _setups(args.setup)
     workdir = Path(tempfile.mkdtemp(prefix="voxgate-load-"))

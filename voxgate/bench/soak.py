@@ -35,6 +35,7 @@ import asyncio
 import base64
 import json
 import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -842,8 +843,15 @@ async def _soak(args: argparse.Namespace, url: str, pid: int | None, rss_of: str
     return result
 
 
+def exit_on_sigterm() -> None:
+    """SIGTERM (`kill`, a CI timeout) ends the bench through its `finally`, which stops the server it
+    spawned: Python's default would exit at once and leave that server running, holding the models' memory."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+
 def main(args: argparse.Namespace) -> int:
     process: subprocess.Popen[bytes] | None = None
+    exit_on_sigterm()
     if args.resume_window_s is None:
         args.resume_window_s = 10.0 if args.url is None else 30.0
     if args.url is None:

@@ -35,6 +35,9 @@ from tests.e2e.conftest import Server, start_server
 from tests.e2e.hostile.socket_fixtures import StuckClient, light_env, recv_json, until
 from tests.redis_server import RedisServer, redis_server
 
+# Real server processes (on stub backends): not for `--fast`, which is the tests that start no server.
+pytestmark = pytest.mark.slow
+
 KEY = "fleet-key"
 AUTH = {"Authorization": KEY}
 SYSTEM_PROMPT = "You are a concise assistant."

@@ -21,6 +21,7 @@ from voxgate.session.turn_stages import STAGES
 
 KEY = "metrics-light-key"
 pytestmark = [
+    pytest.mark.slow,  # a real server process (on stub backends): not for `--fast`
     pytest.mark.skipif(not LIBRIVOX.exists(), reason="pocketsphinx-testdata is not installed"),
     pytest.mark.asyncio(loop_scope="session"),
 ]

@@ -210,9 +210,10 @@ class Replies:
         if instructions:
             parts.append("For this reply: " + instructions)
         turns = [m for m in self._host.history if m.role != "system"]
+        listed = getattr(llm, "prompt_tools", None)  # what the model's prompt lists: the embedded one adds `chat`
         system, window = self._window.fit(
             "\n\n".join(parts),
-            tools,
+            listed(tools) if callable(listed) else tools,
             [*turns, *then],
             context_tokens=getattr(llm, "context_tokens", REMOTE_CONTEXT_TOKENS),
             reply_tokens=getattr(llm, "max_tokens", REMOTE_REPLY_TOKENS),

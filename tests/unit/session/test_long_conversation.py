@@ -76,3 +76,41 @@ async def _two_hundred_turns() -> None:
     assert wire.count("reply.done completed") >= 200
     assert llm.largest_prompt + llm.max_tokens <= WINDOW
     assert len(s.conversation.history) > 400  # the history is all there; the model saw a fitted view of it
+
+
+CHAT = ToolSpec("chat", " ".join(["Use this for small talk."] * 100), {"type": "object", "properties": {}})
+
+
+class ListsMoreToolsLLM(SmallWindowLLM):
+    """Like the embedded model with its tool guards: its prompt lists a tool of its own (`chat`) besides
+    the session's, and those tokens count against its window too."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._listed: Sequence[ToolSpec] = ()
+
+    def prompt_tools(self, tools: Sequence[ToolSpec]) -> Sequence[ToolSpec]:
+        return [*tools, CHAT] if tools else tools
+
+    def stream(self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec]):  # type: ignore[no-untyped-def]
+        self._listed = self.prompt_tools(tools)
+        return super().stream(messages, tools)
+
+    def _answer(self, messages: list[ChatMessage]) -> LLMScript:
+        listed = sum(_count(f"{t.name} {t.description} {t.parameters}") for t in self._listed)
+        if sum(_count(m.content) + 4 for m in messages) + listed + self.max_tokens > WINDOW:
+            return [ValueError(f"Requested tokens exceed context window of {WINDOW}")]
+        return super()._answer(messages)
+
+
+def test_the_tools_the_model_adds_to_its_prompt_count_in_the_fit() -> None:
+    run_virtual(_listed_tools_counted(), limit_s=1800)
+
+
+async def _listed_tools_counted() -> None:
+    llm = ListsMoreToolsLLM()
+    s = await open_session(llm=llm, config={"tools": [WEATHER]})
+    for i in range(40):
+        await s.user.say(QUESTIONS[i % len(QUESTIONS)], 1.2, then=1.5)
+        await s.idle(within=60)
+    assert not [w for w in s.wire() if w.startswith(("reply.error", "session.error"))]

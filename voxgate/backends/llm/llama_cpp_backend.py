@@ -158,7 +158,7 @@ class LlamaCppLLM:
 
     def warmup(self, system_prompt: str, tools: Sequence[ToolSpec]) -> None:
         """Evaluate a prompt prefix now so the first real turn finds it cached."""
-        prompt = render([ChatMessage(role="system", content=system_prompt)], self._prompt_tools(tools))
+        prompt = render([ChatMessage(role="system", content=system_prompt)], self.prompt_tools(tools))
         with self._lock:
             for _ in self._llm.create_completion(prompt, max_tokens=1, stream=True, temperature=0.0):
                 break
@@ -401,7 +401,7 @@ class LlamaCppLLM:
             return True  # the whole call is checked when written
         return spec is None or grounded(done, spec.parameters, sources)
 
-    def _prompt_tools(self, tools: Sequence[ToolSpec]) -> Sequence[ToolSpec]:
+    def prompt_tools(self, tools: Sequence[ToolSpec]) -> Sequence[ToolSpec]:
         """The tools the prompt lists: with guards, `chat` too, the choice that means "no call"."""
         return [*tools, CHAT_TOOL] if tools and self.tool_guards and _offers_chat(tools) else tools
 
@@ -409,7 +409,7 @@ class LlamaCppLLM:
         """Evaluate a prompt now and generate nothing (a session's own prompt, before its first turn):
         the turn's request, rendered the same way, then finds it in the cache. It waits its turn like a
         request, and cancelling it stops it between two chunks (what was read stays read)."""
-        prompt = render(messages, self._prompt_tools(tools))
+        prompt = render(messages, self.prompt_tools(tools))
         cancelled = threading.Event()
 
         def work() -> None:
@@ -426,7 +426,7 @@ class LlamaCppLLM:
                     await asyncio.shield(worker)
 
     async def stream(self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec]) -> AsyncIterator[LLMEvent]:
-        prompt = render(messages, self._prompt_tools(tools))
+        prompt = render(messages, self.prompt_tools(tools))
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[object] = asyncio.Queue()
         cancelled = threading.Event()

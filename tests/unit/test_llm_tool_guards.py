@@ -12,6 +12,7 @@ import pytest
 from voxgate.backends.base import ChatMessage, LLMEvent, TextDelta, ToolCallRequest, ToolSpec
 from voxgate.backends.llm.embedded_models import resolve_gguf
 from voxgate.backends.llm.llama_cpp_backend import LlamaCppLLM
+from voxgate.bench import soak
 from voxgate.config import Settings
 
 pytestmark = pytest.mark.slow
@@ -81,23 +82,8 @@ async def test_a_call_given_up_frees_the_model(llm: LlamaCppLLM) -> None:
         assert calls(await reply(llm, "Where is order 12?")) == [("get_order_status", {"order_number": "12"})]
 
 
-SOAK_PROMPT = (  # voxgate/bench/soak.py's: a prompt all about its tools, where speech used to tell calls in words
-    "You are a helpful voice assistant. Answer in one short sentence. You do not know the weather: for any "
-    "question about the weather, always call get_weather with the city. When the user asks you to remember "
-    "something, always call remember with the fact."
-)
-SOAK_TOOLS = [
-    ToolSpec(
-        "get_weather",
-        "Get the current weather for a city.",
-        {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
-    ),
-    ToolSpec(
-        "remember",
-        "Save a fact the user asked you to remember.",
-        {"type": "object", "properties": {"fact": {"type": "string"}}, "required": ["fact"]},
-    ),
-]
+# voxgate/bench/soak.py's prompt and tools: all about its tools, where speech used to tell calls in words
+SOAK_TOOLS = [ToolSpec(t["name"], t["description"], t["parameters"]) for t in soak.TOOLS]
 
 
 @pytest.mark.parametrize(
@@ -109,7 +95,9 @@ async def test_speech_under_a_prompt_about_tools_answers_instead_of_telling_a_ca
 ) -> None:
     """Seen in the soak: the model, kept from its markup, wrote "call get_weather with the city", or just
     "chat", which the spoken filter drops: the user heard "Sorry, could you say that again?"."""
-    events = [e async for e in llm.stream([ChatMessage("system", SOAK_PROMPT), ChatMessage("user", said)], SOAK_TOOLS)]
+    events = [
+        e async for e in llm.stream([ChatMessage("system", soak.SYSTEM_PROMPT), ChatMessage("user", said)], SOAK_TOOLS)
+    ]
     assert calls(events) == []
     text = "".join(e.text for e in events if isinstance(e, TextDelta)).lower()
     assert answer in text, text
@@ -122,7 +110,7 @@ async def test_after_a_result_the_reply_tells_it_and_does_not_call_again(llm: Ll
     said = "Remember that I parked the car on level three."
     call = ToolCallRequest(call_id="call_1", name="remember", arguments={"fact": "I parked the car on level three."})
     messages = [
-        ChatMessage("system", SOAK_PROMPT),
+        ChatMessage("system", soak.SYSTEM_PROMPT),
         ChatMessage("user", said),
         ChatMessage("assistant", "One moment, let me check.", tool_calls=[call]),
         ChatMessage("tool", '{"saved": true}', tool_call_id="call_1"),

@@ -120,3 +120,26 @@ async def test_after_a_result_the_reply_tells_it_and_does_not_call_again(llm: Ll
     text = "".join(e.text for e in events if isinstance(e, TextDelta)).lower()
     assert "level three" in text or "saved" in text, text
     assert "hello" not in text and "how can i help" not in text, text
+
+
+async def test_a_fact_the_model_wrote_itself_is_not_remembered(llm: LlamaCppLLM) -> None:
+    """The soak's fourth turn: after a weather call, "a fun fact about the ocean" was written as a `remember`
+    call of the model's own fact, then `chat`, then the call again, until the token limit: 30 s of silence
+    and an `llm_timeout`. One shared word ("ocean") grounded the fact; half of its words must now be said."""
+    weather = ToolCallRequest(call_id="call_1", name="get_weather", arguments={"city": "Paris"})
+    messages = [
+        ChatMessage("system", soak.SYSTEM_PROMPT),
+        ChatMessage("user", "Hello, how are you today?"),
+        ChatMessage("assistant", "Hello! I'm just a computer program, so I don't have feelings. How can I help you?"),
+        ChatMessage("user", "what is the capital city of France"),
+        ChatMessage("assistant", "The capital city of France is Paris."),
+        ChatMessage("user", "What is the weather like in Paris right now?"),
+        ChatMessage("assistant", "One moment, let me check.", tool_calls=[weather]),
+        ChatMessage("tool", '{"city": "Paris", "forecast": "sunny", "temperature_c": 21}', tool_call_id="call_1"),
+        ChatMessage("assistant", "The weather forecast for Paris is sunny, with a temperature of 21 degrees Celsius."),
+        ChatMessage("user", "Can you tell me a fun fact about the ocean?"),
+    ]
+    events = [e async for e in llm.stream(messages, SOAK_TOOLS)]
+    assert calls(events) == []
+    assert llm.last_route in ("chat", "ungrounded")  # was "refused", after 400 tokens of calls
+    assert "ocean" in "".join(e.text for e in events if isinstance(e, TextDelta)).lower()

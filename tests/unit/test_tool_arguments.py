@@ -67,6 +67,10 @@ def test_enums_and_other_types_are_left_alone() -> None:
         ({"date": "2025-05-03", "time": "15:00"}, "Tuesday at three", True),  # dates and times are exempt
         ({}, "Put me through to a person.", True),
         ({"order_number": "808"}, "My order number is eight zero eight.", True),  # added as text, unformatted
+        # One shared word is not enough: the soak's "fun fact" question was remembered as the model's own fact.
+        ({"fact": "The ocean is the largest body of water on Earth."}, "Tell me a fun fact about the ocean?", False),
+        ({"message": "Reminder: you have a dentist appointment"}, "Remind them about the dentist.", True),  # forms
+        ({"message": "Water the plants"}, "Remind my mom to water the plants.", True),
     ],
 )
 def test_a_call_is_grounded_in_what_was_said(arguments: dict[str, Any], said: str, ok: bool) -> None:

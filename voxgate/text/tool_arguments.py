@@ -36,6 +36,7 @@ _DIGITS_PATTERN = re.compile(r"^\^?(\[0-9\]|\\d)(\+|\*|\{\d+(,\d*)?\})\$?$")
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _ISO_DATE = re.compile(r"\b\d{4}-\d{2}-\d{2}\b")
 _WORD = re.compile(r"[a-z0-9]+")
+STEM_CHARS = 5  # words that share this many first letters are taken as forms of one word
 _DIGIT_WORDS = re.compile(r"\b(?:(?:zero|oh|one|two|three|four|five|six|seven|eight|nine)\b[\s,-]*)+", re.IGNORECASE)
 _DATE_OR_TIME = re.compile(r"date|time|day|when|hour", re.IGNORECASE)
 # Words that say nothing of what was asked: an argument made of these alone is not grounded by them.
@@ -151,7 +152,9 @@ def _heard(value: Any, heard: set[str], said: set[str]) -> bool:
 
 
 def grounded(arguments: Mapping[str, Any], parameters: Mapping[str, Any], sources: Sequence[str]) -> bool:
-    """Whether every required free-form string argument shares a word (or its digits) with `sources`.
+    """Whether every required free-form string argument was said: half its words (or its digits) are in
+    `sources`. One shared word was the rule, and "a fun fact about the ocean" grounded
+    `remember("The ocean is the largest body of water on Earth.")`: a sentence the model wrote itself.
 
     Enums, dates and times are exempt (the model rightly writes "2025-05-03" for "May third"), and so
     are optional arguments (a transfer's `reason` made up is no reason to refuse the transfer)."""
@@ -175,6 +178,14 @@ def grounded(arguments: Mapping[str, Any], parameters: Mapping[str, Any], source
         digits = spoken_digits(value)
         if digits and digits in said:
             continue
-        if words and not any(w in heard or (len(w) > 3 and w.rstrip("s") in heard) for w in words):
+        if words and 2 * sum(_word_heard(w, heard) for w in words) < len(words):
             return False
     return True
+
+
+def _word_heard(word: str, heard: set[str]) -> bool:
+    """`word` or a form of it was said ("reminder" for "remind", "plants" for "plant")."""
+    if word in heard or (len(word) > 3 and word.rstrip("s") in heard):
+        return True
+    stem = word[:STEM_CHARS]
+    return len(word) >= STEM_CHARS and any(h.startswith(stem) for h in heard if len(h) >= STEM_CHARS)

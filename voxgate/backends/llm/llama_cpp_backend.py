@@ -53,7 +53,7 @@ from voxgate.backends.base import ChatMessage, LLMEvent, ToolCallRequest, ToolSp
 from voxgate.backends.llm.grammar_sampler import GrammarCache
 from voxgate.backends.llm.qwen_prompt import render
 from voxgate.backends.llm.tool_call_parser import ToolCallParser
-from voxgate.backends.llm.tool_grammar import MARKUP_CHARS, NAMED, OPEN, call_grammar
+from voxgate.backends.llm.tool_grammar import CLOSE, MARKUP_CHARS, NAMED, OPEN, call_grammar
 from voxgate.text.tool_arguments import grounded
 
 STOP = ["<|im_end|>", "<|endoftext|>", "<|im_start|>"]
@@ -65,7 +65,9 @@ _END = object()
 # time, it names the tool it just called again (the user's words still ground it).
 CALL_THRESHOLD = 0.0
 RESULT_CALL_THRESHOLD = 0.3
-CALL_TOKENS = 400  # the longest call (or calls) written under the grammar
+# The longest call (or calls) written under the grammar. The call is held back until it is whole, so at
+# ~0.1 s a token on 2 cores this bounds the silence before it (inside the 30 s first-token timeout).
+CALL_TOKENS = 200
 # The choice that means "no call": the 1.5B model picks a tool for "hi" unless it is offered one for that.
 CHAT_TOOL = ToolSpec(
     "chat",
@@ -373,7 +375,12 @@ class LlamaCppLLM:
             if not self._so_far_grounded(text, tools, sources):  # a value nobody said: no need to write the rest
                 self.last_route = "ungrounded"
                 return None
+            if (whole := _block_end(NAMED + text)) is not None:
+                text = whole.removeprefix(NAMED)
+                break
             llm.eval([token])
+        if text.endswith(CLOSE) and (whole := _block_end(NAMED + text + "\n" + OPEN)) is not None:
+            text = whole.removeprefix(NAMED)  # the block's last call repeats one before it: dropped
         parser = ToolCallParser()
         text = NAMED + text
         calls = [e for e in [*parser.feed(OPEN + text), *parser.flush()] if isinstance(e, ToolCallRequest)]
@@ -507,6 +514,26 @@ class _ToolVocab:
                 if piece.lstrip().startswith(("{", "```")):
                     call_start.append(i)
         return cls(*(np.asarray(ids, dtype=np.intp) for ids in (markup, call_start, eog)), size=size)
+
+
+_NEXT_CALL = CLOSE + "\n" + OPEN
+
+
+def _block_end(calls: str) -> str | None:
+    """Where a block of calls (from `{"name": "`) should end early, or None to go on: at a further call
+    that is `chat` or the same as one before it. The grammar allows any number of parallel calls, and the
+    1.5B model, once it writes one, can go on repeating it (or alternate it with `chat`) until the token
+    limit: 40 s of silence at 0.1 s a token. The calls before the repeat are the block."""
+    parts = calls.split(_NEXT_CALL)
+    if len(parts) < 2:
+        return None
+    done, current = parts[:-1], parts[-1]
+    repeated = done[-1].strip() in (p.strip() for p in done[:-1])
+    if repeated:
+        done = done[:-1]
+    elif not current.startswith(NAMED + _CHAT_CALL):
+        return None
+    return _NEXT_CALL.join(done) + CLOSE
 
 
 def _call_key(name: str, arguments: dict[str, Any]) -> str:

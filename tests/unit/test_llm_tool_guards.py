@@ -143,3 +143,25 @@ async def test_a_fact_the_model_wrote_itself_is_not_remembered(llm: LlamaCppLLM)
     assert calls(events) == []
     assert llm.last_route in ("chat", "ungrounded")  # was "refused", after 400 tokens of calls
     assert "ocean" in "".join(e.text for e in events if isinstance(e, TextDelta)).lower()
+
+
+async def test_after_a_result_the_reply_tells_that_result_not_an_earlier_one(llm: LlamaCppLLM) -> None:
+    """Seen in the soak: after `remember`'s result, the reply told the weather result of a turn before
+    ("The weather forecast for Paris is sunny ..."), or began "The function's result means"."""
+    weather = ToolCallRequest(call_id="call_1", name="get_weather", arguments={"city": "Paris"})
+    remember = ToolCallRequest(call_id="call_2", name="remember", arguments={"fact": "I parked on level three"})
+    messages = [
+        ChatMessage("system", soak.SYSTEM_PROMPT),
+        ChatMessage("user", "What is the weather like in Paris right now?"),
+        ChatMessage("assistant", "One moment, let me check.", tool_calls=[weather]),
+        ChatMessage("tool", '{"city": "Paris", "forecast": "sunny", "temperature_c": 21}', tool_call_id="call_1"),
+        ChatMessage("assistant", "The weather forecast for Paris is sunny, with a temperature of 21 degrees Celsius."),
+        ChatMessage("user", "Remember that I parked the car on level three."),
+        ChatMessage("assistant", "One moment, let me check.", tool_calls=[remember]),
+        ChatMessage("tool", '{"saved": true}', tool_call_id="call_2"),
+    ]
+    events = [e async for e in llm.stream(messages, SOAK_TOOLS)]
+    assert calls(events) == []
+    text = "".join(e.text for e in events if isinstance(e, TextDelta)).lower()
+    assert "level three" in text or "saved" in text or "remember" in text, text
+    assert not any(word in text for word in ("weather", "sunny", "function")), text

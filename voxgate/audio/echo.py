@@ -11,7 +11,8 @@ Outside the agent's playback (plus a tail for the room's echo) the microphone pa
 ordinary turns are transcribed from the raw audio. During playback, the canceller's output is used
 only while echo is actually present (the mic correlates with what is playing): clients that already
 cancel echo (browsers, phones) send a clean mic, and AEC3 would otherwise suppress the very user who
-is trying to barge in.
+is trying to barge in. Once the mic is known to be clean, it is not run through the canceller at all (its
+output would not be used), and is looked at again every ABSENT_DECIDE_EVERY_S.
 """
 
 from __future__ import annotations
@@ -41,6 +42,12 @@ ECHO_KEEP_CORRELATION = 0.25  # once present, echo under the user's own voice (d
 # so a chance peak between the user's voice and the agent's stays put too (seen at 0.23 then 0.22).
 ECHO_HOLD_S = 1.0  # once seen, treat echo as present this long
 PRE_EMPHASIS = 0.95  # whitening: speech is mostly low-frequency energy, which correlates by chance
+# The correlation is one FFT product of 2.6 s of audio (~3 ms): done for every 50 ms chunk it cost a
+# session ~60 millicores while the agent spoke, the largest share of a session's CPU with remote models.
+DECIDE_EVERY_S = 0.2
+# A mic known to be clean (the client cancels echo: browsers, phones) is not run through AEC3, whose
+# output would not be used, and is looked at less often: echo that appears later is found within this.
+ABSENT_DECIDE_EVERY_S = 0.6
 
 EchoState = Literal["none", "unknown", "present", "absent"]
 
@@ -56,6 +63,7 @@ class EchoGuard:
         self._mic_clock: float | None = None  # wall time of the next mic sample to process
         self._recent_mic: Audio = np.zeros(0, dtype=np.float32)
         self._echo_seen_at = -1e9
+        self._decided_at = -1e9
         self._absent_since: float | None = None
         self._state: EchoState = "none"
         self.last_correlation = 0.0
@@ -105,6 +113,7 @@ class EchoGuard:
             self._recent_mic = np.zeros(0, dtype=np.float32)
             self._absent_since = None
             self._state = "none"
+            self._decided_at = -1e9  # the next playback's first chunk is decided at once
             return mic
         data = np.concatenate([self._pending, mic]) if len(self._pending) else mic
         n = len(data) // FRAME * FRAME
@@ -119,30 +128,38 @@ class EchoGuard:
         elif arrived < self._mic_clock:
             self._mic_clock = arrived
         mic_start = self._mic_clock
-        out = np.empty(n, dtype=np.float32)
-        for i in range(0, n, FRAME):
-            reference = self._far_end(mic_start + i / ANALYSIS_RATE, FRAME)
-            self._apm.process_reverse_stream(self._frame(reference))
-            frame = self._frame(data[i : i + FRAME])
-            self._apm.process_stream(frame)
-            out[i : i + FRAME] = np.frombuffer(frame.data, dtype=np.int16).astype(np.float32) / 32768.0
+        out = data[:n] if self._state == "absent" else self._cancel(data[:n], mic_start)
         self._mic_clock += n / ANALYSIS_RATE
         self._drop_played(self._mic_clock - 2.0 - MAX_DELAY_S)
         if n:
-            state = self._decide(data[:n], now)
+            self._recent_mic = np.concatenate([self._recent_mic, data[:n]])[-int(WINDOW_S * ANALYSIS_RATE) :]
+        every = ABSENT_DECIDE_EVERY_S if self._state == "absent" else DECIDE_EVERY_S
+        if n and now - self._decided_at >= every:
+            self._decided_at = now
+            state = self._decide(now)
             if state != self._state:
                 log.debug("echo %s (correlation %.2f)", state, self.last_correlation)
             self._state = state
         return out if self._state == "present" else data[:n]
 
-    def _decide(self, mic: Audio, now: float) -> EchoState:
+    def _cancel(self, mic: Audio, start: float) -> Audio:
+        """AEC3 over `mic` (whole 10 ms frames), fed the reference as the client plays it from `start`."""
+        out = np.empty(len(mic), dtype=np.float32)
+        for i in range(0, len(mic), FRAME):
+            reference = self._far_end(start + i / ANALYSIS_RATE, FRAME)
+            self._apm.process_reverse_stream(self._frame(reference))
+            frame = self._frame(mic[i : i + FRAME])
+            self._apm.process_stream(frame)
+            out[i : i + FRAME] = np.frombuffer(frame.data, dtype=np.int16).astype(np.float32) / 32768.0
+        return out
+
+    def _decide(self, now: float) -> EchoState:
         """Does the mic carry the reference, at some delay up to MAX_DELAY_S? (FFT cross-correlation)
 
         "present" is decided as soon as the correlation shows it; "absent" only once the reference
         was playing over the whole range of delays searched, so the echo's own delay cannot hide it.
         """
         assert self._mic_clock is not None
-        self._recent_mic = np.concatenate([self._recent_mic, mic])[-int(WINDOW_S * ANALYSIS_RATE) :]
         m = self._recent_mic
         m_start = self._mic_clock - len(m) / ANALYSIS_RATE
         r = self._far_end(m_start - MAX_DELAY_S, len(m) + int(MAX_DELAY_S * ANALYSIS_RATE))

@@ -81,12 +81,15 @@ SPEECH_NOTE = (
     "<|im_start|>system\nNo function is needed for this message. Answer the user yourself, in one or two "
     "short spoken sentences. Do not mention functions or calls.<|im_end|>\n"
 )
-# After a tool's result the same note would make the model greet again ("Hello! How can I help?"): this
-# one asks for the result in words.
+# After a tool's result the same note would make the model greet again ("Hello! How can I help?"). A note
+# that only asked for "the function's result above" got the 1.5B model saying "The function's result
+# means ...", and, after a `remember`, telling an earlier weather result again: this one quotes the request
+# and the result (`_result_note`). Asked to tell "the user", it spoke of "the user": "you" it is.
 RESULT_NOTE = (
-    "<|im_start|>system\nTell the user what the function's result above means for their request, in one or "
-    "two short spoken sentences. Do not mention functions or calls.<|im_end|>\n"
+    '<|im_start|>system\nYou have just done what the user asked ("{request}"). Result: {results}\nTell the user in '
+    'one or two short spoken sentences, speaking to them as "you". Do not mention functions or calls.<|im_end|>\n'
 )
+NOTE_CLIP = 300  # characters of a request or a result quoted in the note
 _STRING_PAIR = re.compile(r'"(\w+)":\s*"((?:[^"\\]|\\.)*)"')
 log = logging.getLogger("voxgate.llm")
 
@@ -266,12 +269,13 @@ class LlamaCppLLM:
         cancelled: threading.Event,
         put: Callable[[str], None],
         *,
-        after_result: bool = False,
+        result_note: str | None = None,
         made: Collection[str] = (),
     ) -> None:
         """A reply with tools: a call or speech, decided by the function the model names (see the module's
-        docstring). `after_result`: the reply follows a tool's result, which its speech is to tell. `made`: the
-        calls made since the user spoke (`_call_key`): the same call again is refused, spoken instead."""
+        docstring). `result_note`: the reply follows a tool's result, and this note asks its speech to tell it
+        (`_result_note`). `made`: the calls made since the user spoke (`_call_key`): the same call again is
+        refused, spoken instead."""
         llm: Any = self._llm
         vocab = self._tool_vocab()
         llm.eval(tokens[-1:])  # what create_completion would do first; it then samples from these logits
@@ -280,6 +284,7 @@ class LlamaCppLLM:
         probabilities /= probabilities.sum()
         self.last_call_probability = p_call = float(probabilities[vocab.call_start].sum())
         self.last_route = "speech"
+        after_result = result_note is not None
         if p_call >= (RESULT_CALL_THRESHOLD if after_result else CALL_THRESHOLD):
             call = self._call(tokens, tools, sources, cancelled, chat=_offers_chat(tools), made=made)
             if call is not None:
@@ -290,7 +295,7 @@ class LlamaCppLLM:
                 return
         # Speech chosen: a short system note before the reply tells the model no function fits, so it answers
         # instead of telling a call in words. It costs its own ~30 tokens: the prompt before it is cached.
-        tokens = self._speech_prompt(tokens, RESULT_NOTE if after_result else SPEECH_NOTE)
+        tokens = self._speech_prompt(tokens, result_note if result_note is not None else SPEECH_NOTE)
         if not self._prefill(tokens, cancelled):  # create_completion evaluates the last token itself
             return
         ban = vocab.markup
@@ -450,13 +455,14 @@ class LlamaCppLLM:
                         return
                     if tools and self.tool_guards:
                         after_result = bool(messages) and messages[-1].role == "tool"
+                        note = _result_note(messages) if after_result else None
                         self._guarded(
                             tokens,
                             tools,
                             _sources(messages),
                             cancelled,
                             put,
-                            after_result=after_result,
+                            result_note=note,
                             made=_calls_since_user(messages),
                         )
                         return
@@ -534,6 +540,24 @@ def _block_end(calls: str) -> str | None:
     elif not current.startswith(NAMED + _CHAT_CALL):
         return None
     return _NEXT_CALL.join(done) + CLOSE
+
+
+def _result_note(messages: Sequence[ChatMessage]) -> str:
+    """RESULT_NOTE for a reply after the tool results that end `messages`: the user's last words and what
+    each call returned, quoted (clipped; no chat-template tokens: the note is read with special tokens on)."""
+
+    def quote(text: str) -> str:
+        text = " ".join(text.replace("<|", "<").split())
+        return text[:NOTE_CLIP] + ("..." if len(text) > NOTE_CLIP else "")
+
+    request = next((m.content for m in reversed(messages) if m.role == "user"), "")
+    names = {c.call_id: c.name for m in messages if m.role == "assistant" for c in m.tool_calls}
+    results: list[str] = []
+    for m in reversed(messages):
+        if m.role != "tool":
+            break
+        results.insert(0, f"{names.get(m.tool_call_id or '', 'function')}: {quote(m.content)}")
+    return RESULT_NOTE.format(request=quote(request), results="; ".join(results))
 
 
 def _call_key(name: str, arguments: dict[str, Any]) -> str:

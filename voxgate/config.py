@@ -101,6 +101,13 @@ class Settings(BaseSettings):
     stt_partial_model: str = Field(default="tiny.en", description="Live partials; same choices as stt_model.")
     stt_language: str = Field(default="en", description="Default input language (ISO 639-1); 'auto' detects.")
     stt_threads: int = Field(default=2, description="CPU threads of each Whisper model.")
+    stt_workers: int = Field(
+        default=2,
+        ge=1,
+        le=16,
+        description="Transcriptions one Whisper model runs at once (CTranslate2 workers; each holds a copy of "
+        "the weights). One made every session's transcripts queue behind each other's.",
+    )
     stt_short_window: bool = Field(
         default=True,
         description="Encode each turn in a window of its own length (+3 s, at least 20 s) instead of Whisper's "

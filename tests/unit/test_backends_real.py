@@ -64,6 +64,22 @@ def test_whisper_transcribes_real_speech(model: str, max_wer: float, short_windo
     assert stt.transcribe(np.zeros(16_000, np.float32), language="en") == ""
 
 
+@pytest.mark.parametrize("short_window", [True, False])
+def test_whisper_transcribes_from_several_threads_at_once(short_window: bool) -> None:
+    """Without its lock, one model decodes for several sessions at a time (CTranslate2 workers): each gets
+    its own words, as a decode alone gives them."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from voxgate.backends.stt.whisper import WhisperSTT
+
+    stt = WhisperSTT("tiny.en", workers=2, short_window=short_window)
+    clips = [recording(name) for name in ("0880", "0890", "0880", "0890")]
+    alone = [stt.transcribe(clip, language="en") for clip in clips[:2]]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda clip: stt.transcribe(clip, language="en"), clips))
+    assert together == alone * 2 and all(alone)
+
+
 def test_whisper_short_window_reads_every_librivox_sentence_and_long_audio() -> None:
     """The window sized to the turn hears what the full 30 s window hears; past 27 s the full path takes over."""
     from voxgate.backends.stt.whisper import WhisperSTT

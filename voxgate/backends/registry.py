@@ -89,6 +89,7 @@ class Models:
             self._stt[name] = WhisperSTT(
                 name,
                 cpu_threads=s.stt_threads,
+                workers=s.stt_workers,
                 decoding=s.stt_decoding,
                 short_window=s.stt_short_window,
             )

@@ -40,7 +40,6 @@ Per call, a session can ask for more (`SpeechToText.transcribe`):
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -166,14 +165,24 @@ def most_probable(probabilities: Sequence[tuple[str, float]], among: Sequence[st
 
 class WhisperSTT:
     def __init__(
-        self, model: str, *, cpu_threads: int = 2, decoding: Decoding = "fast", short_window: bool = True
+        self,
+        model: str,
+        *,
+        cpu_threads: int = 2,
+        workers: int = 2,
+        decoding: Decoding = "fast",
+        short_window: bool = True,
     ) -> None:
         self.name = f"whisper-{model}"
         self.english_only = model.endswith(".en")
-        self._model = WhisperModel(str(model_dir(model)), device="cpu", compute_type="int8", cpu_threads=cpu_threads)
+        # CTranslate2 runs up to `workers` calls from different threads at once; the decode below keeps no
+        # state of its own. A lock here made every session's transcript wait for every other's: with four
+        # callers on remote LLM and voice, the server used under one of its two cores while turns queued.
+        self._model = WhisperModel(
+            str(model_dir(model)), device="cpu", compute_type="int8", cpu_threads=cpu_threads, num_workers=workers
+        )
         self._search = SEARCHES[decoding]
         self._short_window = short_window
-        self._lock = threading.Lock()
         # Every language the model can be asked for ("en" alone for an English-only model).
         self.capabilities = STTCapabilities(keyterms=True, languages=tuple(self._model.supported_languages))
 
@@ -197,24 +206,22 @@ class WhisperSTT:
         context = self._context(hotwords, prompt)
         fits = len(samples) / 16_000 + SHORT_WINDOW_MARGIN_S <= FULL_WINDOW_S
         if self._short_window and fits:
-            with self._lock:
-                text = self._decode_short(samples, forced, among, hotwords, context, search)
+            text = self._decode_short(samples, forced, among, hotwords, context, search)
             return "" if text.lower() in _HALLUCINATIONS else text
-        with self._lock:
-            if forced is None and among:
-                _language, _p, probabilities = self._model.detect_language(samples)
-                forced = most_probable(probabilities, among)
-            segments, _info = self._model.transcribe(
-                samples,
-                language=forced,
-                beam_size=search.beam_size,
-                vad_filter=False,
-                condition_on_previous_text=False,
-                without_timestamps=not search.timestamps,
-                initial_prompt=context or None,
-                hotwords=hotwords,
-            )
-            kept = [s for s in segments if not (s.no_speech_prob > NO_SPEECH_PROB and s.avg_logprob < LOW_LOGPROB)]
+        if forced is None and among:
+            _language, _p, probabilities = self._model.detect_language(samples)
+            forced = most_probable(probabilities, among)
+        segments, _info = self._model.transcribe(
+            samples,
+            language=forced,
+            beam_size=search.beam_size,
+            vad_filter=False,
+            condition_on_previous_text=False,
+            without_timestamps=not search.timestamps,
+            initial_prompt=context or None,
+            hotwords=hotwords,
+        )
+        kept = [s for s in segments if not (s.no_speech_prob > NO_SPEECH_PROB and s.avg_logprob < LOW_LOGPROB)]
         text = " ".join(s.text.strip() for s in kept).strip()
         return "" if text.lower() in _HALLUCINATIONS else text
 

@@ -144,7 +144,7 @@ def _heard(value: Any, heard: set[str], said: set[str]) -> bool:
         return any(_heard(v, heard, said) for v in (value.values() if isinstance(value, dict) else value))
     text = str(value).lower()
     words = [w for w in _WORD.findall(text) if w not in _FILLER]
-    if any(w in heard or (len(w) > 3 and w.rstrip("s") in heard) for w in words):
+    if any(_form_heard(w, heard) for w in words):
         return True
     if spoken_digits(text) and spoken_digits(text) in said:
         return True
@@ -183,9 +183,14 @@ def grounded(arguments: Mapping[str, Any], parameters: Mapping[str, Any], source
     return True
 
 
+def _form_heard(word: str, heard: set[str]) -> bool:
+    """`word`, or it without a plural's "s", was said ("plants" for "plant")."""
+    return word in heard or (len(word) > 3 and word.rstrip("s") in heard)
+
+
 def _word_heard(word: str, heard: set[str]) -> bool:
-    """`word` or a form of it was said ("reminder" for "remind", "plants" for "plant")."""
-    if word in heard or (len(word) > 3 and word.rstrip("s") in heard):
+    """`word` or a form of it was said: `_form_heard`, or a word that begins the same ("reminder" for "remind")."""
+    if _form_heard(word, heard):
         return True
     stem = word[:STEM_CHARS]
     return len(word) >= STEM_CHARS and any(h.startswith(stem) for h in heard if len(h) >= STEM_CHARS)

@@ -21,17 +21,26 @@ is dropped from the cache and what follows is moved up (`_reuse`), so the fold c
 With tools, a reply is decided by the model naming a function (`tool_guards`, on by default): the prompt
 goes on with the opening of a call, `<tool_call>\n{"name": "`, and the name is chosen under a grammar
 between the session's tools and `chat`, the choice that means "no call". A tool's call is written under
-a grammar built from the tools' schemas (tool_grammar.py); `chat` (or a call whose arguments nobody said)
-becomes speech, with a short system note before the reply (no function fits) and every markup token
-banned (a ban is a mask: no per-token grammar cost). Speech that turns into a call (`<tool_call>` after
-a few words) goes on as a constrained call. A full reply grammar (speech | calls) was measured at
-+50-170 ms per token on 2 cores.
+a grammar built from the tools' schemas (tool_grammar.py). `chat` takes the reply as its argument:
+`{"name": "chat", "arguments": {"reply": "` is read in the same batch as the call's opening (speculatively:
+for any other name it is dropped again), so a reply that calls nothing costs those ~15 prompt tokens
+(~0.3 s on 2 cores) and no extra step; its text is what the model writes to the closing quote, with
+every markup token banned (a ban is a mask: no per-token grammar cost). A call whose arguments nobody
+said is spoken through `chat` too. A full reply grammar (speech | calls) was measured at +50-170 ms per
+token on 2 cores.
 
+Two earlier ways cost more or spoke worse (measured 2026-12-02 on the bench's no-call questions):
+- speech as a normal assistant reply after a system note ("no function is needed ...") read after
+  `chat` was named: the note's ~30 tokens and the call's opening cost 1.0-1.9 s before the first word
+  (the bench's no-tool first audio: +2.05 s against guards off);
+- speech from the turn's start with the call's opening dropped and call tokens banned, for 0.15 s: the
+  model, which had meant a call, said "reply to the user in words", "reply: Hi!" or "Thank you!" to thanks.
 The decision used to be the first token's probability of starting a call, against a threshold. With
 any history before the turn, that probability was 0.00-0.05 for weather questions under a prompt that
 says to call get_weather, the same as for small talk: the model chatted on and made the weather up.
-Naming the function separates them (the soak's questions, all right but the umbrella); it costs the
-call's opening and a few grammar steps on every reply with tools.
+After a tool's result, the reply is still spoken after a note that quotes the request and the result
+(`_result_note`), and a refused call's reply after the "no function" note: both are rarer than a turn
+that calls nothing.
 """
 
 from __future__ import annotations
@@ -60,10 +69,9 @@ STOP = ["<|im_end|>", "<|endoftext|>", "<|im_start|>"]
 PREFILL_CHUNK = 64  # tokens evaluated between two looks at the cancel flag
 SHIFT_MIN_TOKENS = 32  # a dropped span is worth shifting past only if this much after it is reused
 _END = object()
-# The first-token probability of a call from which the model is asked which tool: always after the user
-# spoke (see the docstring). After a tool's result, only when the model leans to another call: asked every
-# time, it names the tool it just called again (the user's words still ground it).
-CALL_THRESHOLD = 0.0
+# After the user spoke the model always names a function (see the docstring). After a tool's result, only when
+# its first token leans to another call by this much: asked every time, it names the tool it just called
+# again (the user's words still ground it).
 RESULT_CALL_THRESHOLD = 0.3
 # The longest call (or calls) written under the grammar. The call is held back until it is whole, so at
 # ~0.1 s a token on 2 cores this bounds the silence before it (inside the 30 s first-token timeout).
@@ -73,9 +81,15 @@ CHAT_TOOL = ToolSpec(
     "chat",
     "Use this for everything no other function is for: greetings, small talk, thanks, jokes, opinions, "
     "general knowledge questions. Reply to the user in words.",
+    # No parameters in the prompt, though a reply is written as its `reply` (_CHAT_REPLY): listed, the
+    # argument made `chat` likelier than a tool (the bench's call/no-call fell from 80/84 to 78/84).
     {"type": "object", "properties": {}},
 )
 _CHAT_CALL = 'chat"'
+_CHAT_REPLY = 'chat", "arguments": {"reply": "'  # a reply spoken through `chat` begins so, after `{"name": "`
+# Its end: the closing quote and brace. A quote alone is text (a title in quotes; `\"` cannot be written, the
+# backslash being markup), and a brace is allowed only right after a quote (`_no_reply_markup`).
+_REPLY_END = [*STOP, '"}']
 ASSISTANT_OPENING = "<|im_start|>assistant\n"  # how qwen_prompt.render ends every prompt
 SPEECH_NOTE = (
     "<|im_start|>system\nNo function is needed for this message. Answer the user yourself, in one or two "
@@ -131,6 +145,7 @@ class LlamaCppLLM:
         self.max_tokens = max_tokens
         self.history_tokens = history_tokens  # session/context_window.py folds the turns to fit this
         self._temperature, self._top_p = temperature, top_p
+        self._rng = np.random.default_rng(seed if seed >= 0 else None)  # a first token sampled here (_sample)
         self._lock = threading.Lock()  # warmup() runs from other threads
         self._turn = asyncio.Lock()  # FIFO admission of streamed requests
         self._thread = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"llm-{name}")
@@ -225,7 +240,7 @@ class LlamaCppLLM:
             tokens,
             stream=True,
             max_tokens=options.pop("max_tokens", self.max_tokens),
-            stop=STOP,
+            stop=options.pop("stop", STOP),
             temperature=options.pop("temperature", self._temperature),
             top_p=self._top_p,
             **options,
@@ -277,36 +292,121 @@ class LlamaCppLLM:
         (`_result_note`). `made`: the calls made since the user spoke (`_call_key`): the same call again is
         refused, spoken instead."""
         llm: Any = self._llm
-        vocab = self._tool_vocab()
-        llm.eval(tokens[-1:])  # what create_completion would do first; it then samples from these logits
-        logits = self._logits()
-        probabilities = np.exp(logits - logits.max())
-        probabilities /= probabilities.sum()
-        self.last_call_probability = p_call = float(probabilities[vocab.call_start].sum())
         self.last_route = "speech"
-        after_result = result_note is not None
-        if p_call >= (RESULT_CALL_THRESHOLD if after_result else CALL_THRESHOLD):
-            call = self._call(tokens, tools, sources, cancelled, chat=_offers_chat(tools), made=made)
-            if call is not None:
-                self.last_route = "call"
-                put(OPEN + call)
-                return
-            if cancelled.is_set():
-                return
-        # Speech chosen: a short system note before the reply tells the model no function fits, so it answers
-        # instead of telling a call in words. It costs its own ~30 tokens: the prompt before it is cached.
-        tokens = self._speech_prompt(tokens, result_note if result_note is not None else SPEECH_NOTE)
+        if result_note is not None:
+            llm.eval(tokens[-1:])  # what create_completion would do first; it then samples from these logits
+            self.last_call_probability = p_call = _probability(self._logits(), self._tool_vocab().call_start)
+            if p_call >= RESULT_CALL_THRESHOLD:
+                call = self._call(tokens, tools, sources, cancelled, chat=_offers_chat(tools), made=made)
+                if call is not None:
+                    self.last_route = "call"
+                    put(OPEN + call)
+                    return
+                if cancelled.is_set():
+                    return
+            self._speak_after_note(tokens, result_note, tools, sources, cancelled, put)
+            return
+        chat = _offers_chat(tools)
+        opened = [*tokens, *self._tokens(OPEN + NAMED, special=True)]
+        # The call's opening, and the `chat` reply's opening after it, read in one batch with the prompt's
+        # last token: the logits after `{"name": "` choose the function, and when that is `chat`, those at
+        # the end start the reply. For any other function the reply's opening is dropped again.
+        reply = [*opened, *self._tokens(_CHAT_REPLY)] if chat else opened
+        batch = reply[len(tokens) - 1 :]
+        named, replying = self._eval_at(batch, [len(opened) - len(tokens) + 1, len(batch)])
+        self.last_call_probability = None
+        if chat and self._first_name_is_chat(named, tools):
+            self.last_route = "chat"
+            self._reply(reply, replying, cancelled, put)
+            return
+        llm.n_tokens = len(opened)
+        call = self._call(tokens, tools, sources, cancelled, chat=chat, made=made, named=named)
+        if call is not None:
+            self.last_route = "call"
+            put(OPEN + call)
+            return
+        if cancelled.is_set():
+            return
+        if chat and self.last_route in ("chat", "ungrounded"):
+            # `chat`, or a call of values nobody said (a question the model would answer through `remember`):
+            # the reply goes through `chat` from the call's opening, which is still in the cache.
+            llm.n_tokens = len(opened)
+            self._complete(
+                [*opened, *self._tokens(_CHAT_REPLY)],
+                cancelled,
+                put,
+                logits_processor=[self._no_reply_markup],
+                stop=_REPLY_END,
+            )
+            return
+        self._speak_after_note(tokens, SPEECH_NOTE, tools, sources, cancelled, put)
+
+    def _tokens(self, text: str, *, special: bool = False) -> list[int]:
+        return list(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=special))
+
+    def _no_reply_markup(self, input_ids: Sequence[int] | None, scores: np.ndarray) -> np.ndarray:
+        """A `chat` reply's text: no markup, no call (inside a JSON string, a call cannot begin); the closing
+        braces only after a quote, so that the reply can end (`_REPLY_END`)."""
+        vocab = self._tool_vocab()
+        closing = scores[vocab.closes].copy()
+        scores[vocab.markup] = scores[vocab.call_start] = -np.inf
+        if input_ids is not None and len(input_ids) and vocab.ends_quote[int(input_ids[-1])]:
+            scores[vocab.closes] = closing
+        return scores
+
+    def _first_name_is_chat(self, named: np.ndarray, tools: Sequence[ToolSpec]) -> bool:
+        """Whether the best first token of a function's name (under the grammar) can only begin `chat`."""
+        assert self._grammars is not None  # made with the vocabulary
+        token = self._grammars.get(call_grammar([*tools, CHAT_TOOL])).best(named)
+        if token is None:
+            return False
+        head = self._llm.detokenize([token], special=True).decode("utf-8", errors="replace")
+        return _only_chat(head, [t.name for t in tools])
+
+    def _reply(
+        self, tokens: list[int], logits: np.ndarray, cancelled: threading.Event, put: Callable[[str], None]
+    ) -> None:
+        """The `chat` reply's text after `tokens` (evaluated; `logits` follow them), to its closing quote. Its
+        first token is sampled here from the logits kept from the batch, so nothing is evaluated twice."""
+        llm: Any = self._llm
+        scores = self._no_reply_markup(None, logits.copy())  # not closed at once: the reply has a word at least
+        first = self._sample(scores)
+        if first in self._tool_vocab().eog:
+            return
+        try:
+            text = llm.detokenize([first], special=False).decode("utf-8")
+        except UnicodeDecodeError:  # part of a character: let create_completion sample it (one more evaluation)
+            llm.n_tokens = len(tokens) - 1
+            self._complete(tokens, cancelled, put, logits_processor=[self._no_reply_markup], stop=_REPLY_END)
+            return
+        put(text)
+        self._complete([*tokens, first], cancelled, put, logits_processor=[self._no_reply_markup], stop=_REPLY_END)
+
+    def _speak_after_note(
+        self,
+        tokens: list[int],
+        note: str,
+        tools: Sequence[ToolSpec],
+        sources: Sequence[str],
+        cancelled: threading.Event,
+        put: Callable[[str], None],
+    ) -> None:
+        """Speech after a short system note before the reply: that no function fits (a call refused) or what a
+        result was, so the model answers instead of telling a call in words. The note costs its own ~30 tokens
+        (~0.6 s on 2 cores): the prompt before it is cached. Speech that turns into a call (`<tool_call>` after
+        some words) goes on as a call under the grammar."""
+        vocab = self._tool_vocab()
+        tokens = self._speech_prompt(tokens, note)
         if not self._prefill(tokens, cancelled):  # create_completion evaluates the last token itself
             return
-        ban = vocab.markup
-        # Speech chosen, the model may still mean a call: with its markup banned it writes one in words
-        # ("get_weather(Paris)", "chat"), which the spoken filter drops, leaving nothing to say. So the
-        # first word may not be the start of a function's name, the `chat` choice's included.
+        # With its markup banned, the model may still mean a call and write one in words ("get_weather(Paris)",
+        # "chat"), which the spoken filter drops, leaving nothing to say: so the first word may not be the start
+        # of a function's name, the `chat` choice's included.
         first_ban = self._name_starts([*tools, CHAT_TOOL])
         first = [True]
 
         def no_markup(_: Any, scores: np.ndarray) -> np.ndarray:
-            scores[ban] = -np.inf
+            scores[vocab.markup] = -np.inf
             if first[0]:
                 first[0] = False
                 scores[first_ban] = -np.inf
@@ -314,11 +414,44 @@ class LlamaCppLLM:
 
         opener = OPEN.strip()
         spoken = self._complete(tokens, cancelled, put, logits_processor=[no_markup], stop_at=opener)
-        if spoken.endswith(opener) and not cancelled.is_set():  # words, then a call: the call under the grammar
-            said = llm.tokenize(spoken.removesuffix(opener).encode("utf-8"), add_bos=False, special=False)
-            call = self._call(tokens + list(said), tools, sources, cancelled, chat=False)
+        if spoken.endswith(opener) and not cancelled.is_set():
+            said = self._tokens(spoken.removesuffix(opener))
+            call = self._call(tokens + said, tools, sources, cancelled, chat=False)
             if call is not None:
                 put(OPEN + call)
+
+    def _sample(self, scores: np.ndarray) -> int:
+        """One token from `scores` as create_completion samples (top-k 40, min-p 0.05, top-p, temperature)."""
+        if self._temperature <= 0:
+            return int(np.argmax(scores))
+        top = np.argpartition(-scores, 40)[:40]
+        top = top[np.argsort(-scores[top])]
+        p = np.exp((scores[top] - scores[top[0]]) / self._temperature)
+        p /= p.sum()
+        keep = (p >= 0.05 * p[0]) & np.concatenate([[True], np.cumsum(p)[:-1] < self._top_p])
+        p = np.where(keep, p, 0.0)
+        return int(self._rng.choice(top, p=p / p.sum()))
+
+    def _eval_at(self, tokens: list[int], at: Sequence[int]) -> list[np.ndarray]:
+        """Evaluate `tokens` in one batch; the next-token logits after each of the `at`-th of them (1-based)."""
+        import llama_cpp
+
+        llm: Any = self._llm
+        n = int(llm.n_tokens)
+        llm._ctx.kv_cache_seq_rm(-1, n, -1)
+        batch = llm._batch
+        batch.set_batch(batch=tokens, n_past=n, logits_all=False)
+        for i in at:
+            batch.batch.logits[i - 1] = True
+        llm._ctx.decode(batch)
+        llm.input_ids[n : n + len(tokens)] = tokens
+        llm.n_tokens = n + len(tokens)
+        self.evaluated_tokens += len(tokens)
+        size = self._tool_vocab().size
+        return [  # llama.cpp finds an output by the position of its token in the batch
+            np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm._ctx.ctx, i - 1), shape=(size,)).astype(np.float64)
+            for i in at
+        ]
 
     def _speech_prompt(self, tokens: list[int], note_text: str) -> list[int]:
         """`tokens` (a prompt that ends by opening the assistant's turn) with `note_text` just before that."""
@@ -351,30 +484,36 @@ class LlamaCppLLM:
         *,
         chat: bool,
         made: Collection[str] = (),
+        named: np.ndarray | None = None,
     ) -> str | None:
         """A call written greedily under the tools' grammar after `prefix` + `<tool_call>`: its text up to and
         with `</tool_call>`, or None when the model picked `chat` (no call: speak), when the call's
-        arguments were never said (text/tool_arguments.py `grounded`), or when given up."""
+        arguments were never said (text/tool_arguments.py `grounded`), or when given up. `named`: the
+        call's opening is already evaluated after `prefix`, and these are the logits that follow it."""
         llm: Any = self._llm
-        opened = prefix + list(llm.tokenize((OPEN + NAMED).encode("utf-8"), add_bos=False, special=True))
-        if not self._prefill(opened, cancelled):
-            return None
-        llm.eval(opened[-1:])
+        if named is None:
+            opened = prefix + list(llm.tokenize((OPEN + NAMED).encode("utf-8"), add_bos=False, special=True))
+            if not self._prefill(opened, cancelled):
+                return None
+            llm.eval(opened[-1:])
+            named = self._logits()
         eog = self._tool_vocab().eog
+        names = [t.name for t in tools]
         assert self._grammars is not None  # made with the vocabulary
         sampler = self._grammars.get(call_grammar([*tools, CHAT_TOOL] if chat else tools))
         written: list[int] = []
         text = ""
+        logits = named
         for _ in range(CALL_TOKENS):
             if cancelled.is_set():
                 return None
-            token = sampler.best(self._logits())
+            token = sampler.best(logits)
             if token is None or token in eog:
                 break
             sampler.accept(token)
             written.append(token)
             text = llm.detokenize(written, special=True).decode("utf-8", errors="replace")
-            if chat and text.startswith(_CHAT_CALL):
+            if chat and _only_chat(text, names):
                 self.last_route = "chat"
                 return None
             if not self._so_far_grounded(text, tools, sources):  # a value nobody said: no need to write the rest
@@ -384,6 +523,7 @@ class LlamaCppLLM:
                 text = whole.removeprefix(NAMED)
                 break
             llm.eval([token])
+            logits = self._logits()
         if text.endswith(CLOSE) and (whole := _block_end(NAMED + text + "\n" + OPEN)) is not None:
             text = whole.removeprefix(NAMED)  # the block's last call repeats one before it: dropped
         parser = ToolCallParser()
@@ -493,11 +633,15 @@ class LlamaCppLLM:
 class _ToolVocab:
     """Token ids of the model's vocabulary that matter to a reply with tools (computed once per model)."""
 
-    def __init__(self, markup: np.ndarray, call_start: np.ndarray, eog: np.ndarray, *, size: int) -> None:
+    def __init__(
+        self, markup: np.ndarray, call_start: np.ndarray, eog: np.ndarray, closes: np.ndarray, *, size: int
+    ) -> None:
         self.size = size
         self.eog = eog
         self.markup = markup  # ids whose text holds a markup character: banned from speech
         self.call_start = call_start  # ids that begin a call: `<tool_call>`, `{`, a code fence
+        self.closes = closes  # ids of closing braces only (`}}`, `}\n`): how a `chat` reply's call ends
+        self.ends_quote = np.zeros(size, dtype=bool)  # ids whose text ends with a double quote
 
     @classmethod
     def of(cls, llm: Any) -> _ToolVocab:
@@ -507,6 +651,8 @@ class _ToolVocab:
         size = int(llm.n_vocab())
         opener = llm.tokenize(OPEN.strip().encode("utf-8"), add_bos=False, special=True)
         markup: list[int] = []
+        closes: list[int] = []
+        quotes: list[int] = []
         call_start: list[int] = list(opener[:1]) if len(opener) == 1 else []
         buffer = ctypes.create_string_buffer(64)
         eog = [i for i in range(size) if llama_cpp.llama_vocab_is_eog(vocab, i)]
@@ -515,11 +661,17 @@ class _ToolVocab:
                 continue
             n = llama_cpp.llama_token_to_piece(vocab, i, buffer, len(buffer), 0, True)
             piece = buffer.raw[: max(n, 0)].decode("utf-8", errors="ignore")
+            if piece.rstrip().endswith('"'):
+                quotes.append(i)
+            if piece.strip() and not piece.strip().strip("}"):
+                closes.append(i)
             if any(c in piece for c in MARKUP_CHARS):
                 markup.append(i)
                 if piece.lstrip().startswith(("{", "```")):
                     call_start.append(i)
-        return cls(*(np.asarray(ids, dtype=np.intp) for ids in (markup, call_start, eog)), size=size)
+        made = cls(*(np.asarray(ids, dtype=np.intp) for ids in (markup, call_start, eog, closes)), size=size)
+        made.ends_quote[quotes] = True
+        return made
 
 
 _NEXT_CALL = CLOSE + "\n" + OPEN
@@ -558,6 +710,21 @@ def _result_note(messages: Sequence[ChatMessage]) -> str:
             break
         results.insert(0, f"{names.get(m.tool_call_id or '', 'function')}: {quote(m.content)}")
     return RESULT_NOTE.format(request=quote(request), results="; ".join(results))
+
+
+def _only_chat(text: str, names: Sequence[str]) -> bool:
+    """Whether the name written so far (`text`, after `{"name": "`) can only be `chat`'s: decided without
+    waiting for its closing quote, when no tool's name begins the same way."""
+    if text.startswith(_CHAT_CALL):
+        return True
+    head = text.split('"', 1)[0]
+    return bool(head) and _CHAT_CALL.startswith(head) and not any(n.startswith(head) for n in names)
+
+
+def _probability(logits: np.ndarray, ids: np.ndarray) -> float:
+    """The softmax probability of any of `ids` under `logits`."""
+    p = np.exp(logits - logits.max())
+    return float(p[ids].sum() / p.sum())
 
 
 def _call_key(name: str, arguments: dict[str, Any]) -> str:

@@ -66,16 +66,16 @@ def test_sampling_draws_among_close_tokens() -> None:
 
 
 def test_a_reply_has_no_markup_and_no_call() -> None:
-    llm = _llm(0.6)
-    scores = llm._no_reply_markup([5], np.zeros(100))
+    mask = _llm(0.6)._reply_mask(1)
+    scores = mask([30, 5], np.zeros(100))
     assert np.isneginf(scores[[10, 11, 12]]).all() and np.isfinite(scores[[5, 20, 30]]).all()
 
 
-def test_the_closing_braces_come_only_right_after_a_quote() -> None:
-    llm = _llm(0.6)
-    assert np.isneginf(llm._no_reply_markup([5], np.zeros(100))[12])
-    assert np.isneginf(llm._no_reply_markup(None, np.zeros(100))[12])  # the first token: a reply says something
-    assert llm._no_reply_markup([7, 20], np.zeros(100))[12] == 0.0
+def test_the_closing_braces_come_only_right_after_a_quote_the_reply_wrote() -> None:
+    mask = _llm(0.6)._reply_mask(2)  # token 20 (a quote) is the reply's opening quote at position 2
+    assert np.isneginf(mask([7, 20], np.zeros(100))[12])  # not closed before a word: the reply says something
+    assert np.isneginf(mask([7, 20, 5], np.zeros(100))[12])
+    assert mask([7, 20, 5, 20], np.zeros(100))[12] == 0.0
 
 
 def test_a_quote_alone_does_not_end_the_reply() -> None:

@@ -71,6 +71,11 @@ def test_enums_and_other_types_are_left_alone() -> None:
         ({"fact": "The ocean is the largest body of water on Earth."}, "Tell me a fun fact about the ocean?", False),
         ({"message": "Reminder: you have a dentist appointment"}, "Remind them about the dentist.", True),  # forms
         ({"message": "Water the plants"}, "Remind my mom to water the plants.", True),
+        # Split at its apostrophe, "don't" was two words nobody said ("don", "t"): the bench's reminder was refused.
+        ({"message": "Don't forget the meeting!"}, "Call 555-123-4567 and remind them about the meeting.", True),
+        ({"message": "Don\u2019t forget the meeting!"}, "Remind them about the meeting.", True),
+        ({"contact": "John's phone"}, "Call John on his phone.", True),  # a possessive is the name
+        ({"message": "Bring a cake to the party"}, "Remind them about the meeting.", False),
     ],
 )
 def test_a_call_is_grounded_in_what_was_said(arguments: dict[str, Any], said: str, ok: bool) -> None:

@@ -35,13 +35,16 @@ _DIGITS_NAME = re.compile(
 _DIGITS_PATTERN = re.compile(r"^\^?(\[0-9\]|\\d)(\+|\*|\{\d+(,\d*)?\})\$?$")
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _ISO_DATE = re.compile(r"\b\d{4}-\d{2}-\d{2}\b")
-_WORD = re.compile(r"[a-z0-9]+")
+# A word keeps its contraction: split at the apostrophe, "Don't forget the meeting!" had two words nobody
+# said ("don", "t") and was refused as made up for "remind them about the meeting".
+_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)*")
 STEM_CHARS = 5  # words that share this many first letters are taken as forms of one word
 _DIGIT_WORDS = re.compile(r"\b(?:(?:zero|oh|one|two|three|four|five|six|seven|eight|nine)\b[\s,-]*)+", re.IGNORECASE)
 _DATE_OR_TIME = re.compile(r"date|time|day|when|hour", re.IGNORECASE)
 # Words that say nothing of what was asked: an argument made of these alone is not grounded by them.
 _FILLER = frozenset(
-    "a an the of to in on at for and or is are was be my me i you your it this that with please".split()
+    "a an the of to in on at for and or is are was be my me i you your it this that with please "
+    "do does did don't doesn't didn't not will won't can can't i'm i'll".split()
 )
 
 
@@ -143,7 +146,7 @@ def _heard(value: Any, heard: set[str], said: set[str]) -> bool:
     if isinstance(value, list | dict):
         return any(_heard(v, heard, said) for v in (value.values() if isinstance(value, dict) else value))
     text = str(value).lower()
-    words = [w for w in _WORD.findall(text) if w not in _FILLER]
+    words = [w for w in _words(text) if w not in _FILLER]
     if any(_form_heard(w, heard) for w in words):
         return True
     if spoken_digits(text) and spoken_digits(text) in said:
@@ -163,7 +166,7 @@ def grounded(arguments: Mapping[str, Any], parameters: Mapping[str, Any], source
     required = parameters.get("required") if isinstance(parameters, Mapping) else None
     if isinstance(required, list):
         arguments = {k: v for k, v in arguments.items() if k in required}
-    heard = {w for text in sources for w in _WORD.findall(text.lower())}
+    heard = {w for text in sources for w in _words(text)}
     said = _said_numbers(sources)
     if arguments and not any(_heard(v, heard, said) for v in arguments.values()):
         return False  # "how do you spell necessary?" is not set_temperature_unit("celsius")
@@ -174,13 +177,18 @@ def grounded(arguments: Mapping[str, Any], parameters: Mapping[str, Any], source
         description = prop.get("description", "") if isinstance(prop, Mapping) else ""
         if _DATE_OR_TIME.search(f"{name} {description}") or (isinstance(prop, Mapping) and prop.get("format")):
             continue
-        words = [w for w in _WORD.findall(value.lower()) if w not in _FILLER]
+        words = [w for w in _words(value) if w not in _FILLER]
         digits = spoken_digits(value)
         if digits and digits in said:
             continue
         if words and 2 * sum(_word_heard(w, heard) for w in words) < len(words):
             return False
     return True
+
+
+def _words(text: str) -> list[str]:
+    """The words of `text`, a possessive's "'s" left off ("John's" is "john"), other contractions kept whole."""
+    return [w.removesuffix("'s") for w in _WORD.findall(text.lower().replace("\u2019", "'"))]
 
 
 def _form_heard(word: str, heard: set[str]) -> bool:

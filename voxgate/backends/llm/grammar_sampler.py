@@ -40,6 +40,10 @@ class GrammarSampler:
     def accept(self, token: int) -> None:
         self._c.llama_sampler_accept(self._sampler, token)
 
+    def allows(self, token: int) -> bool:
+        """Whether the grammar takes `token` next."""
+        return self._best_of(np.asarray([token]), np.zeros(token + 1)) is not None
+
     def best(self, logits: np.ndarray) -> int | None:
         """The likeliest token the grammar allows next (None: nothing is, the grammar is stuck)."""
         top = np.argpartition(-logits, TOP_K)[:TOP_K]

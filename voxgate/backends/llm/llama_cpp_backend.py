@@ -59,7 +59,7 @@ from typing import Any
 import numpy as np
 
 from voxgate.backends.base import ChatMessage, LLMEvent, ToolCallRequest, ToolSpec
-from voxgate.backends.llm.grammar_sampler import GrammarCache
+from voxgate.backends.llm.grammar_sampler import GrammarCache, GrammarSampler
 from voxgate.backends.llm.qwen_prompt import render
 from voxgate.backends.llm.tool_call_parser import ToolCallParser
 from voxgate.backends.llm.tool_grammar import CLOSE, MARKUP_CHARS, NAMED, OPEN, call_grammar
@@ -86,9 +86,10 @@ CHAT_TOOL = ToolSpec(
     {"type": "object", "properties": {}},
 )
 _CHAT_CALL = 'chat"'
+_ARGUMENTS_OPEN = '", "arguments": {"'  # what follows a tool's name in every call of it (with properties)
 _CHAT_REPLY = 'chat", "arguments": {"reply": "'  # a reply spoken through `chat` begins so, after `{"name": "`
 # Its end: the closing quote and brace. A quote alone is text (a title in quotes; `\"` cannot be written, the
-# backslash being markup), and a brace is allowed only right after a quote (`_no_reply_markup`).
+# backslash being markup), and a brace is allowed only right after a quote (`_reply_mask`).
 _REPLY_END = [*STOP, '"}']
 ASSISTANT_OPENING = "<|im_start|>assistant\n"  # how qwen_prompt.render ends every prompt
 SPEECH_NOTE = (
@@ -298,11 +299,7 @@ class LlamaCppLLM:
             self.last_call_probability = p_call = _probability(self._logits(), self._tool_vocab().call_start)
             if p_call >= RESULT_CALL_THRESHOLD:
                 call = self._call(tokens, tools, sources, cancelled, chat=_offers_chat(tools), made=made)
-                if call is not None:
-                    self.last_route = "call"
-                    put(OPEN + call)
-                    return
-                if cancelled.is_set():
+                if self._made(call, cancelled, put):
                     return
             self._speak_after_note(tokens, result_note, tools, sources, cancelled, put)
             return
@@ -321,38 +318,41 @@ class LlamaCppLLM:
             return
         llm.n_tokens = len(opened)
         call = self._call(tokens, tools, sources, cancelled, chat=chat, made=made, named=named)
-        if call is not None:
-            self.last_route = "call"
-            put(OPEN + call)
-            return
-        if cancelled.is_set():
+        if self._made(call, cancelled, put):
             return
         if chat and self.last_route in ("chat", "ungrounded"):
             # `chat`, or a call of values nobody said (a question the model would answer through `remember`):
             # the reply goes through `chat` from the call's opening, which is still in the cache.
             llm.n_tokens = len(opened)
-            self._complete(
-                [*opened, *self._tokens(_CHAT_REPLY)],
-                cancelled,
-                put,
-                logits_processor=[self._no_reply_markup],
-                stop=_REPLY_END,
-            )
+            reply = [*opened, *self._tokens(_CHAT_REPLY)]
+            self._complete(reply, cancelled, put, logits_processor=[self._reply_mask(len(reply))], stop=_REPLY_END)
             return
         self._speak_after_note(tokens, SPEECH_NOTE, tools, sources, cancelled, put)
+
+    def _made(self, call: str | None, cancelled: threading.Event, put: Callable[[str], None]) -> bool:
+        """Whether the reply is over: a call was made (and put), or the reply was given up."""
+        if call is not None:
+            self.last_route = "call"
+            put(OPEN + call)
+        return call is not None or cancelled.is_set()
 
     def _tokens(self, text: str, *, special: bool = False) -> list[int]:
         return list(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=special))
 
-    def _no_reply_markup(self, input_ids: Sequence[int] | None, scores: np.ndarray) -> np.ndarray:
-        """A `chat` reply's text: no markup, no call (inside a JSON string, a call cannot begin); the closing
-        braces only after a quote, so that the reply can end (`_REPLY_END`)."""
+    def _reply_mask(self, start: int) -> Callable[[Sequence[int], np.ndarray], np.ndarray]:
+        """The token mask of a `chat` reply's text whose first token comes after `start` tokens: no markup, no
+        call (inside a JSON string, a call cannot begin); closing braces only right after a quote the reply
+        wrote (not the one that opens it), so that it ends (`_REPLY_END`) once it has said something."""
         vocab = self._tool_vocab()
-        closing = scores[vocab.closes].copy()
-        scores[vocab.markup] = scores[vocab.call_start] = -np.inf
-        if input_ids is not None and len(input_ids) and vocab.ends_quote[int(input_ids[-1])]:
-            scores[vocab.closes] = closing
-        return scores
+
+        def mask(input_ids: Sequence[int], scores: np.ndarray) -> np.ndarray:
+            closing = scores[vocab.closes].copy()
+            scores[vocab.markup] = scores[vocab.call_start] = -np.inf
+            if len(input_ids) > start and vocab.ends_quote[int(input_ids[-1])]:
+                scores[vocab.closes] = closing
+            return scores
+
+        return mask
 
     def _first_name_is_chat(self, named: np.ndarray, tools: Sequence[ToolSpec]) -> bool:
         """Whether the best first token of a function's name (under the grammar) can only begin `chat`."""
@@ -369,18 +369,18 @@ class LlamaCppLLM:
         """The `chat` reply's text after `tokens` (evaluated; `logits` follow them), to its closing quote. Its
         first token is sampled here from the logits kept from the batch, so nothing is evaluated twice."""
         llm: Any = self._llm
-        scores = self._no_reply_markup(None, logits.copy())  # not closed at once: the reply has a word at least
-        first = self._sample(scores)
+        mask = self._reply_mask(len(tokens))
+        first = self._sample(mask(tokens, logits.copy()))
         if first in self._tool_vocab().eog:
             return
         try:
             text = llm.detokenize([first], special=False).decode("utf-8")
         except UnicodeDecodeError:  # part of a character: let create_completion sample it (one more evaluation)
             llm.n_tokens = len(tokens) - 1
-            self._complete(tokens, cancelled, put, logits_processor=[self._no_reply_markup], stop=_REPLY_END)
+            self._complete(tokens, cancelled, put, logits_processor=[mask], stop=_REPLY_END)
             return
         put(text)
-        self._complete([*tokens, first], cancelled, put, logits_processor=[self._no_reply_markup], stop=_REPLY_END)
+        self._complete([*tokens, first], cancelled, put, logits_processor=[mask], stop=_REPLY_END)
 
     def _speak_after_note(
         self,
@@ -522,8 +522,12 @@ class LlamaCppLLM:
             if (whole := _block_end(NAMED + text)) is not None:
                 text = whole.removeprefix(NAMED)
                 break
-            llm.eval([token])
+            forced = self._forced_after_name(text, tools, sampler)
+            llm.eval([token, *forced])
             logits = self._logits()
+            if forced:
+                written.extend(forced)
+                text = llm.detokenize(written, special=True).decode("utf-8", errors="replace")
         if text.endswith(CLOSE) and (whole := _block_end(NAMED + text + "\n" + OPEN)) is not None:
             text = whole.removeprefix(NAMED)  # the block's last call repeats one before it: dropped
         parser = ToolCallParser()
@@ -541,6 +545,23 @@ class LlamaCppLLM:
             self.last_route = "repeat"
             return None
         return text
+
+    def _forced_after_name(self, text: str, tools: Sequence[ToolSpec], sampler: GrammarSampler) -> list[int]:
+        """When `text` (after `{"name": "`) is a whole tool name that no other name goes on from, what every
+        call of it writes next, `", "arguments": {"` (accepted by `sampler`): read in one batch with the name's
+        last token instead of one step each, ~0.3 s less per call on 2 cores. Only tokens the grammar allows
+        are taken (a forced token it refused would stop llama.cpp)."""
+        spec = next((t for t in tools if t.name == text), None)
+        if spec is None or any(t.name != text and t.name.startswith(text) for t in tools):
+            return []
+        properties = spec.parameters.get("properties") if isinstance(spec.parameters, dict) else None
+        taken: list[int] = []
+        for token in self._tokens(_ARGUMENTS_OPEN if properties else _ARGUMENTS_OPEN[:-1]):
+            if not sampler.allows(token):
+                break
+            sampler.accept(token)
+            taken.append(token)
+        return taken
 
     @staticmethod
     def _so_far_grounded(text: str, tools: Sequence[ToolSpec], sources: Sequence[str]) -> bool:

@@ -187,3 +187,10 @@ async def test_a_reply_that_calls_nothing_reads_no_note_before_it(llm: LlamaCppL
     # With the note, ~33 tokens more were read.
     assert llm.evaluated_tokens - before <= new + openings + 3
     assert not any(c in text for c in "<>{}[]`")
+
+
+def test_warming_up_builds_the_token_masks_of_replies_with_tools(llm: LlamaCppLLM) -> None:
+    """Built by the first reply with tools, they cost it ~1 s (the whole vocabulary is read)."""
+    llm._vocab = None
+    llm.warmup("You are a helpful voice assistant.", ())
+    assert llm._vocab is not None and len(llm._vocab.markup) and len(llm._vocab.closes)

@@ -21,7 +21,8 @@ is dropped from the cache and what follows is moved up (`_reuse`), so the fold c
 With tools, a reply is decided by the model naming a function (`tool_guards`, on by default): the prompt
 goes on with the opening of a call, `<tool_call>\n{"name": "`, and the name is chosen under a grammar
 between the session's tools and `chat`, the choice that means "no call". A tool's call is written under
-a grammar built from the tools' schemas (tool_grammar.py). `chat` takes the reply as its argument:
+a grammar built from the tools' schemas (tool_grammar.py); what follows a tool's name in every call,
+`", "arguments": {"`, is read in one batch, not one step a token. `chat` takes the reply as its argument:
 `{"name": "chat", "arguments": {"reply": "` is read in the same batch as the call's opening (speculatively:
 for any other name it is dropped again), so a reply that calls nothing costs those ~15 prompt tokens
 (~0.3 s on 2 cores) and no extra step; its text is what the model writes to the closing quote, with
@@ -183,6 +184,8 @@ class LlamaCppLLM:
         with self._lock:
             for _ in self._llm.create_completion(prompt, max_tokens=1, stream=True, temperature=0.0):
                 break
+            if self.tool_guards:
+                self._tool_vocab()  # ~1 s over the whole vocabulary: paid here, not by the first reply with tools
 
     def _prefill(self, tokens: list[int], cancelled: threading.Event) -> bool:
         """Evaluate all but the last prompt token in chunks, looking at `cancelled` between them; False if

@@ -161,7 +161,6 @@ class LlamaCppLLM:
         self.cancelled_in_prefill = 0  # given up between two chunks of a prompt
         self.evaluated_tokens = 0  # prompt tokens evaluated (not found in the cache)
         self.shifted_tokens = 0  # tokens dropped from the middle of the cache instead of re-reading past them
-        self.last_call_probability: float | None = None  # of the last reply with tools (bench, tests)
 
     @property
     def waiting(self) -> int:
@@ -269,10 +268,11 @@ class LlamaCppLLM:
                 close()
         return written
 
-    def _logits(self) -> np.ndarray:
-        """The next token's logits after the last evaluation."""
+    def _logits(self, at: int = -1) -> np.ndarray:
+        """The next token's logits after the last evaluation: after its last token, or its `at`-th (from 0; a
+        token whose logits were asked for, `_eval_at`): llama.cpp finds an output by its token's position."""
         vocab = self._tool_vocab()
-        return np.ctypeslib.as_array(self._llm._ctx.get_logits(), shape=(vocab.size,)).astype(np.float64)
+        return np.ctypeslib.as_array(self._llm._ctx.get_logits_ith(at), shape=(vocab.size,)).astype(np.float64)
 
     def _tool_vocab(self) -> _ToolVocab:
         if self._vocab is None:
@@ -299,8 +299,7 @@ class LlamaCppLLM:
         self.last_route = "speech"
         if result_note is not None:
             llm.eval(tokens[-1:])  # what create_completion would do first; it then samples from these logits
-            self.last_call_probability = p_call = _probability(self._logits(), self._tool_vocab().call_start)
-            if p_call >= RESULT_CALL_THRESHOLD:
+            if _probability(self._logits(), self._tool_vocab().call_start) >= RESULT_CALL_THRESHOLD:
                 call = self._call(tokens, tools, sources, cancelled, chat=_offers_chat(tools), made=made)
                 if self._made(call, cancelled, put):
                     return
@@ -314,7 +313,6 @@ class LlamaCppLLM:
         reply = [*opened, *self._tokens(_CHAT_REPLY)] if chat else opened
         batch = reply[len(tokens) - 1 :]
         named, replying = self._eval_at(batch, [len(opened) - len(tokens) + 1, len(batch)])
-        self.last_call_probability = None
         if chat and self._first_name_is_chat(named, tools):
             self.last_route = "chat"
             self._reply(reply, replying, cancelled, put)
@@ -326,8 +324,7 @@ class LlamaCppLLM:
         if chat and self.last_route in ("chat", "ungrounded"):
             # `chat`, or a call of values nobody said (a question the model would answer through `remember`):
             # the reply goes through `chat` from the call's opening, which is still in the cache.
-            llm.n_tokens = len(opened)
-            reply = [*opened, *self._tokens(_CHAT_REPLY)]
+            llm.n_tokens = len(opened)  # the call's tokens dropped: the reply's opening is read again
             self._complete(reply, cancelled, put, logits_processor=[self._reply_mask(len(reply))], stop=_REPLY_END)
             return
         self._speak_after_note(tokens, SPEECH_NOTE, tools, sources, cancelled, put)
@@ -437,8 +434,6 @@ class LlamaCppLLM:
 
     def _eval_at(self, tokens: list[int], at: Sequence[int]) -> list[np.ndarray]:
         """Evaluate `tokens` in one batch; the next-token logits after each of the `at`-th of them (1-based)."""
-        import llama_cpp
-
         llm: Any = self._llm
         n = int(llm.n_tokens)
         llm._ctx.kv_cache_seq_rm(-1, n, -1)
@@ -450,11 +445,7 @@ class LlamaCppLLM:
         llm.input_ids[n : n + len(tokens)] = tokens
         llm.n_tokens = n + len(tokens)
         self.evaluated_tokens += len(tokens)
-        size = self._tool_vocab().size
-        return [  # llama.cpp finds an output by the position of its token in the batch
-            np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm._ctx.ctx, i - 1), shape=(size,)).astype(np.float64)
-            for i in at
-        ]
+        return [self._logits(i - 1) for i in at]
 
     def _speech_prompt(self, tokens: list[int], note_text: str) -> list[int]:
         """`tokens` (a prompt that ends by opening the assistant's turn) with `note_text` just before that."""
@@ -495,7 +486,7 @@ class LlamaCppLLM:
         call's opening is already evaluated after `prefix`, and these are the logits that follow it."""
         llm: Any = self._llm
         if named is None:
-            opened = prefix + list(llm.tokenize((OPEN + NAMED).encode("utf-8"), add_bos=False, special=True))
+            opened = [*prefix, *self._tokens(OPEN + NAMED, special=True)]
             if not self._prefill(opened, cancelled):
                 return None
             llm.eval(opened[-1:])

@@ -228,7 +228,12 @@ class Replies:
         """Have a local model read the session's prompt now (its own system prompt and tools), while the
         greeting plays or the user speaks: the first turn otherwise reads it after the user's words, ~5 s
         on 2 cores and more under load, past the first-token timeout. Only a newer warm-up replaces it;
-        a reply that comes meanwhile waits its turn on the model, and finds the prompt read."""
+        a reply that comes meanwhile waits its turn on the model, and finds the prompt read.
+
+        Also after each reply ends (completed without calls, or cut): the history as the next turn
+        renders it need not be what the model's cache holds. With the embedded model's tool guards the
+        cache holds the reply as the `chat` call's argument, the prompt as plain text, so the next turn
+        read the whole previous reply again before its first word (~25 tokens, +0.5-0.9 s measured)."""
         self.stop_warming()
         self._warming = asyncio.ensure_future(self._warm())
 
@@ -399,6 +404,8 @@ class Replies:
                     if reply.calls:
                         host.tools.expect(reply.calls, host.config.tool)
                         host.calls_sent(reply)
+                    else:
+                        self.warm()
         if self._background is reply:
             self._background = None
         await host.on_reply_finished(reply)
@@ -442,6 +449,7 @@ class Replies:
             AgentTranscript(text=heard, interrupted=True, reply_id=reply.reply_id, item_id=reply.item_id)
         )
         await self._host.emit(ReplyDone(status="interrupted", reply_id=reply.reply_id))
+        self.warm()
 
     def _record(self, reply: ActiveReply, text: str, *, interrupted: bool) -> None:
         calls = [] if interrupted else list(reply.calls)

@@ -16,6 +16,10 @@ The session's input settings (protocol §4.2) apply here:
   partial and final decodes. Not for `check` (is this voice over the agent a cue?): Whisper can
   repeat its prompt on audio it cannot read (not seen here on silence or low noise, but echo is
   the agent's own words), and there a word costs a false barge-in while spelling gains nothing.
+- Under load the live line gives way: a partial decode on a local model is skipped while the server's
+  local decodes (any session's) already fill the cores, `stt_threads` each (one decode on 2 cores).
+  Partials are the one decode nothing waits for; the final text, the guess at the pause and the check
+  of voice over the agent always run. In one session a partial is skipped only beside its own guess.
 - `mode` (`transcription_mode`) changes the `final` decode only; partials and checks stay quick:
   - `balanced`: the configured decoding (`stt_decoding`, greedy by default) on the final model, then
     the packs' second decode if a pack term may be misheard. Today's behaviour.
@@ -34,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -116,23 +121,39 @@ class Recognizer:
         by the final model; `final`: the turn's transcript, decoded as `mode` asks (module docstring).
 
         `languages`: the session's codes (one: recognise in it; several: detect among them); empty:
-        `language` (None: detect). `prompt`: context for the recogniser (not for `check`)."""
+        `language` (None: detect). `prompt`: context for the recogniser (not for `check`).
+
+        A partial on a local model is skipped (""; the next one is due 0.6 s of voice later) while the
+        server's local decodes already fill the cores (`stt_threads` each): on 2 cores, four callers'
+        live lines kept every turn's final decode and end-of-turn check waiting behind them."""
         models = self._models
         if purpose == "partial":
             model = models.partial_stt_for(language, language_codes(languages))
         else:
             model = models.stt(self._settings.stt_model)
+        local = getattr(model, "local", False)
+        if purpose == "partial" and local and models.local_decodes >= self._decodes_that_fit():
+            return ""  # the live line waits for the next interval: every session's turn waits for these cores
         how = decode_for(purpose, mode)
         options = stt_options(language, languages, None if purpose == "check" else prompt, how.decoding)
-        text = await asyncio.to_thread(
-            functools.partial(model.transcribe, audio, keyterms=list(keyterms), quick=how.quick, **options)
-        )
+        models.local_decodes += local
+        try:
+            text = await asyncio.to_thread(
+                functools.partial(model.transcribe, audio, keyterms=list(keyterms), quick=how.quick, **options)
+            )
+        finally:
+            models.local_decodes -= local
         hints = [] if how.quick else self.pack_terms_maybe_in(text, keyterms)
         if hints and model.capabilities.keyterms:  # a pack term misheard, maybe: decode again, listing it
             log.debug("pack terms %s may be in %r: decoding again", hints, text)
             hinted = [*keyterms, *(h for h in hints if h not in keyterms)]
             text = await asyncio.to_thread(functools.partial(model.transcribe, audio, keyterms=hinted, **options))
         return text
+
+    def _decodes_that_fit(self) -> int:
+        """Local decodes the cores run at once without slowing each other: each uses `stt_threads`."""
+        cores = len(os.sched_getaffinity(0))
+        return max(1, cores // max(1, self._settings.stt_threads))
 
     def pack_terms_maybe_in(self, text: str, keyterms: Sequence[str]) -> list[str]:
         """Pack terms that `text`, as corrected, may have misheard: worth a second decode that lists them."""

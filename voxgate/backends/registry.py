@@ -56,6 +56,7 @@ class Models:
         self._llms: dict[str, LanguageModel] = {}  # models sessions picked from llm_allowed_models
         self._llms_lock = threading.Lock()
         self.loaded = False  # `load` finished: what `/ready` waits for when `preload` is on
+        self.local_decodes = 0  # decodes on local recognizers in flight, every session's (recognition.py)
         if llm is not None:
             self.__dict__["llm"] = llm  # what the cached property would have built
         if voices is not None:

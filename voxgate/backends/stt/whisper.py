@@ -164,6 +164,8 @@ def most_probable(probabilities: Sequence[tuple[str, float]], among: Sequence[st
 
 
 class WhisperSTT:
+    local = True  # decodes on this machine's cores (recognition.py gives partials way under load)
+
     def __init__(
         self,
         model: str,

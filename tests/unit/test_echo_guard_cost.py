@@ -73,3 +73,46 @@ def test_a_clean_mic_skips_the_canceller_once_known(monkeypatch: Any) -> None:
     chunks = 6 * RATE // CHUNK
     assert counts["aec"] < chunks / 2  # was every chunk: AEC3 whose output was never used
     assert counts["decide"] <= 2.0 / DECIDE_EVERY_S + 4.0 / ABSENT_DECIDE_EVERY_S + 2
+
+
+def _far_end_by_hand(chunks: list[tuple[float, np.ndarray]], t: float, samples: int) -> np.ndarray:
+    out = np.zeros(samples, dtype=np.float32)
+    for start, audio in chunks:
+        offset = round((t - start) * RATE)
+        lo, hi = max(offset, 0), min(offset + samples, len(audio))
+        if lo < hi:
+            out[lo - offset : hi - offset] += audio[lo:hi]
+    return out
+
+
+def test_the_reference_is_looked_up_among_the_chunks_that_overlap_it() -> None:
+    """`_far_end` visits only the chunks that can overlap (by start time); it must still find every one,
+    chunks of any length, one played out of order, one overlapping another."""
+    clock = Clock()
+    guard = EchoGuard(now=clock)
+    rng = np.random.default_rng(3)
+    chunks: list[tuple[float, np.ndarray]] = []
+    at = clock.t
+    for n in [640, 320, 4000, 640, 160, 640, 2400, 640]:
+        audio = rng.standard_normal(n).astype(np.float32)
+        chunks.append((at, audio))
+        at += n / RATE
+    late = (chunks[2][0] + 0.05, rng.standard_normal(800).astype(np.float32))  # overlaps the long chunk
+    for chunk in [*chunks[:5], *chunks[6:], chunks[5], late]:  # chunk 5 arrives after later ones
+        guard.played(chunk[1], chunk[0])
+    everything = [*chunks, late]
+    for t in np.linspace(clock.t - 0.2, at + 0.2, 97):
+        for samples in (160, 800, 13_000):
+            assert np.array_equal(guard._far_end(float(t), samples), _far_end_by_hand(everything, float(t), samples))
+
+
+def test_fast_fft_sizes_are_the_least_5_smooth_numbers_at_or_above() -> None:
+    def smooth(x: int) -> bool:
+        for p in (2, 3, 5):
+            while x % p == 0:
+                x //= p
+        return x == 1
+
+    for n in [*range(1, 3000), 41_600, 65_537]:
+        size = echo._fast_len(n)
+        assert size >= n and smooth(size) and not any(smooth(k) for k in range(n, size)), n

@@ -17,6 +17,7 @@ output would not be used), and is looked at again every ABSENT_DECIDE_EVERY_S.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import time
 from collections import deque
@@ -56,7 +57,8 @@ class EchoGuard:
     def __init__(self, now: Callable[[], float] = time.monotonic) -> None:
         self._apm = rtc.AudioProcessingModule(echo_cancellation=True, high_pass_filter=True)
         self._now = now
-        self._far: deque[tuple[float, Audio]] = deque()  # (play start time, 16 kHz audio)
+        self._far: deque[tuple[float, Audio]] = deque()  # (play start time, 16 kHz audio), by start time
+        self._longest_s = 0.0  # the longest chunk in `_far`: how far back a chunk can still be playing
         self._far_end_until = 0.0
         self._far_start = 0.0  # when the current stretch of playback began
         self._pending = np.zeros(0, dtype=np.float32)
@@ -72,7 +74,12 @@ class EchoGuard:
         """Reply audio (16 kHz) that the client starts playing at wall time `at`."""
         if not self.active:
             self._far_start = at
-        self._far.append((at, audio.astype(np.float32, copy=False)))
+        chunk = (at, audio.astype(np.float32, copy=False))
+        if self._far and at < self._far[-1][0]:
+            bisect.insort(self._far, chunk, key=_start)  # kept in order: `_far_end` looks chunks up by start
+        else:
+            self._far.append(chunk)
+        self._longest_s = max(self._longest_s, len(audio) / ANALYSIS_RATE)
         self._far_end_until = max(self._far_end_until, at + len(audio) / ANALYSIS_RATE)
 
     def flush_far_end(self) -> None:
@@ -143,12 +150,18 @@ class EchoGuard:
         return out if self._state == "present" else data[:n]
 
     def _cancel(self, mic: Audio, start: float) -> Audio:
-        """AEC3 over `mic` (whole 10 ms frames), fed the reference as the client plays it from `start`."""
+        """AEC3 over `mic` (whole 10 ms frames), fed the reference as the client plays it from `start`.
+
+        The reference and the mic are placed and converted once for the whole chunk, then cut into
+        frames: per frame, looking the reference up among the playing chunks cost more than AEC3."""
+        reference = _pcm16(self._far_end(start, len(mic)))
+        pcm = _pcm16(mic)
         out = np.empty(len(mic), dtype=np.float32)
         for i in range(0, len(mic), FRAME):
-            reference = self._far_end(start + i / ANALYSIS_RATE, FRAME)
-            self._apm.process_reverse_stream(self._frame(reference))
-            frame = self._frame(mic[i : i + FRAME])
+            self._apm.process_reverse_stream(
+                rtc.AudioFrame(reference[i : i + FRAME].tobytes(), ANALYSIS_RATE, 1, FRAME)
+            )
+            frame = rtc.AudioFrame(pcm[i : i + FRAME].tobytes(), ANALYSIS_RATE, 1, FRAME)
             self._apm.process_stream(frame)
             out[i : i + FRAME] = np.frombuffer(frame.data, dtype=np.int16).astype(np.float32) / 32768.0
         return out
@@ -178,15 +191,17 @@ class EchoGuard:
     def _undecided(self) -> EchoState:
         return "absent" if self._state == "absent" else "unknown"
 
-    @staticmethod
-    def _frame(audio: Audio) -> rtc.AudioFrame:
-        pcm = (np.clip(audio, -1.0, 1.0) * 32767).astype(np.int16)
-        return rtc.AudioFrame(pcm.tobytes(), ANALYSIS_RATE, 1, FRAME)
-
     def _far_end(self, t: float, samples: int) -> Audio:
-        """The reply audio the client's speaker plays from wall time t, `samples` long."""
+        """The reply audio the client's speaker plays from wall time t, `samples` long.
+
+        Only the chunks that can overlap it are visited (by start time): the deque holds every chunk
+        sent ahead of playback and the last seconds played, a few hundred in a long reply."""
         out = np.zeros(samples, dtype=np.float32)
-        for start, audio in self._far:
+        far = self._far
+        last = bisect.bisect_left(far, t + samples / ANALYSIS_RATE, key=_start)  # chunks starting before the end
+        first = bisect.bisect_left(far, t - self._longest_s, key=_start)  # and late enough to be still playing
+        for j in range(first, last):
+            start, audio = far[j]
             offset = round((t - start) * ANALYSIS_RATE)
             if offset >= len(audio) or offset + samples <= 0:
                 continue
@@ -199,14 +214,37 @@ class EchoGuard:
             self._far.popleft()
 
 
+def _start(chunk: tuple[float, Audio]) -> float:
+    return chunk[0]
+
+
+def _pcm16(audio: Audio) -> np.ndarray:
+    return (np.clip(audio, -1.0, 1.0) * 32767).astype(np.int16)
+
+
+def _fast_len(n: int) -> int:
+    """The least 2^a 3^b 5^c >= n: pocketfft's fast sizes, up to ~35% smaller than the next power of two."""
+    best = 1 << max(0, (n - 1).bit_length())
+    p5 = 1
+    while p5 < best:
+        p35 = p5
+        while p35 < best:
+            size = p35 << max(0, (-(-n // p35) - 1).bit_length())  # the least p35 * 2^a >= n
+            best = min(best, size)
+            p35 *= 3
+        p5 *= 5
+    return best
+
+
 def _whiten(x: Audio) -> Audio:
     return np.concatenate([x[:1], x[1:] - PRE_EMPHASIS * x[:-1]])
 
 
 def _max_correlation(m: Audio, r: Audio) -> float:
     """max over lags k of |sum_j m[j] r[j + k]| / (|m| |r[k : k + len(m)]|), via one FFT product."""
-    size = 1 << int(np.ceil(np.log2(len(m) + len(r))))
-    corr = np.fft.irfft(np.fft.rfft(m[::-1], size) * np.fft.rfft(r, size), size)
+    size = _fast_len(len(m) + len(r))
+    m32, r32 = m.astype(np.float32, copy=False), r.astype(np.float32, copy=False)
+    corr = np.fft.irfft(np.fft.rfft(m32[::-1], size) * np.fft.rfft(r32, size), size)
     lags = corr[len(m) - 1 : len(r)]
     cumulative = np.concatenate([[0.0], np.cumsum(r.astype(np.float64) ** 2)])
     window_energy = cumulative[len(m) :] - cumulative[: -len(m)]

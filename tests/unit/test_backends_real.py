@@ -53,6 +53,21 @@ def test_vad_separates_speech_from_silence_and_noise(vad) -> None:
         assert max(stream.probability(noise[i : i + 512]) for i in range(0, 16_000 - 512, 512)) < 0.5
 
 
+def test_vad_scores_several_frames_in_one_call_as_it_does_one_by_one(vad) -> None:
+    """SileroVadStream.probabilities: one ONNX call for consecutive frames, the same numbers exactly."""
+    speech = recording("0880")[: 512 * 60]
+    frames = [speech[i : i + 512] for i in range(0, len(speech), 512)]
+    one, several = vad.new_stream(), vad.new_stream()
+    by_one = [one.probability(f) for f in frames]
+    by_several: list[float] = []
+    i = 0
+    for n in (1, 2, 3, 1, 5, 2, 10, 36):
+        by_several += several.probabilities(frames[i : i + n])
+        i += n
+    assert i == len(frames) and by_several == by_one
+    assert max(by_one) > 0.5 > min(by_one)  # speech and pauses both in it: the state mattered
+
+
 @pytest.mark.parametrize("short_window", [True, False])
 @pytest.mark.parametrize(("model", "max_wer"), [("tiny.en", 0.25), ("base", 0.15)])
 def test_whisper_transcribes_real_speech(model: str, max_wer: float, short_window: bool) -> None:

@@ -244,3 +244,54 @@ async def test_adaptive_pacing_checks_at_600_and_1000_ms_and_waits_up_to_3_s() -
     events = await run(make(complete_late), [(1.0, True), (4.0, False)])
     end_t = next(t for t, e in events if isinstance(e, TurnEnd))
     assert 1.0 + 1.0 - FRAME_S <= end_t <= 1.0 + 1.0 + 2 * FRAME_S
+
+
+class StatefulVad:
+    """A detector whose answer depends on its state, as Silero's LSTM does: every 7th frame since the last
+    reset reads as silence. `probabilities` scores several frames in one call, like SileroVadStream's."""
+
+    frame_samples = FRAME
+
+    def __init__(self) -> None:
+        self.since_reset = 0
+        self.calls: list[int] = []  # frames per call
+
+    def _score(self, frame: np.ndarray) -> float:
+        self.since_reset += 1
+        return 0.9 if frame[0] > 0.5 and self.since_reset % 7 != 3 else 0.02
+
+    def probability(self, frame: np.ndarray) -> float:
+        self.calls.append(1)
+        return self._score(frame)
+
+    def probabilities(self, frames: list[np.ndarray]) -> list[float]:
+        self.calls.append(len(frames))
+        return [self._score(f) for f in frames]
+
+    def reset(self) -> None:
+        self.since_reset = 0
+
+
+async def _events_fed_by(chunk_frames: int, vad: StatefulVad) -> list[tuple[int, str]]:
+    timing = TurnTiming.of(TurnDetection(min_silence=300, max_silence=600))
+    listener = Listener(vad, turn_detection=lambda: timing, end_of_turn=None, partial_interval_s=0.5)
+    script = [(0.3, False), (0.8, True), (0.7, False), (0.5, True), (0.9, False), (0.6, True), (1.0, False)]
+    audio = np.concatenate([frames(seconds, speech) for seconds, speech in script])
+    out: list[tuple[int, str]] = []
+    step = chunk_frames * FRAME
+    for offset in range(0, len(audio), step):
+        for event in await listener.feed(audio[offset : offset + step]):
+            out.append((offset // FRAME, type(event).__name__))
+    return out
+
+
+async def test_frames_scored_together_give_the_events_of_frames_scored_one_by_one() -> None:
+    """A chunk's frames are scored in one call; when an utterance ends inside the chunk (the detector is
+    reset), the frames after it are scored again from the reset state, as one call a frame would."""
+    one_by_one = await _events_fed_by(1, StatefulVad())
+    together = StatefulVad()
+    events = [(frame // 5 * 5, kind) for frame, kind in await _events_fed_by(5, together)]
+    assert [kind for _, kind in events] == [kind for _, kind in one_by_one]
+    assert sum(isinstance(k, str) and k == "TurnEnd" for _, k in one_by_one) == 3
+    assert [f for f, _ in events] == [f // 5 * 5 for f, _ in one_by_one]
+    assert max(together.calls) == 5  # several frames a call

@@ -111,6 +111,7 @@ class Listener:
         self._paused = False
         self._confirmed = False
         self._since_partial = 0
+        self._vad_reset = False
         self.utterance_id = 0
         self.confirm_voiced_s = CONFIRM_VOICED_S  # the session raises it while the mic carries echo
 
@@ -148,19 +149,31 @@ class Listener:
         data = np.concatenate([self._pending, audio]) if len(self._pending) else audio
         n = len(data) // self._frame
         self._pending = data[n * self._frame :].copy()
+        frames = [data[i * self._frame : (i + 1) * self._frame] for i in range(n)]
+        self._vad_reset = False
+        scores = self._scores(frames)
         events: list[ListenerEvent] = []
         for i in range(n):
+            if self._vad_reset:  # an utterance ended at the frame before: the rest is scored afresh
+                self._vad_reset = False
+                scores[i:] = self._scores(frames[i:])
             paused = self._paused and self._speaking
-            event = await self._on_frame(data[i * self._frame : (i + 1) * self._frame])
+            event = await self._on_frame(frames[i], scores[i])
             if paused and not self._paused and self._speaking:  # a voiced frame after the pause
                 events.append(VoiceResumed())
             if event is not None:
                 events.append(event)
         return events
 
-    async def _on_frame(self, frame: Audio) -> ListenerEvent | None:
+    def _scores(self, frames: list[Audio]) -> list[float]:
+        """The VAD's probabilities of consecutive frames, in one call when the stream takes several."""
+        several = getattr(self._vad, "probabilities", None)
+        if several is not None and len(frames) > 1:
+            return list(several(frames))
+        return [self._vad.probability(frame) for frame in frames]
+
+    async def _on_frame(self, frame: Audio, p: float) -> ListenerEvent | None:
         cfg = self._turn()
-        p = self._vad.probability(frame)
         voiced = p >= cfg.vad_threshold
         if not self._speaking:
             weak = p >= max(cfg.vad_threshold - HYSTERESIS, 0.05)
@@ -262,6 +275,7 @@ class Listener:
         self._speaking = False
         self._utterance = []
         self._vad.reset()
+        self._vad_reset = True  # frames of this chunk after this one were scored before the reset
         if voiced_s < MIN_VOICED_S:
             return NoiseEnd()
         return TurnEnd(audio, self.utterance_id, voiced_s, self._voiced, silence_s)

@@ -281,18 +281,72 @@ QUALITY = {
     "espeak": "formant synthesis: robotic and flat, but always available and instant",
 }
 
-#: Measured speed per voice (or per engine: every Kokoro voice runs the same model), seconds on the
-#: 2-core build machine: first audio of "Sure, I can help with that." (p50) idle and while the
-#: embedded LLM generates in another process, and the RTF of four longer sentences. Made with
-#:   voxgate bench voices --voices joe,hibari-heart,af_heart,bf_emma --reps 7 --no-intelligibility
-#: (2026-12-01; the full table is in the README's voice section).
+#: Measured speed per voice, seconds on the 2-core build machine with nothing else running: first audio
+#: of "Sure, I can help with that." (p50) idle and while the embedded LLM generates in another process,
+#: and the idle RTF of four longer sentences. Made with
+#:   voxgate bench voices --reps 3 --no-intelligibility
+#: (2026-12-02; the same table is in the README's voice section). The engine rows cover a voice added
+#: since: every Kokoro voice runs the same model.
 MEASURED: dict[str, dict[str, float]] = {
-    "joe": {"first_audio_s": 0.10, "first_audio_contended_s": 0.62, "rtf": 0.10},
-    "hibari-heart": {"first_audio_s": 0.02, "first_audio_contended_s": 0.09, "rtf": 0.014},
-    "af_heart": {"first_audio_s": 1.18, "first_audio_contended_s": 2.40, "rtf": 0.63},
-    "bf_emma": {"first_audio_s": 1.18, "first_audio_contended_s": 4.16, "rtf": 0.66},
-    "kokoro": {"first_audio_s": 1.18, "first_audio_contended_s": 2.4, "rtf": 0.63},
-    "espeak": {"first_audio_s": 0.02, "first_audio_contended_s": 0.05, "rtf": 0.01},
+    "joe": {"first_audio_s": 0.09, "first_audio_contended_s": 0.30, "rtf": 0.06},
+    "hibari-heart": {"first_audio_s": 0.03, "first_audio_contended_s": 0.05, "rtf": 0.01},
+    "af_heart": {"first_audio_s": 0.83, "first_audio_contended_s": 2.23, "rtf": 0.60},
+    "af_bella": {"first_audio_s": 0.93, "first_audio_contended_s": 2.43, "rtf": 0.59},
+    "af_nicole": {"first_audio_s": 1.03, "first_audio_contended_s": 3.08, "rtf": 0.56},
+    "af_sarah": {"first_audio_s": 1.01, "first_audio_contended_s": 2.81, "rtf": 0.59},
+    "af_aoede": {"first_audio_s": 0.76, "first_audio_contended_s": 1.92, "rtf": 0.62},
+    "af_kore": {"first_audio_s": 0.72, "first_audio_contended_s": 2.19, "rtf": 0.62},
+    "af_nova": {"first_audio_s": 1.12, "first_audio_contended_s": 3.27, "rtf": 0.54},
+    "af_alloy": {"first_audio_s": 1.06, "first_audio_contended_s": 3.30, "rtf": 0.50},
+    "af_sky": {"first_audio_s": 0.99, "first_audio_contended_s": 2.46, "rtf": 0.57},
+    "af_jessica": {"first_audio_s": 0.88, "first_audio_contended_s": 2.06, "rtf": 0.60},
+    "af_river": {"first_audio_s": 0.82, "first_audio_contended_s": 2.22, "rtf": 0.56},
+    "am_michael": {"first_audio_s": 1.00, "first_audio_contended_s": 2.21, "rtf": 0.67},
+    "am_fenrir": {"first_audio_s": 0.79, "first_audio_contended_s": 1.86, "rtf": 0.77},
+    "am_puck": {"first_audio_s": 0.82, "first_audio_contended_s": 1.84, "rtf": 0.72},
+    "am_echo": {"first_audio_s": 1.13, "first_audio_contended_s": 2.11, "rtf": 0.69},
+    "am_eric": {"first_audio_s": 0.84, "first_audio_contended_s": 1.96, "rtf": 0.61},
+    "am_liam": {"first_audio_s": 1.02, "first_audio_contended_s": 2.22, "rtf": 0.54},
+    "am_onyx": {"first_audio_s": 1.03, "first_audio_contended_s": 2.59, "rtf": 0.51},
+    "am_adam": {"first_audio_s": 0.93, "first_audio_contended_s": 2.61, "rtf": 0.62},
+    "am_santa": {"first_audio_s": 1.01, "first_audio_contended_s": 2.22, "rtf": 0.55},
+    "bf_emma": {"first_audio_s": 1.29, "first_audio_contended_s": 2.44, "rtf": 0.61},
+    "bf_isabella": {"first_audio_s": 1.28, "first_audio_contended_s": 2.46, "rtf": 0.61},
+    "bf_alice": {"first_audio_s": 1.19, "first_audio_contended_s": 2.58, "rtf": 0.54},
+    "bf_lily": {"first_audio_s": 1.21, "first_audio_contended_s": 3.29, "rtf": 0.52},
+    "bm_george": {"first_audio_s": 1.22, "first_audio_contended_s": 3.41, "rtf": 0.52},
+    "bm_fable": {"first_audio_s": 1.29, "first_audio_contended_s": 3.00, "rtf": 0.50},
+    "bm_lewis": {"first_audio_s": 1.15, "first_audio_contended_s": 2.88, "rtf": 0.54},
+    "bm_daniel": {"first_audio_s": 1.26, "first_audio_contended_s": 2.66, "rtf": 0.60},
+    "ef_dora": {"first_audio_s": 1.34, "first_audio_contended_s": 2.68, "rtf": 0.51},
+    "em_alex": {"first_audio_s": 1.35, "first_audio_contended_s": 2.24, "rtf": 0.57},
+    "em_santa": {"first_audio_s": 1.34, "first_audio_contended_s": 2.74, "rtf": 0.56},
+    "ff_siwis": {"first_audio_s": 1.28, "first_audio_contended_s": 2.72, "rtf": 0.63},
+    "if_sara": {"first_audio_s": 1.68, "first_audio_contended_s": 3.01, "rtf": 0.56},
+    "im_nicola": {"first_audio_s": 1.63, "first_audio_contended_s": 3.40, "rtf": 0.53},
+    "pf_dora": {"first_audio_s": 1.24, "first_audio_contended_s": 2.58, "rtf": 0.57},
+    "pm_alex": {"first_audio_s": 1.26, "first_audio_contended_s": 2.38, "rtf": 0.61},
+    "pm_santa": {"first_audio_s": 1.30, "first_audio_contended_s": 2.63, "rtf": 0.59},
+    "hf_alpha": {"first_audio_s": 1.81, "first_audio_contended_s": 3.52, "rtf": 0.61},
+    "hf_beta": {"first_audio_s": 1.35, "first_audio_contended_s": 3.78, "rtf": 0.69},
+    "hm_omega": {"first_audio_s": 1.39, "first_audio_contended_s": 4.21, "rtf": 0.66},
+    "hm_psi": {"first_audio_s": 1.73, "first_audio_contended_s": 4.14, "rtf": 0.60},
+    "jf_alpha": {"first_audio_s": 0.88, "first_audio_contended_s": 2.09, "rtf": 0.70},
+    "jf_gongitsune": {"first_audio_s": 1.06, "first_audio_contended_s": 2.14, "rtf": 0.67},
+    "jf_nezumi": {"first_audio_s": 1.05, "first_audio_contended_s": 2.02, "rtf": 0.63},
+    "jf_tebukuro": {"first_audio_s": 1.15, "first_audio_contended_s": 2.34, "rtf": 0.59},
+    "jm_kumo": {"first_audio_s": 0.88, "first_audio_contended_s": 2.26, "rtf": 0.68},
+    "espeak-en": {"first_audio_s": 0.01, "first_audio_contended_s": 0.02, "rtf": 0.00},
+    "espeak-en-gb": {"first_audio_s": 0.01, "first_audio_contended_s": 0.01, "rtf": 0.00},
+    "espeak-es": {"first_audio_s": 0.01, "first_audio_contended_s": 0.02, "rtf": 0.01},
+    "espeak-es-419": {"first_audio_s": 0.01, "first_audio_contended_s": 0.04, "rtf": 0.01},
+    "espeak-fr": {"first_audio_s": 0.01, "first_audio_contended_s": 0.03, "rtf": 0.01},
+    "espeak-de": {"first_audio_s": 0.01, "first_audio_contended_s": 0.02, "rtf": 0.01},
+    "espeak-it": {"first_audio_s": 0.01, "first_audio_contended_s": 0.03, "rtf": 0.01},
+    "espeak-pt": {"first_audio_s": 0.01, "first_audio_contended_s": 0.03, "rtf": 0.01},
+    "espeak-hi": {"first_audio_s": 0.01, "first_audio_contended_s": 0.04, "rtf": 0.01},
+    "kokoro": {"first_audio_s": 1.1, "first_audio_contended_s": 2.5, "rtf": 0.6},
+    "espeak": {"first_audio_s": 0.01, "first_audio_contended_s": 0.03, "rtf": 0.01},
 }
 
 

@@ -31,20 +31,24 @@ class SileroVadStream:
         self._context = np.zeros(CONTEXT, dtype=np.float32)
 
     def probability(self, frame: Audio) -> float:
-        return self.probabilities([frame])[0]
+        window = np.concatenate([self._context, frame.astype(np.float32, copy=False)])[None, :]
+        out, self._h, self._c = self._session.run(None, {"input": window, "h": self._h, "c": self._c})
+        self._context = frame[-CONTEXT:].astype(np.float32, copy=True)
+        return float(np.asarray(out).reshape(-1)[0])
 
     def probabilities(self, frames: Sequence[Audio]) -> list[float]:
         """Consecutive frames in one call: the file takes a sequence of windows (`input` [seq_len, 576])
         and runs its LSTM over them, the same numbers as one call a frame (checked: equal to the last
-        bit) at ~72 us a frame for three instead of ~123 us. A client's 50 ms chunk holds one or two."""
-        if not frames:
-            return []
-        samples = np.concatenate([self._context, *(f.astype(np.float32, copy=False) for f in frames)])
-        windows = np.lib.stride_tricks.sliding_window_view(samples, CONTEXT + FRAME)[::FRAME]
-        out, self._h, self._c = self._session.run(
-            None, {"input": np.ascontiguousarray(windows), "h": self._h, "c": self._c}
-        )
-        self._context = samples[-CONTEXT:].copy()
+        bit), and ONNX Runtime's cost per call is mostly fixed (~25 % less for two frames, ~45 % for five)."""
+        if len(frames) <= 1:
+            return [self.probability(f) for f in frames]
+        body = np.stack([f.astype(np.float32, copy=False) for f in frames])
+        windows = np.empty((len(frames), CONTEXT + FRAME), dtype=np.float32)
+        windows[:, CONTEXT:] = body
+        windows[0, :CONTEXT] = self._context
+        windows[1:, :CONTEXT] = body[:-1, -CONTEXT:]
+        out, self._h, self._c = self._session.run(None, {"input": windows, "h": self._h, "c": self._c})
+        self._context = body[-1, -CONTEXT:].copy()
         return [float(x) for x in np.asarray(out).reshape(-1)]
 
 

@@ -55,7 +55,7 @@ from voxgate.session.replying import Replies
 from voxgate.session.timeline import Timeline
 from voxgate.session.tool_runs import ToolRuns
 from voxgate.session.tools import ToolLedger
-from voxgate.session.turn_policy import TurnEvidence, turn_is_complete
+from voxgate.session.turn_policy import TurnEvidence, decided_by_words, turn_is_complete
 from voxgate.session.turn_stages import TurnStages
 from voxgate.session.turn_state import (
     AwaitingTools,
@@ -545,6 +545,11 @@ class Conversation:
             return True  # a blip over the agent ends at once (and is ignored); never block the listener on it
         turn = state.turn if isinstance(state, UserTalking) else None
         guessed = turn.guessed_text() if turn is not None else None
+        if guessed is not None and guessed.done() and not guessed.cancelled() and guessed.exception() is None:
+            decided = decided_by_words(guessed.result(), late=late)
+            if decided is not None:  # Smart Turn would not change it: not run (~70 ms of a core, its wait)
+                log.debug("end of turn check (late=%s): words decide %r complete=%s", late, guessed.result(), decided)
+                return decided
         p: float | None = None
         if self.ports.turn_model is not None:
             try:

@@ -126,19 +126,34 @@ def unfinished_reason(text: str) -> str | None:
     return None
 
 
+def decided_by_words(text: str, *, late: bool) -> bool | None:
+    """The decision when the words alone make it (Smart Turn's answer would not change it), else None:
+    words that read unfinished wait; late, words that read as a whole turn end it."""
+    if unfinished_reason(text):
+        return False
+    if late and text.strip() and not _hanging(text):
+        return True
+    return None
+
+
+def _hanging(text: str) -> bool:
+    words = _words(text)
+    return bool(words) and words[-1].strip(".,!?") in _HANGING_VERBS and not text.strip().endswith("?")
+
+
 def turn_is_complete(evidence: TurnEvidence, threshold: float, *, late: bool = False) -> bool:
     """The decision at `min_silence`, and again (`late`) halfway to `max_silence`.
 
     Late, words that read as a whole turn end it whatever Smart Turn says: it scored complete
     sentences of real and synthetic speech 0.08-0.18 ("He was not an ill-disposed young man."), which
     kept those users waiting the full `max_silence`. Words that read unfinished still wait."""
-    if unfinished_reason(evidence.text):
-        return False
+    decided = decided_by_words(evidence.text, late=late)
+    if decided is not None:
+        return decided
     p = evidence.p_complete
     if p is None:
         return True
-    words = _words(evidence.text)
-    if words and words[-1].strip(".,!?") in _HANGING_VERBS and not evidence.text.strip().endswith("?"):
+    if _hanging(evidence.text):
         return p >= SURE_COMPLETE  # "I'd like to book": only a sure model ends the turn here
     if evidence.text.strip().endswith("?"):
         return late or p >= threshold * 0.3  # a question is almost always the end; only a clear "not yet" waits

@@ -545,11 +545,11 @@ class Conversation:
             return True  # a blip over the agent ends at once (and is ignored); never block the listener on it
         turn = state.turn if isinstance(state, UserTalking) else None
         guessed = turn.guessed_text() if turn is not None else None
-        if guessed is not None and guessed.done() and not guessed.cancelled() and guessed.exception() is None:
-            decided = decided_by_words(guessed.result(), late=late)
-            if decided is not None:  # Smart Turn would not change it: not run (~70 ms of a core, its wait)
-                log.debug("end of turn check (late=%s): words decide %r complete=%s", late, guessed.result(), decided)
-                return decided
+        words = _decoded(guessed)
+        decided = decided_by_words(words, late=late) if words is not None else None
+        if decided is not None:  # Smart Turn would not change it: not run (~70 ms of a core, its wait)
+            log.debug("end of turn check (late=%s): words decide %r complete=%s", late, words, decided)
+            return decided
         p: float | None = None
         if self.ports.turn_model is not None:
             try:
@@ -559,8 +559,9 @@ class Conversation:
         text = turn.last_partial if turn is not None else ""
         if guessed is not None:
             await asyncio.wait({guessed})  # not `await`: a cancelled guess must not cancel the listener
-            if not guessed.cancelled() and guessed.exception() is None:
-                text = guessed.result()
+            decoded = _decoded(guessed)
+            if decoded is not None:
+                text = decoded
         complete = turn_is_complete(TurnEvidence(text, p), self.policy.smart_turn_threshold, late=late)
         log.debug("end of turn check (late=%s): p=%s text=%r complete=%s", late, p, text, complete)
         return complete
@@ -654,6 +655,13 @@ class Conversation:
     def acknowledge_playback(self, reply_id: str, played_s: float) -> None:
         """The transport confirms the first `played_s` seconds of reply `reply_id` were played to the user."""
         self.replies.acknowledge(reply_id, played_s)
+
+
+def _decoded(guess: asyncio.Task[str] | None) -> str | None:
+    """The text of a guess at the pause that has finished without failing; None while it runs, or if it failed."""
+    if guess is None or not guess.done() or guess.cancelled() or guess.exception() is not None:
+        return None
+    return guess.result()
 
 
 async def _failing(failure: ReplyFailed) -> AsyncIterator[SpeechItem]:

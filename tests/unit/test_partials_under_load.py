@@ -125,3 +125,34 @@ async def test_a_failed_decode_gives_its_slot_back() -> None:
     assert models.local_decodes == 0
     tiny.release.set()
     assert await _read(r, "partial") == "heard by tiny.en"
+
+
+class AlwaysHint:
+    def for_text(self, text: str) -> list[str]:
+        return ["Voxgate"]
+
+
+class HeldSecondTime(HeldSTT):
+    """Its first decode returns at once; the second waits to be released."""
+
+    def transcribe(self, audio: Audio, **kwargs: Any) -> str:
+        self.started += 1
+        if self.started == 2:
+            self.release.wait(10)
+        return f"heard by {self.name}"
+
+
+@pytest.mark.asyncio
+async def test_the_second_decode_of_a_pack_term_counts_too() -> None:
+    """A final that may have misheard a pack term is decoded again: that decode takes the cores as well."""
+    r, models, _base, tiny = _recognizer(fit=1)
+    base = HeldSecondTime("base")
+    models._stt["base"] = base
+    models.__dict__["pack_hints"] = AlwaysHint()
+    final = asyncio.ensure_future(_read(r, "final"))
+    await _until(lambda: base.started == 2)  # the first decode is done, the second runs
+    assert models.local_decodes == 1
+    assert await _read(r, "partial") == "" and tiny.started == 0
+    base.release.set()
+    assert await final == "heard by base"
+    assert models.local_decodes == 0

@@ -43,7 +43,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from voxgate.backends.base import Audio, STTDecoding
+from voxgate.backends.base import Audio, SpeechToText, STTDecoding
 from voxgate.config import input_language
 
 if TYPE_CHECKING:
@@ -136,19 +136,22 @@ class Recognizer:
             return ""  # the live line waits for the next interval: every session's turn waits for these cores
         how = decode_for(purpose, mode)
         options = stt_options(language, languages, None if purpose == "check" else prompt, how.decoding)
-        models.local_decodes += local
-        try:
-            text = await asyncio.to_thread(
-                functools.partial(model.transcribe, audio, keyterms=list(keyterms), quick=how.quick, **options)
-            )
-        finally:
-            models.local_decodes -= local
+        text = await self._decode(model, audio, keyterms=list(keyterms), quick=how.quick, **options)
         hints = [] if how.quick else self.pack_terms_maybe_in(text, keyterms)
         if hints and model.capabilities.keyterms:  # a pack term misheard, maybe: decode again, listing it
             log.debug("pack terms %s may be in %r: decoding again", hints, text)
             hinted = [*keyterms, *(h for h in hints if h not in keyterms)]
-            text = await asyncio.to_thread(functools.partial(model.transcribe, audio, keyterms=hinted, **options))
+            text = await self._decode(model, audio, keyterms=hinted, **options)
         return text
+
+    async def _decode(self, model: SpeechToText, audio: Audio, **kwargs: Any) -> str:
+        """One blocking decode in a worker thread, counted in the server's local decodes while it runs."""
+        local = getattr(model, "local", False)
+        self._models.local_decodes += local
+        try:
+            return await asyncio.to_thread(functools.partial(model.transcribe, audio, **kwargs))
+        finally:
+            self._models.local_decodes -= local
 
     def _decodes_that_fit(self) -> int:
         """Local decodes the cores run at once without slowing each other: each uses `stt_threads`."""

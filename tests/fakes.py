@@ -353,9 +353,11 @@ class ToneVoices:
         fail: Callable[[str], Exception | None] | None = None,
         timbre: Literal["tone", "voice"] = "tone",
         lead: bool = False,
+        slow: bool = False,
     ) -> None:
         self.timbre = timbre
         self.lead = lead  # "tone" has a fast lead voice, "tone-fast", for first clauses (tts_fast_first_clause)
+        self.slow = slow  # "tone" is slow to start (as the catalog marks Kokoro's voices): first clauses cut short
         self.said_by: list[tuple[str, str]] = []  # (voice, clause)
         self.seconds_per_word = seconds_per_word
         self.delay = delay
@@ -369,7 +371,7 @@ class ToneVoices:
             raise ValueError(f"unknown voice {requested!r}")
         self.requested.append(requested)
         lead = ResolvedVoice("tone", self._backend, "tone-fast", language or "en", self.rate) if self.lead else None
-        return ResolvedVoice("tone", self._backend, "tone", language or "en", self.rate, lead)
+        return ResolvedVoice("tone", self._backend, "tone", language or "en", self.rate, lead, self.slow)
 
     async def synthesize(self, text: str, voice: ResolvedVoice) -> tuple[Audio, int]:
         await asyncio.sleep(self.delay)

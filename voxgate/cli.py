@@ -218,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     p_lat.add_argument("--url", default="ws://127.0.0.1:8000/v1/ws")
     p_lat.add_argument("--api-key", default=None)
     p_lat.add_argument("--turns", type=int, default=5)
+    p_lat.add_argument("--voice", default=None, help="the session's output.voice (a local or hosted ID)")
     p_lat.set_defaults(func=lambda a: __import__("voxgate.bench.latency", fromlist=["main"]).main(a))
     from voxgate.bench import turns
 

@@ -373,3 +373,7 @@ def test_the_fast_lead_is_hibari_for_af_heart_in_english_only() -> None:
     assert entries["ivy"]["first_clause_voice"] == "hibari-heart" and entries["anna"]["first_clause_voice"] is None
     off = VoiceCatalog(backends)
     assert off.resolve("ivy").lead is None and off.catalog_json()[0]["first_clause_voice"] is None
+    # a Kokoro voice without a fast lead is slow to start (its first clause is cut short); with one, not
+    assert catalog.resolve("anna").slow_start and off.resolve("ivy").slow_start
+    assert not ivy.slow_start and not catalog.resolve("joe").slow_start
+    assert not catalog.resolve("hibari-heart").slow_start and not catalog.resolve("espeak-de").slow_start

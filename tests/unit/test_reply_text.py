@@ -2,12 +2,12 @@ import re
 
 import pytest
 
-from voxgate.session.clauses import ClauseSplitter
+from voxgate.session.clauses import FIRST_CLAUSE_MIN_WORDS, ClauseSplitter, first_clause_min_words
 from voxgate.session.playback import PlaybackClock
 
 
-def split(chunks: list[str]) -> list[str]:
-    s = ClauseSplitter()
+def split(chunks: list[str], first_min_words: int = FIRST_CLAUSE_MIN_WORDS) -> list[str]:
+    s = ClauseSplitter(first_min_words=first_min_words)
     out = [c for chunk in chunks for c in s.feed(chunk)]
     return out + s.flush()
 
@@ -19,6 +19,19 @@ def test_first_clause_is_cut_early_at_a_comma() -> None:
         "which is also its largest city.",
         "It has many museums.",
     ]
+
+
+def test_a_slow_voice_cuts_the_first_clause_at_its_first_comma_only() -> None:
+    text = "Sure, the capital of France is Paris, which is also its largest city. It has many museums."
+    assert split([text[i : i + 3] for i in range(0, len(text), 3)], first_clause_min_words(True)) == [
+        "Sure,",
+        "the capital of France is Paris, which is also its largest city.",  # later clauses as before
+        "It has many museums.",
+    ]
+    assert split(["The capital of France is Paris. Yes."], first_clause_min_words(True))[0] == (
+        "The capital of France is Paris."  # no comma: the sentence, as for any voice
+    )
+    assert first_clause_min_words(False) == FIRST_CLAUSE_MIN_WORDS
 
 
 def test_decimals_abbreviations_and_emails_do_not_end_sentences() -> None:

@@ -350,6 +350,10 @@ MEASURED: dict[str, dict[str, float]] = {
 }
 
 
+#: A voice whose first audio (idle, MEASURED) takes this long says its replies' opening words on their own.
+SLOW_FIRST_AUDIO_S = 0.3
+
+
 def measured_speed(info: VoiceInfo) -> dict[str, float]:
     return MEASURED.get(info.id) or MEASURED.get(info.engine) or {}
 
@@ -368,6 +372,8 @@ class ResolvedVoice:
     sample_rate: int
     #: A much faster voice of the same speaker for a reply's first clause (tts_fast_first_clause), or None.
     lead: ResolvedVoice | None = None
+    #: The voice that says the first clause is slow to start (MEASURED), so the clause is cut short.
+    slow_start: bool = False
 
     def for_clause(self, first: bool) -> ResolvedVoice:
         """The voice that says a reply's first clause (the lead, when there is one) or any later one."""
@@ -466,10 +472,10 @@ class VoiceCatalog:
         else:
             known = ", ".join([*self._voices, *self._aliases])
             raise UnknownVoiceError(f"unknown voice {requested!r}; available: {known}")
-        backend = self._voices[local][1]
-        return ResolvedVoice(
-            requested, backend, local, chosen, backend.sample_rate, self._lead(requested, local, chosen)
-        )
+        info, backend = self._voices[local]
+        lead = self._lead(requested, local, chosen)
+        slow = lead is None and measured_speed(info).get("first_audio_s", 0.0) >= SLOW_FIRST_AUDIO_S
+        return ResolvedVoice(requested, backend, local, chosen, backend.sample_rate, lead, slow)
 
     def _lead(self, requested: str, local: str, language: str) -> ResolvedVoice | None:
         """The fast voice for the first clause of `local`'s replies in `language`, when enabled and installed."""

@@ -40,6 +40,7 @@ class TurnTiming:
     to_transcript: float | None = None
     to_reply_started: float | None = None
     to_first_audio: float | None = None
+    reply: str = ""  # what the agent said (transcript.agent)
     events: list[str] = field(default_factory=list)
 
 
@@ -76,6 +77,8 @@ async def _turn(ws: object, samples: np.ndarray, timing: TurnTiming, inbox: asyn
                 timing.to_reply_started = now
             elif kind == "reply.audio" and timing.to_first_audio is None:
                 timing.to_first_audio = now
+            elif kind == "transcript.agent":
+                timing.reply = str(event.get("text", ""))
             elif kind == "reply.done":
                 return
 
@@ -98,7 +101,7 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-async def run(url: str, api_key: str | None, turns: int) -> list[TurnTiming]:
+async def run(url: str, api_key: str | None, turns: int, voice: str | None = None) -> list[TurnTiming]:
     import websockets
 
     questions = tuple(QUESTIONS[i % len(QUESTIONS)] for i in range(turns))
@@ -112,11 +115,16 @@ async def run(url: str, api_key: str | None, turns: int) -> list[TurnTiming]:
             json.dumps(
                 {
                     "type": "session.update",
-                    "session": {"system_prompt": "You are a helpful voice assistant. Answer in one short sentence."},
+                    "session": {
+                        "system_prompt": "You are a helpful voice assistant. Answer in one short sentence.",
+                        **({"output": {"voice": voice}} if voice else {}),
+                    },
                 }
             )
         )
         ready = await asyncio.wait_for(inbox.get(), 120)
+        while ready["type"] == "session.updated":  # the configuration echoed before the session is ready
+            ready = await asyncio.wait_for(inbox.get(), 120)
         if ready["type"] != "session.ready":
             raise SystemExit(f"session not ready: {ready}")
         for question, samples in zip(questions, audio, strict=True):
@@ -135,7 +143,7 @@ def _fmt(value: float | None) -> str:
 def _print_turn(n: int, t: TurnTiming) -> None:
     print(
         f"turn {n}: transcript {_fmt(t.to_transcript)} s  reply.started {_fmt(t.to_reply_started)} s  "
-        f"first audio {_fmt(t.to_first_audio)} s  | heard: {t.transcript!r}",
+        f"first audio {_fmt(t.to_first_audio)} s  | heard: {t.transcript!r}  said: {t.reply!r}",
         flush=True,
     )
 
@@ -157,6 +165,6 @@ def summarize(timings: list[TurnTiming]) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    timings = asyncio.run(run(args.url, args.api_key, args.turns))
+    timings = asyncio.run(run(args.url, args.api_key, args.turns, getattr(args, "voice", None)))
     summarize(timings)
     return 0 if all(t.to_first_audio is not None for t in timings) else 1

@@ -345,7 +345,8 @@ class Conversation:
 
     async def greet(self) -> None:
         if self.config.greeting:
-            await self.replies.start(clauses_of(self.config.greeting), trigger="greeting")
+            greeting = clauses_of(self.config.greeting, first_min_words=self.replies.first_min_words())
+            await self.replies.start(greeting, trigger="greeting")
 
     # ------------------------------------------------------------ what the client asks for directly
 

@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from voxgate.backends.base import LLMEvent, TextDelta
+from voxgate.session.clauses import FIRST_CLAUSE_MIN_WORDS
 from voxgate.session.spoken_filter import SpokenSplitter
 
 _END = object()
@@ -33,14 +34,22 @@ class PrefetchKey:
 
 
 class PrefetchedReply:
-    def __init__(self, key: PrefetchKey, stream: AsyncIterator[LLMEvent], *, filtered: bool = True) -> None:
+    def __init__(
+        self,
+        key: PrefetchKey,
+        stream: AsyncIterator[LLMEvent],
+        *,
+        filtered: bool = True,
+        first_min_words: int = FIRST_CLAUSE_MIN_WORDS,
+    ) -> None:
         self.key = key
         self.started_at = asyncio.get_running_loop().time()  # when the model was asked (session/turn_stages.py)
         self.first_event_at: float | None = None  # when its first token came
         self._queue: asyncio.Queue[object] = asyncio.Queue()
         # The reply's first clause, once the stream has one; None when it opens with a tool call or fails.
         self.first_clause: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
-        self._splitter = SpokenSplitter(filtered=filtered)  # the reply's own first clause, made the same way
+        # the reply's own first clause, made the same way (the same voice's cut)
+        self._splitter = SpokenSplitter(filtered=filtered, first_min_words=first_min_words)
         self._task = asyncio.ensure_future(self._pump(stream))
         self._task.add_done_callback(self._no_first_clause)  # also when cancelled before it ever ran
 

@@ -17,7 +17,7 @@ from voxgate.aio import TaskScope
 from voxgate.backends.base import LLMEvent, TextDelta, ToolCallRequest
 from voxgate.protocol.events import ReplyErrorCode, new_id
 from voxgate.redaction import redact
-from voxgate.session.clauses import ClauseSplitter
+from voxgate.session.clauses import FIRST_CLAUSE_MIN_WORDS, ClauseSplitter
 from voxgate.session.speaker import ReplySpeaker, SpeechItem, ToolCallsReady
 from voxgate.session.spoken_filter import SpokenSplitter
 
@@ -75,8 +75,8 @@ class ActiveReply:
         await self.scope.close()
 
 
-async def clauses_of(text: str) -> AsyncIterator[SpeechItem]:
-    splitter = ClauseSplitter()
+async def clauses_of(text: str, *, first_min_words: int = FIRST_CLAUSE_MIN_WORDS) -> AsyncIterator[SpeechItem]:
+    splitter = ClauseSplitter(first_min_words=first_min_words)
     for clause in [*splitter.feed(text), *splitter.flush()]:
         yield clause
 
@@ -87,6 +87,7 @@ async def llm_items(
     first_token_timeout_s: float,
     hold: Callable[[str], bool] = lambda _: False,
     filtered: bool = True,
+    first_min_words: int = FIRST_CLAUSE_MIN_WORDS,
 ) -> AsyncIterator[SpeechItem]:
     """The LLM's deltas as clauses to say, and its tool calls after a spoken transition.
 
@@ -94,8 +95,9 @@ async def llm_items(
     that fails or does not answer in time raises ReplyFailed: the reply reports it and an apology
     follows, never dead air. What is not meant for the ear (markup, JSON, a call told in words) is
     dropped on the way (session/spoken_filter.py) unless `filtered` is off (only to measure it).
+    `first_min_words`: where the first clause may end, for the voice that says it (session/clauses.py).
     """
-    splitter = SpokenSplitter(filtered=filtered)
+    splitter = SpokenSplitter(filtered=filtered, first_min_words=first_min_words)
     spoke = False
     calls: list[ToolCallRequest] = []
     try:

@@ -34,6 +34,7 @@ from voxgate.protocol.events import (
     ToolCall,
 )
 from voxgate.redaction import redact
+from voxgate.session.clauses import first_clause_min_words
 from voxgate.session.context_window import ContextWindow, estimate_tokens
 from voxgate.session.languages import language_instruction, voice_for_language
 from voxgate.session.listener import Pause
@@ -159,6 +160,7 @@ class Replies:
                 first_token_timeout_s=policy.llm_first_token_timeout_s,
                 hold=self._holds,
                 filtered=policy.tool_guards,
+                first_min_words=self.first_min_words(),
             )
             async with closing(said):  # a cut closes the LLM's stream at once (speaker.py)
                 async for item in said:
@@ -294,7 +296,9 @@ class Replies:
         llm = await self._llm()
         key = PrefetchKey(text, self.context_key())
         messages = self.messages(llm, tools=c.tools, then=[ChatMessage(role="user", content=text)])
-        turn.start_prefetch(PrefetchedReply(key, llm.stream(messages, c.tools), filtered=host.policy.tool_guards))
+        stream = llm.stream(messages, c.tools)
+        words = self.first_min_words()
+        turn.start_prefetch(PrefetchedReply(key, stream, filtered=host.policy.tool_guards, first_min_words=words))
         log.debug("LLM started speculatively on %r", text)
         turn.scope.spawn(self._speak_ahead(turn), "speak-ahead")
 
@@ -322,6 +326,10 @@ class Replies:
         c = self._host.config
         voice = self._host.ports.voices.resolve(c.voice or voice_for_language(c.language), language=c.language)
         return voice, WIRE_RATES[c.output_encoding]
+
+    def first_min_words(self) -> int:
+        """Where this session's replies may cut their first clause (session/clauses.py): early for a slow voice."""
+        return first_clause_min_words(self.voice()[0].for_clause(first=True).slow_start)
 
     async def _synthesize(self, text: str, voice: ResolvedVoice, wire_rate: int) -> Audio:
         audio, rate = await self._host.ports.voices.synthesize(text, voice)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import re
 
-from voxgate.session.clauses import ClauseSplitter
+from voxgate.session.clauses import FIRST_CLAUSE_MIN_WORDS, ClauseSplitter
 
 log = logging.getLogger("voxgate.session")
 
@@ -136,9 +136,9 @@ class SpokenSplitter:
 
     `filtered=False` is the splitter alone (what was said before these filters; for `bench tools`)."""
 
-    def __init__(self, *, filtered: bool = True) -> None:
+    def __init__(self, *, filtered: bool = True, first_min_words: int = FIRST_CLAUSE_MIN_WORDS) -> None:
         self._markup = MarkupFilter() if filtered else None
-        self._splitter = ClauseSplitter()
+        self._splitter = ClauseSplitter(first_min_words=first_min_words)
 
     def feed(self, text: str) -> list[str]:
         return self._spoken(self._splitter.feed(self._markup.feed(text) if self._markup else text))

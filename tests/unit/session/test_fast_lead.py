@@ -35,3 +35,18 @@ async def test_without_a_lead_every_clause_is_the_voice_itself() -> None:
     await s.user.say("When do you open?", 1.0, then=1.0)
     await s.idle()
     assert s.voices.said_by and {voice for voice, _ in s.voices.said_by} == {"tone"}
+
+
+@virtual
+async def test_a_slow_voice_says_the_opening_words_on_their_own_and_a_fast_one_does_not() -> None:
+    """A voice slow to start (Kokoro without a lead) cuts the first clause at the first comma: "Sure,"
+    is synthesized alone and heard while the rest is made; the prefetched reply is cut the same way."""
+    reply = ["Sure, I can help with that. ", "The store opens at nine."]
+    slow = await open_session(llm=ScriptedLLM(list(reply)), voices=ToneVoices(slow=True))
+    await slow.user.say("When do you open?", 1.0, then=1.0)
+    await slow.idle()
+    assert [text for _, text in slow.voices.said_by] == ["Sure,", "I can help with that.", "The store opens at nine."]
+    fast = await open_session(llm=ScriptedLLM(list(reply)))
+    await fast.user.say("When do you open?", 1.0, then=1.0)
+    await fast.idle()
+    assert [text for _, text in fast.voices.said_by] == ["Sure, I can help with that.", "The store opens at nine."]

@@ -165,6 +165,6 @@ def summarize(timings: list[TurnTiming]) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    timings = asyncio.run(run(args.url, args.api_key, args.turns, getattr(args, "voice", None)))
+    timings = asyncio.run(run(args.url, args.api_key, args.turns, args.voice))
     summarize(timings)
     return 0 if all(t.to_first_audio is not None for t in timings) else 1

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import numpy as np
+from pathlib import Path
+
 import pytest
 
 from voxgate.text.pack_hints import MAX_HINTS, PackHints
@@ -49,8 +50,11 @@ def test_hints_are_few_and_never_already_written(hints: PackHints) -> None:
 
 
 @pytest.mark.slow
-def test_a_second_decode_with_hints_hears_medication_names_correction_alone_misses() -> None:
-    """Real voices, real Whisper base, the engine's own final-turn path: with hints the names come out."""
+def test_a_second_decode_with_hints_hears_medication_names_correction_alone_misses(tmp_path: Path) -> None:
+    """Real voices, real Whisper base, the engine's own final-turn path, on the first 14 sentences of
+    `voxgate bench terms` (each of its seven voices twice). One take per name is a coin toss (a test of
+    three names failed CI on a machine where two takes came out a little off); over the bench's 42 the
+    hints hear 28-29 names against correction's 12, and over these 14 they heard 11 against 3 here."""
     import asyncio
 
     import onnxruntime
@@ -58,30 +62,23 @@ def test_a_second_decode_with_hints_hears_medication_names_correction_alone_miss
     from voxgate.audio.resample import resample
     from voxgate.backends.recognition import Recognizer
     from voxgate.backends.registry import Models
-    from voxgate.backends.tts.kokoro_voice import KokoroTTS
+    from voxgate.bench.accuracy import RATE, Voices
+    from voxgate.bench.terms import MEDICAL_SET, medical_items
     from voxgate.config import Settings
 
-    onnxruntime.set_seed(1)  # Kokoro samples noise in its graph: the same take every run
-    kokoro = KokoroTTS()
-    said = [
-        ("doxycycline", "My doctor prescribed doxycycline last week.", "jf_alpha"),
-        ("topiramate", "I ran out of topiramate yesterday.", "jf_tebukuro"),
-        ("gabapentin", "I take gabapentin every morning.", "jm_kumo"),
-    ]
-    audio = [
-        np.concatenate(
-            [np.zeros(4800, np.float32), resample(kokoro.synthesize(text, voice=v), kokoro.sample_rate, 16_000)]
-        )
-        for _, text, v in said
-    ]
+    onnxruntime.set_seed(1)  # Kokoro samples noise in its graph: the same takes every run on a machine
+    items = medical_items(Voices(tmp_path), first=14)
+    assert [i.term for i in items] == [term for term, _ in MEDICAL_SET[:14]]
+    audio = [resample(item.audio24k, RATE, 16_000) for item in items]
 
     async def heard(hinted: bool) -> int:
         engine = Recognizer(Models(Settings(term_packs=["medical"], term_pack_hints=hinted, preload=False)))
         found = 0
-        for (term, _, _), clip in zip(said, audio, strict=True):
+        for item, clip in zip(items, audio, strict=True):
             raw = await engine.transcribe(clip, language="en", keyterms=(), purpose="final")
-            found += term in engine.finish_transcript(raw, language="en", keyterms=()).lower()
+            found += str(item.term).lower() in engine.finish_transcript(raw, language="en", keyterms=()).lower()
         return found
 
     with_hints, correction_only = asyncio.run(heard(True)), asyncio.run(heard(False))
-    assert with_hints >= 2 and with_hints > correction_only
+    print(f"medication names heard: {with_hints}/14 with hints, {correction_only}/14 by correction alone")
+    assert with_hints >= 7 and with_hints >= correction_only + 4, (with_hints, correction_only)

@@ -63,6 +63,7 @@ from voxgate.bench.soak import (
     speak_turn,
     wait_healthy,
 )
+from voxgate.session.turn_stages import STAGES
 
 SYSTEM_PROMPT = "You are a helpful voice assistant. Answer in one short sentence."
 REMOTE_VOICE = "alloy"  # one of tts_remote_voices' defaults: the stub speaks it
@@ -166,6 +167,19 @@ class Figures:
     replies: int
     client_cores: float | None
     stub_cores: float | None
+    # each stage's median over the turns the server timed (`voxgate.turn.latency`): where a slower p50 went
+    stages_p50_ms: dict[str, float] = field(default_factory=dict)
+    stages_p95_ms: dict[str, float] = field(default_factory=dict)
+
+
+def stage_percentiles_ms(turns: Sequence[Turn], q: float) -> dict[str, float]:
+    """Per stage, the nearest-rank percentile of its milliseconds over the turns that reported it."""
+    out: dict[str, float] = {}
+    for name in STAGES:
+        value = percentile([t.stages_ms[name] for t in turns if name in t.stages_ms], q)
+        if value is not None:
+            out[name] = float(value)
+    return out
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -190,6 +204,8 @@ def figures(step: Step) -> Figures:
         replies=len(step.stalls_s),
         client_cores=step.client_cpu_s / wall if wall else None,
         stub_cores=step.stub_cpu_s / wall if step.stub_cpu_s is not None and wall else None,
+        stages_p50_ms=stage_percentiles_ms(step.turns, 0.5),
+        stages_p95_ms=stage_percentiles_ms(step.turns, 0.95),
     )
 
 
@@ -335,6 +351,17 @@ HEADER = (
 )
 
 
+def stage_lines(steps: Sequence[Step]) -> list[str]:
+    """Where each step's turns spent their time, stage by stage (p50/p95 ms): what grew with N."""
+    rows = [(s.n, stage_percentiles_ms(s.turns, 0.5), stage_percentiles_ms(s.turns, 0.95)) for s in _ordered(steps)]
+    if not any(p50 for _, p50, _ in rows):
+        return []
+    lines = ["     N  where the time went, p50/p95 ms per stage (the server's voxgate.turn.latency):"]
+    for n, p50, p95 in rows:
+        lines.append(f"  {n:4d}  " + "  ".join(f"{k} {p50[k]:.0f}/{p95[k]:.0f}" for k in STAGES if k in p50))
+    return lines
+
+
 def report(results: dict[str, list[Step]], cores: int, margin_s: float) -> list[str]:
     lines = [
         f"\nload: user speech is synthetic (the project's Piper voice 'joe'), streamed in real time; {cores} cores",
@@ -343,6 +370,7 @@ def report(results: dict[str, list[Step]], cores: int, margin_s: float) -> list[
         setup = SETUPS[key]
         lines += [f"\nsetup {key}: {setup.title}", HEADER]
         lines += [step_line(s) for s in _ordered(steps)]
+        lines += stage_lines(steps)
         n = largest_within(steps, margin_s)
         base = base_p95(steps)
         lines.append(
@@ -432,7 +460,8 @@ async def _open(url: str, voice: str) -> _LoadSocket:
     except Exception as exc:
         raise SoakError(f"connect: {type(exc).__name__}: {exc}") from exc
     sock = _LoadSocket(ws)
-    await sock.send({"type": "session.update", "session": {"system_prompt": SYSTEM_PROMPT, "output": {"voice": voice}}})
+    session = {"system_prompt": SYSTEM_PROMPT, "output": {"voice": voice}, "voxgate": {"turn_latency": True}}
+    await sock.send({"type": "session.update", "session": session})
     try:
         event = await sock.next_of({"session.ready", "session.error"}, 60)
     except SoakError:

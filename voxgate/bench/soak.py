@@ -138,6 +138,8 @@ class Turn:
     said: str = ""  # the agent's transcript.agent texts, " / " between replies
     tools: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    # [Voxgate] `voxgate.turn.latency`, when the socket asked for it: each stage's own milliseconds
+    stages_ms: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -557,6 +559,8 @@ async def speak_turn(
                 elif kind == "reply.audio" and turn.first_audio_s is None:
                     turn.first_audio_s = event["_at"] - end_of_speech
                     finished = drop_at_audio
+                elif kind == "voxgate.turn.latency" and not turn.stages_ms:
+                    turn.stages_ms = stage_durations_ms(event)
                 elif kind == "reply.started":
                     apology_by = None
                 elif kind == "tool.call":
@@ -581,6 +585,17 @@ async def speak_turn(
     turn.failures = classify(events, timed_out=timed_out, closed=closed)
     if client_error is not None:
         turn.failures.append(client_error)
+
+
+def stage_durations_ms(event: dict[str, Any]) -> dict[str, int]:
+    """A `voxgate.turn.latency` event's stages as each one's own length (the event gives start and end)."""
+    out: dict[str, int] = {}
+    for stage in event.get("stages") or []:
+        try:
+            out[str(stage["name"])] = int(stage["end_ms"]) - int(stage["start_ms"])
+        except (KeyError, TypeError, ValueError):
+            continue  # a stage the bench cannot read is left out, not guessed
+    return out
 
 
 async def _answer_tools(sock: _Socket, calls: list[dict[str, Any]]) -> None:

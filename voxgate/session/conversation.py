@@ -341,6 +341,7 @@ class Conversation:
                 turn_detection=lambda: self.config.timing,
                 end_of_turn=self._end_of_turn,
                 partial_interval_s=self.policy.partial_interval_s,
+                now=self.now,
             )
 
     async def greet(self) -> None:
@@ -572,7 +573,7 @@ class Conversation:
     async def transcribe(self, turn: UserTurn, end: TurnEnd, decided: str | None = None) -> None:
         turn.audio = end.audio
         turn.end()
-        self.stages.turn_ended(turn.item_id, end.silence_s)
+        self.stages.turn_ended(turn.item_id, end.silence_s, speech_end_at=end.speech_end_at)
         await self.enter(Transcribing(turn))
         turn.scope.spawn(self._complete_turn(turn, end, decided), "transcript")
 

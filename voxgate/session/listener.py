@@ -71,7 +71,11 @@ class TurnEnd:
     utterance: int
     voiced_s: float
     voiced_frames: int
-    silence_s: float = 0.0  # the silence waited before the turn was closed (the end-of-turn wait)
+    silence_s: float = 0.0  # the silence read before the turn was closed
+    # When the last voiced audio reached the listener, on its clock (None without one): the end of speech
+    # as the user knows it. Not "close less silence_s": the listener stops reading while it awaits the
+    # end-of-turn check, so under load the close comes well after that much silence.
+    speech_end_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -91,8 +95,10 @@ class Listener:
         turn_detection: Callable[[], TurnTiming],
         end_of_turn: EndOfTurnCheck | None,
         partial_interval_s: float,
+        now: Callable[[], float] | None = None,
     ) -> None:
         self._vad = vad
+        self._now = now
         self._turn = turn_detection
         self._end_of_turn = end_of_turn
         self._partial_every = int(partial_interval_s * ANALYSIS_RATE)
@@ -112,6 +118,8 @@ class Listener:
         self._confirmed = False
         self._since_partial = 0
         self._vad_reset = False
+        self._frame_end_at: float | None = None  # when the frame being read ended, as it arrived
+        self._voice_end_at: float | None = None
         self.utterance_id = 0
         self.confirm_voiced_s = CONFIRM_VOICED_S  # the session raises it while the mic carries echo
 
@@ -153,7 +161,10 @@ class Listener:
         self._vad_reset = False
         scores = self._scores(frames)
         events: list[ListenerEvent] = []
+        arrived = self._now() if self._now is not None else None
         for i in range(n):
+            if arrived is not None:  # the chunk arrived whole: its frames ended before its last sample
+                self._frame_end_at = arrived - ((n - 1 - i) * self._frame + len(self._pending)) / ANALYSIS_RATE
             if self._vad_reset:  # an utterance ended at the frame before: the rest is scored afresh
                 self._vad_reset = False
                 scores[i:] = self._scores(frames[i:])
@@ -196,6 +207,7 @@ class Listener:
         self._since_partial += len(frame)
         if voiced:
             self._voiced += 1
+            self._voice_end_at = self._frame_end_at
             self._silence = 0
             self._checked = self._late_checked = False
             self._drop_early_check()
@@ -278,4 +290,4 @@ class Listener:
         self._vad_reset = True  # frames of this chunk after this one were scored before the reset
         if voiced_s < MIN_VOICED_S:
             return NoiseEnd()
-        return TurnEnd(audio, self.utterance_id, voiced_s, self._voiced, silence_s)
+        return TurnEnd(audio, self.utterance_id, voiced_s, self._voiced, silence_s, self._voice_end_at)

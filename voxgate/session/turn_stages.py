@@ -198,12 +198,14 @@ class TurnStages:
 
     # ------------------------------------------------------------ what the session tells
 
-    def turn_ended(self, item_id: str, silence_s: float) -> None:
-        """The listener closed a user turn after `silence_s` of silence (audio seconds)."""
+    def turn_ended(self, item_id: str, silence_s: float, *, speech_end_at: float | None = None) -> None:
+        """The listener closed a user turn after `silence_s` of silence (audio seconds); the speech ended
+        at `speech_end_at` on the session's clock, if the listener knows (else the close less the silence)."""
         if self._open is not None and self._open.item_id != item_id:
             self._abandon(self._open)
         now = self._now()
-        self._open = _OpenTurn(item_id, now - silence_s, now, self._wall() - silence_s)
+        waited = silence_s if speech_end_at is None else max(0.0, now - speech_end_at)
+        self._open = _OpenTurn(item_id, now - waited, now, self._wall() - waited)
 
     def reply_started(self, reply: ActiveReply) -> None:
         """A reply begins (before its first word): the one answering the open turn is bound to it."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from tests.fakes import SCRIPT_POLICY, ScriptedLLM, Session, open_session
+from tests.fakes import SCRIPT_POLICY, ScriptedLLM, ScriptedTurnModel, Session, open_session
 from tests.virtual_time import START_S, virtual
 from voxgate.protocol.events import TurnLatency
 from voxgate.session.turn_stages import STAGES, ResumeKind, TimedTurn
@@ -224,3 +224,20 @@ async def test_a_dropped_socket_leaves_no_turn_half_timed() -> None:
     await s.conversation.answer_owed()
     await s.idle()
     assert w.turns == []  # the owed answer has no spoken turn of its own to be timed against
+
+
+@virtual
+async def test_a_slow_end_of_turn_check_counts_in_the_end_of_turn_stage_from_the_real_end_of_speech() -> None:
+    """The listener waits for the check (Smart Turn, the words) before it reads on: under load that wait was
+    hidden, the stages counting from the close less the silence *read*, not from the end of speech."""
+    slow_check = ScriptedTurnModel(delay=0.9)
+    s = await open_session(llm=ScriptedLLM(["It is noon."]), policy=NO_PREFETCH, turn_model=slow_check)
+    w = watched(s)
+    await s.user.say("What time is it?", 1.0, then=2.5)
+    await s.idle()
+    (turn,) = w.turns
+    eot = turn.stages[0]
+    t0 = s.transport.first("input.speech.stopped") - eot.end_s
+    assert abs(t0 - (START_S + 1.0)) < TOLERANCE_S  # where the user stopped, not 0.9 s later
+    assert eot.end_s > 0.9 + 0.3  # the check's own 0.9 s, asked a little before 600 ms of silence
+    assert abs(turn.first_audio_s - (s.transport.first("reply.audio") - (START_S + 1.0))) < TOLERANCE_S

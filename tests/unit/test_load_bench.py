@@ -27,9 +27,10 @@ from voxgate.bench.load import (
     report,
     rss_per_extra_session,
     should_stop,
+    stage_lines,
     targets,
 )
-from voxgate.bench.soak import Turn
+from voxgate.bench.soak import Turn, stage_durations_ms
 
 
 def _step(n: int, firsts: list[float | None], *, rss: float | None = None, stalls: list[float] | None = None) -> Step:
@@ -166,3 +167,23 @@ def test_cpu_seconds_of_this_process_grow_with_work() -> None:
     after = cpu_seconds(os.getpid())
     assert after is not None and after > before
     assert cpu_seconds(2**22 + 12345) is None  # no such process
+
+
+def test_stage_figures_come_from_the_servers_latency_events() -> None:
+    """Where the time went: each stage's own length from the event, percentiles over the turns that have it."""
+    event = {
+        "type": "voxgate.turn.latency",
+        "stages": [
+            {"name": "end_of_turn", "start_ms": 0, "end_ms": 700},
+            {"name": "transcript", "start_ms": 700, "end_ms": 710},
+            {"name": "llm_first_token", "start_ms": "x", "end_ms": 800},  # unreadable: left out
+        ],
+    }
+    assert stage_durations_ms(event) == {"end_of_turn": 700, "transcript": 10}
+    turns = [Turn("t", i + 1, "q", first_audio_s=1.0, stages_ms={"end_of_turn": ms}) for i, ms in enumerate([600, 900])]
+    turns.append(Turn("t", 3, "q", first_audio_s=1.0))  # a turn the server did not time
+    step = Step("b", 4, turns=turns)
+    f = figures(step)
+    assert f.stages_p50_ms == {"end_of_turn": 600.0} and f.stages_p95_ms == {"end_of_turn": 900.0}
+    assert stage_lines([step])[1].split() == ["4", "end_of_turn", "600/900"]
+    assert stage_lines([Step("b", 1, turns=[Turn("t", 1, "q", first_audio_s=1.0)])]) == []  # nothing timed

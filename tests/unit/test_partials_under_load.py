@@ -1,5 +1,6 @@
 """Under load the live line gives way (backends/recognition.py): a partial on a local model is skipped
-while the server's local decodes fill the cores (`stt_threads` each); finals, guesses and checks always run.
+while the server's local decodes fill the cores (`stt_threads` each); finals, guesses and checks take
+turns at the decode gate (backends/decode_gate.py), finals first.
 
 Measured before (setup b of `voxgate bench load`, 4 callers, local Whisper, remote LLM and voice): the
 callers' partials kept every turn's final decode and end-of-turn check queued behind them.
@@ -14,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from voxgate.backends import recognition
+from voxgate.backends import decode_gate
 from voxgate.backends.base import Audio, STTCapabilities
 from voxgate.backends.recognition import Recognizer
 from voxgate.backends.registry import Models
@@ -54,7 +55,7 @@ def _recognizer(*, local: bool = True, fit: int = 2) -> tuple[Recognizer, Models
         stt={"base": base, "tiny.en": tiny},
     )
     cores = set(range(2 * fit))
-    _PATCH.setattr(recognition.os, "sched_getaffinity", lambda _pid: cores)
+    _PATCH.setattr(decode_gate.os, "sched_getaffinity", lambda _pid: cores)
     models.__dict__["pack_terms"] = ()
     models.__dict__["pack_hints"] = None
     return Recognizer(models), models, base, tiny
@@ -79,8 +80,9 @@ async def test_a_partial_is_skipped_while_local_decodes_fill_the_workers() -> No
     await _until(lambda: base.started == 2)
     assert models.local_decodes == 2
     assert await _read(r, "partial") == "" and tiny.started == 0  # not even started
-    check = asyncio.ensure_future(_read(r, "check"))  # a check of voice over the agent still runs
-    await _until(lambda: base.started == 3)
+    check = asyncio.ensure_future(_read(r, "check"))  # a check of voice over the agent waits for a slot
+    await asyncio.sleep(0.05)
+    assert base.started == 2 and models.decode_gate.waiting == 1
     base.release.set()
     assert await asyncio.gather(*finals, check) == ["heard by base"] * 3
     assert models.local_decodes == 0
@@ -156,3 +158,43 @@ async def test_the_second_decode_of_a_pack_term_counts_too() -> None:
     base.release.set()
     assert await final == "heard by base"
     assert models.local_decodes == 0
+
+
+@pytest.mark.asyncio
+async def test_finals_waiting_for_the_cores_go_before_checks_in_arrival_order() -> None:
+    """Two decodes at once on cores that fit one both finish late; one at a time, the most urgent first."""
+    r, models, base, _tiny = _recognizer(fit=1)
+    order: list[str] = []
+
+    async def read(purpose: str, name: str) -> None:
+        await _read(r, purpose)
+        order.append(name)
+
+    first = asyncio.ensure_future(read("final", "first final"))
+    await _until(lambda: base.started == 1)
+    waiting = [
+        asyncio.ensure_future(read("check", "check")),
+        asyncio.ensure_future(read("final", "second final")),
+        asyncio.ensure_future(read("final", "third final")),
+    ]
+    await _until(lambda: models.decode_gate.waiting == 3)
+    assert base.started == 1  # nothing started beside the running one
+    base.release.set()
+    await asyncio.gather(first, *waiting)
+    assert order == ["first final", "second final", "third final", "check"]
+    assert models.decode_gate.running == 0 and models.local_decodes == 0
+
+
+@pytest.mark.asyncio
+async def test_a_cancelled_waiter_leaves_its_place_and_the_slot_goes_on() -> None:
+    r, models, base, _tiny = _recognizer(fit=1)
+    running = asyncio.ensure_future(_read(r, "final"))
+    await _until(lambda: base.started == 1)
+    given_up = asyncio.ensure_future(_read(r, "final"))  # a guess the user talked over
+    after = asyncio.ensure_future(_read(r, "final"))
+    await _until(lambda: models.decode_gate.waiting == 2)
+    given_up.cancel()
+    base.release.set()
+    assert await running == "heard by base" and await after == "heard by base"
+    assert given_up.cancelled() and base.started == 2
+    assert models.decode_gate.running == 0

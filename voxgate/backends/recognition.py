@@ -36,14 +36,15 @@ The session's input settings (protocol §4.2) apply here:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from voxgate.backends.base import Audio, SpeechToText, STTDecoding
+from voxgate.backends.decode_gate import decodes_that_fit
 from voxgate.config import input_language
 
 if TYPE_CHECKING:
@@ -65,6 +66,8 @@ class Decode:
     decoding: STTDecoding | None = None
 
 
+# The decode gate's order: a turn's transcript (the end-of-turn check and the reply wait on it) first.
+DECODE_PRIORITY: dict[TranscribePurpose, int] = {"final": 0, "check": 1, "partial": 2}
 QUICK_READ = Decode(quick=True)  # partials and checks, whatever the mode
 FINAL_DECODES: dict[str, Decode] = {
     "balanced": Decode(quick=False),
@@ -136,27 +139,30 @@ class Recognizer:
             return ""  # the live line waits for the next interval: every session's turn waits for these cores
         how = decode_for(purpose, mode)
         options = stt_options(language, languages, None if purpose == "check" else prompt, how.decoding)
-        text = await self._decode(model, audio, keyterms=list(keyterms), quick=how.quick, **options)
+        text = await self._decode(model, audio, purpose, keyterms=list(keyterms), quick=how.quick, **options)
         hints = [] if how.quick else self.pack_terms_maybe_in(text, keyterms)
         if hints and model.capabilities.keyterms:  # a pack term misheard, maybe: decode again, listing it
             log.debug("pack terms %s may be in %r: decoding again", hints, text)
             hinted = [*keyterms, *(h for h in hints if h not in keyterms)]
-            text = await self._decode(model, audio, keyterms=hinted, **options)
+            text = await self._decode(model, audio, purpose, keyterms=hinted, **options)
         return text
 
-    async def _decode(self, model: SpeechToText, audio: Audio, **kwargs: Any) -> str:
-        """One blocking decode in a worker thread, counted in the server's local decodes while it runs."""
+    async def _decode(self, model: SpeechToText, audio: Audio, purpose: TranscribePurpose, **kwargs: Any) -> str:
+        """One blocking decode in a worker thread, counted in the server's local decodes while it runs.
+
+        A local final or check waits for a free slot of the server's decode gate (finals first); a
+        partial does not (it is skipped when the cores are full, and is short on its small model)."""
         local = getattr(model, "local", False)
-        self._models.local_decodes += local
-        try:
-            return await asyncio.to_thread(functools.partial(model.transcribe, audio, **kwargs))
-        finally:
-            self._models.local_decodes -= local
+        gate = self._models.decode_gate if local and purpose != "partial" else None
+        async with gate.slot(DECODE_PRIORITY[purpose]) if gate is not None else contextlib.nullcontext():
+            self._models.local_decodes += local
+            try:
+                return await asyncio.to_thread(functools.partial(model.transcribe, audio, **kwargs))
+            finally:
+                self._models.local_decodes -= local
 
     def _decodes_that_fit(self) -> int:
-        """Local decodes the cores run at once without slowing each other: each uses `stt_threads`."""
-        cores = len(os.sched_getaffinity(0))
-        return max(1, cores // max(1, self._settings.stt_threads))
+        return decodes_that_fit(self._settings.stt_threads)
 
     def pack_terms_maybe_in(self, text: str, keyterms: Sequence[str]) -> list[str]:
         """Pack terms that `text`, as corrected, may have misheard: worth a second decode that lists them."""

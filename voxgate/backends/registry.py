@@ -24,6 +24,7 @@ from voxgate.backends.base import (
     TurnCompletionModel,
     VoiceActivityDetector,
 )
+from voxgate.backends.decode_gate import DecodeGate, decodes_that_fit
 from voxgate.backends.voices import VoiceCatalog
 from voxgate.config import Settings, input_language
 
@@ -57,6 +58,7 @@ class Models:
         self._llms_lock = threading.Lock()
         self.loaded = False  # `load` finished: what `/ready` waits for when `preload` is on
         self.local_decodes = 0  # decodes on local recognizers in flight, every session's (recognition.py)
+        self.decode_gate = DecodeGate(lambda: decodes_that_fit(settings.stt_threads))
         if llm is not None:
             self.__dict__["llm"] = llm  # what the cached property would have built
         if voices is not None:

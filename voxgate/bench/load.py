@@ -167,7 +167,7 @@ class Figures:
     replies: int
     client_cores: float | None
     stub_cores: float | None
-    # each stage's median over the turns the server timed (`voxgate.turn.latency`): where a slower p50 went
+    # each stage's p50 and p95 over the turns the server timed (`voxgate.turn.latency`): where a slower turn went
     stages_p50_ms: dict[str, float] = field(default_factory=dict)
     stages_p95_ms: dict[str, float] = field(default_factory=dict)
 
@@ -353,12 +353,13 @@ HEADER = (
 
 def stage_lines(steps: Sequence[Step]) -> list[str]:
     """Where each step's turns spent their time, stage by stage (p50/p95 ms): what grew with N."""
-    rows = [(s.n, stage_percentiles_ms(s.turns, 0.5), stage_percentiles_ms(s.turns, 0.95)) for s in _ordered(steps)]
-    if not any(p50 for _, p50, _ in rows):
+    rows = [figures(s) for s in _ordered(steps)]
+    if not any(f.stages_p50_ms for f in rows):
         return []
     lines = ["     N  where the time went, p50/p95 ms per stage (the server's voxgate.turn.latency):"]
-    for n, p50, p95 in rows:
-        lines.append(f"  {n:4d}  " + "  ".join(f"{k} {p50[k]:.0f}/{p95[k]:.0f}" for k in STAGES if k in p50))
+    for f in rows:
+        p50, p95 = f.stages_p50_ms, f.stages_p95_ms
+        lines.append(f"  {f.n:4d}  " + "  ".join(f"{k} {p50[k]:.0f}/{p95[k]:.0f}" for k in STAGES if k in p50))
     return lines
 
 

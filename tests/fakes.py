@@ -457,13 +457,16 @@ class RecordingTransport:
 class EchoingClient(RecordingTransport):
     """A client with no echo cancellation: its speaker plays the reply audio as it arrives (and drops what
     it buffered on `input.speech.started` or a flush), and its microphone hears that back (`echo`),
-    `delay_s` later and `gain` times as loud. Give `echo` to the User as what the microphone also hears."""
+    `delay_s` later and `gain` times as loud. Give `echo` to the User as what the microphone also hears.
+    `restart_late_s`: once its speaker ran dry, the client starts playing again this much after new audio
+    arrives (its jitter buffer refills first), later than the server's playback clock places it."""
 
-    def __init__(self, *, gain: float = 1.0, delay_s: float = 0.12) -> None:
+    def __init__(self, *, gain: float = 1.0, delay_s: float = 0.12, restart_late_s: float = 0.0) -> None:
         super().__init__()
         self._playback = RecordingPlayback(on_flush=self._drop_buffered)
         self.gain = gain
         self.delay_s = delay_s
+        self.restart_late_s = restart_late_s
         self._playing: list[tuple[float, Audio]] = []  # (when it starts playing, 16 kHz audio)
         self._end = 0.0
 
@@ -474,7 +477,7 @@ class EchoingClient(RecordingTransport):
             self._drop_buffered()
         elif isinstance(event, ReplyAudio):
             pcm = np.frombuffer(base64.b64decode(event.data), "<i2").astype(np.float32) / np.float32(32767)
-            start = max(now, self._end)
+            start = self._end if self._end >= now else now + (self.restart_late_s if self._playing else 0.0)
             audio = resample(pcm, 24_000, ANALYSIS_RATE)
             self._playing.append((start, audio))
             self._end = start + len(audio) / ANALYSIS_RATE

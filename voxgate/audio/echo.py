@@ -39,6 +39,12 @@ WINDOW_S = 0.8  # mic audio compared with the reference
 MIN_WINDOW_S = 0.3  # the least mic audio worth a decision
 ECHO_CORRELATION = 0.4  # normalized cross-correlation (whitened) above which the mic carries the agent's voice
 ECHO_KEEP_CORRELATION = 0.25  # once present, echo under the user's own voice (double talk) still counts
+# The mic holds the agent's echo and nothing else: voice left in the cancelled audio is residual echo, not
+# the user. A user adds a voice the reference lacks, which lowers the mic's correlation with it (the
+# normalized cross-correlation double-talk detector). Real voices: echo alone 0.98; echo with the user
+# talking at most 0.86, with the echo as loud as the user's voice (tests/unit/test_echo_guard.py).
+ECHO_ONLY_CORRELATION = 0.92
+ECHO_ONLY_WINDOW_S = 0.3
 # A peak staying at one delay from decision to decision is no extra proof of echo: the windows overlap,
 # so a chance peak between the user's voice and the agent's stays put too (seen at 0.23 then 0.22).
 ECHO_HOLD_S = 1.0  # once seen, treat echo as present this long
@@ -148,6 +154,26 @@ class EchoGuard:
                 log.debug("echo %s (correlation %.2f)", state, self.last_correlation)
             self._state = state
         return out if self._state == "present" else data[:n]
+
+    def echo_only(self) -> bool:
+        """Is the mic's latest audio the agent's echo and nothing else?
+
+        AEC3 takes about a second to follow a jump in the echo path's delay, and until then leaves
+        residual echo that a VAD reads as voice. Such jumps are common: a client's playback stalls on a
+        late packet, or starts again late after its buffer ran dry (50 ms was enough to leave 0.4 s of
+        voice on real speech). The session asks this before it lets voice over the agent stop it: one
+        correlation over ECHO_ONLY_WINDOW_S, only when voice is about to be confirmed.
+        """
+        if self.state != "present" or self._mic_clock is None:
+            return False
+        m = self._recent_mic[-int(ECHO_ONLY_WINDOW_S * ANALYSIS_RATE) :]
+        if len(m) < int(ECHO_ONLY_WINDOW_S * ANALYSIS_RATE):
+            return False
+        m_start = self._mic_clock - len(m) / ANALYSIS_RATE
+        r = self._far_end(m_start - MAX_DELAY_S, len(m) + int(MAX_DELAY_S * ANALYSIS_RATE))
+        if not np.any(r):
+            return False
+        return _max_correlation(_whiten(m), _whiten(r)) >= ECHO_ONLY_CORRELATION
 
     def _cancel(self, mic: Audio, start: float) -> Audio:
         """AEC3 over `mic` (whole 10 ms frames), fed the reference as the client plays it from `start`.

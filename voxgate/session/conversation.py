@@ -452,6 +452,9 @@ class Conversation:
             if isinstance(state, OverAgent) and state.stage == "unconfirmed":
                 if self._echo is not None and self._echo.state == "unknown":
                     await self.enter(OverAgent(state.reply, state.voice, "echo_unknown"))  # may be our own echo
+                elif self._echo is not None and self._echo.echo_only():
+                    log.debug("voice over the agent is residual echo (the mic holds only the agent): counted again")
+                    listener.rearm()
                 else:
                     await self.over_agent.confirmed(state)
         elif isinstance(event, PartialDue):

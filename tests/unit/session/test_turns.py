@@ -23,6 +23,7 @@ from tests.fakes import (
     Phrase,
     ScriptedLLM,
     Session,
+    Think,
     ToneVoices,
     open_session,
 )
@@ -496,3 +497,37 @@ async def test_a_cut_reply_closes_its_llm_stream_at_once() -> None:
     assert not story.completed
     assert story.closed_at is not None and story.closed_at - cut < 0.05, (story.closed_at, cut)
     assert s.wire()[-1] == "reply.done completed"
+
+
+@virtual
+async def test_residual_echo_after_the_client_restarts_playback_late_does_not_interrupt_the_agent() -> None:
+    # The LLM pauses mid-story, the client's speaker runs dry, and it starts the next clause 0.3 s later
+    # than the server places it (its jitter buffer refills first): AEC3 must follow a jump in the echo's
+    # delay and leaves residual echo that reads as voice. The mic then holds nothing but the agent
+    # (EchoGuard.echo_only), so it is not the user taking the turn. Before, the agent paused to read it
+    # ("input.speech.started", told to the client), as in an e2e run of the echoing client.
+    s = await _story_restarted_late()
+    await s.user.say("Tell me a story.", 1.0, then=10.0)
+    assert s.wire() == [*ASKED, f"transcript.agent: {STORY_TEXT}", "reply.done completed"]
+
+
+@virtual
+async def test_the_user_barging_in_while_the_canceller_follows_a_late_restart_still_stops_the_agent() -> None:
+    s = await _story_restarted_late(then=["Sure, what is it?"])
+    started = await story_told(s, into_reply=3.6)  # the second clause plays again from ~3.4 s
+    await s.user.say("Wait, stop", 0.8, then=2.0)
+    await s.idle()
+    # (not its words: the scripted recognizer reads the mix with residual echo as another phrase's level)
+    assert "reply.done interrupted" in s.wire(), s.wire()
+    assert s.transport.first("input.speech.started", after=started) < started + 3.6 + 0.8
+
+
+async def _story_restarted_late(then: list[str] | None = None) -> Session:
+    """The story with a 3 s pause after its first clause (the speaker runs dry), at an echoing client
+    that starts playing again 0.3 s late."""
+    return await open_session(
+        llm=ScriptedLLM([STORY[0], Think(3.0), *STORY[1:]], *([then] if then else [])),
+        policy=replace(SCRIPT_POLICY, echo_guard=True),
+        voices=ToneVoices(timbre="voice"),
+        transport=EchoingClient(gain=1.0, delay_s=0.12, restart_late_s=0.3),
+    )

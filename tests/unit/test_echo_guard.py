@@ -5,6 +5,7 @@ import pytest
 
 from voxgate.audio.echo import EchoGuard
 from voxgate.audio.resample import resample
+from voxgate.session.listener import ECHO_CONFIRM_VOICED_S
 
 pytestmark = pytest.mark.slow
 RATE = 16_000
@@ -93,8 +94,8 @@ def confirmations(
 ) -> list[tuple[float, bool]]:
     """The agent's reply plays in two parts with a 0.5 s gap; the client starts the second part
     `restart_late_s` later than the server places it (its buffer ran dry and took that long to refill).
-    The mic is streamed through the guard and Silero as the session does. Returned: each time 0.35 s of
-    voice counted afresh (ECHO_CONFIRM_VOICED_S) would have confirmed a barge-in, and whether the guard
+    The mic is streamed through the guard and Silero as the session does. Returned: each time
+    ECHO_CONFIRM_VOICED_S of voice, counted afresh, would have confirmed a barge-in, and whether the guard
     then called the mic echo only."""
     agent, user, vad = voices
     first, rest = agent[: int(1.2 * RATE)], agent[int(1.2 * RATE) :]
@@ -120,7 +121,7 @@ def confirmations(
         while len(pending) >= 512:
             voiced += stream.probability(pending[:512]) > 0.5
             pending = pending[512:]
-            if voiced * 512 / RATE >= 0.35:
+            if voiced * 512 / RATE >= ECHO_CONFIRM_VOICED_S:
                 found.append(((i + 800) / RATE, guard.echo_only()))
                 voiced = 0
     return found

@@ -169,11 +169,18 @@ class EchoGuard:
         m = self._recent_mic[-int(ECHO_ONLY_WINDOW_S * ANALYSIS_RATE) :]
         if len(m) < int(ECHO_ONLY_WINDOW_S * ANALYSIS_RATE):
             return False
+        correlation = self._playback_correlation(m)
+        return correlation is not None and correlation >= ECHO_ONLY_CORRELATION
+
+    def _playback_correlation(self, m: Audio) -> float | None:
+        """How strongly the mic's latest audio `m` carries what the client played, at some delay up to
+        MAX_DELAY_S (whitened normalized cross-correlation); None when nothing played over that span."""
+        assert self._mic_clock is not None
         m_start = self._mic_clock - len(m) / ANALYSIS_RATE
         r = self._far_end(m_start - MAX_DELAY_S, len(m) + int(MAX_DELAY_S * ANALYSIS_RATE))
         if not np.any(r):
-            return False
-        return _max_correlation(_whiten(m), _whiten(r)) >= ECHO_ONLY_CORRELATION
+            return None
+        return _max_correlation(_whiten(m), _whiten(r))
 
     def _cancel(self, mic: Audio, start: float) -> Audio:
         """AEC3 over `mic` (whole 10 ms frames), fed the reference as the client plays it from `start`.
@@ -201,10 +208,10 @@ class EchoGuard:
         assert self._mic_clock is not None
         m = self._recent_mic
         m_start = self._mic_clock - len(m) / ANALYSIS_RATE
-        r = self._far_end(m_start - MAX_DELAY_S, len(m) + int(MAX_DELAY_S * ANALYSIS_RATE))
-        if len(m) < MIN_WINDOW_S * ANALYSIS_RATE or not np.any(r):
+        correlation = self._playback_correlation(m) if len(m) >= MIN_WINDOW_S * ANALYSIS_RATE else None
+        if correlation is None:
             return "present" if now - self._echo_seen_at < ECHO_HOLD_S else self._undecided()
-        self.last_correlation = _max_correlation(_whiten(m), _whiten(r))
+        self.last_correlation = correlation
         present = now - self._echo_seen_at < ECHO_HOLD_S
         if self.last_correlation > (ECHO_KEEP_CORRELATION if present else ECHO_CORRELATION):
             self._echo_seen_at = now
